@@ -1,0 +1,262 @@
+"""The model engine: one base model in memory, LoRA adapters on top, streaming generation.
+
+No Qt here. Every method blocks and is thread-safe (one lock), so the GUI calls them from a worker
+thread (``loop.run_in_executor``) and the CLI calls them directly. Adapters are peft named adapters on the
+loaded base: loading, switching and disabling them never reloads the base.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from medalign_desktop.engine.errors import AdapterError, EngineError
+from medalign_desktop.engine.generation import (
+    GenerationResult,
+    SamplingSettings,
+    TextStreamer,
+    TokenCallback,
+    build_messages,
+    make_stop_criteria,
+)
+from medalign_desktop.engine.load_plan import LoadPlan, choose_load_plan
+from medalign_desktop.engine.model_folder import ModelFolderInfo, check_adapter_folder, check_model_folder
+from medalign_desktop.engine.offline import enforce_offline
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    label: str
+    folder: ModelFolderInfo
+    plan: LoadPlan
+    memory_bytes: int
+    load_time_s: float
+
+    def describe(self) -> str:
+        quant = "4-bit NF4" if self.plan.quantization == "nf4" else self.plan.dtype
+        return f"{self.label} on {self.plan.device.upper()}, {quant}, {self.memory_bytes / 2**20:,.0f} MiB"
+
+
+def _bitsandbytes_available() -> bool:
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception:  # it raises more than ImportError on machines without CUDA libraries
+        return False
+    return True
+
+
+class Engine:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.model = None  # transformers model, or a peft PeftModel once an adapter is loaded
+        self.tokenizer = None
+        self.loaded: LoadedModel | None = None
+        self._active_adapter: str | None = None
+
+    # ----------------------------------------------------------------- loading
+    def load(
+        self,
+        model_dir: str | Path,
+        *,
+        label: str | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        quantization: str = "auto",
+        progress: Progress | None = None,
+    ) -> LoadedModel:
+        """Load a base model folder, replacing any loaded model. Raises EngineError with a clear message."""
+        folder = check_model_folder(model_dir)
+        enforce_offline()
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+        try:
+            plan = choose_load_plan(
+                device=device, dtype=dtype, quantization=quantization,
+                cuda_available=torch.cuda.is_available(),
+                bitsandbytes_available=torch.cuda.is_available() and _bitsandbytes_available(),
+            )
+        except ValueError as exc:
+            raise EngineError(str(exc)) from exc
+        if progress:
+            progress(f"Loading {folder.path.name}: {plan.reason}")
+        started = time.perf_counter()
+        kwargs = dict(dtype=getattr(torch, plan.dtype), local_files_only=True, trust_remote_code=False,
+                      use_safetensors=True)
+        if plan.quantization == "nf4":
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16,
+            )
+            kwargs["device_map"] = {"": plan.device}
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder.path, local_files_only=True, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(folder.path, **kwargs)
+        except Exception as exc:  # transformers raises OSError, ValueError, RuntimeError... for bad folders
+            raise EngineError(f"{folder.path}: the model could not be loaded ({exc}).") from exc
+        if plan.quantization == "none":
+            model.to(plan.device)
+        model.eval()
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        with self._lock:
+            self.unload()
+            self.model, self.tokenizer = model, tokenizer
+            self.loaded = LoadedModel(
+                label or folder.path.name, folder, plan, model.get_memory_footprint(),
+                time.perf_counter() - started,
+            )
+        if progress:
+            progress(f"Loaded {self.loaded.describe()} in {self.loaded.load_time_s:.1f} s")
+        return self.loaded
+
+    def unload(self) -> None:
+        """Drop the model and really free its memory (GPU memory too)."""
+        with self._lock:
+            self.model = self.tokenizer = self.loaded = None
+            self._active_adapter = None
+            import gc
+
+            gc.collect()
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            except ImportError:
+                pass
+
+    def _require_model(self):
+        if self.model is None:
+            raise EngineError("No model is loaded yet.")
+        return self.model
+
+    # ----------------------------------------------------------------- adapters
+    @property
+    def adapters(self) -> list[str]:
+        model = self.model
+        return sorted(getattr(model, "peft_config", {}) or {}) if model is not None else []
+
+    @property
+    def active_adapter(self) -> str | None:
+        return self._active_adapter
+
+    def load_adapter(self, path: str | Path, name: str | None = None, *, activate: bool = True) -> str:
+        """Load a LoRA adapter folder onto the loaded base under ``name`` (default: the folder name)."""
+        folder = check_adapter_folder(path)
+        name = name or folder.name
+        with self._lock:
+            model = self._require_model()
+            if name in self.adapters:
+                raise AdapterError(f"An adapter named '{name}' is already loaded.")
+            try:
+                from peft import PeftModel
+
+                if isinstance(model, PeftModel):
+                    model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
+                else:
+                    self.model = PeftModel.from_pretrained(model, str(folder), adapter_name=name, is_trainable=False)
+                    self.model.eval()
+            except Exception as exc:  # shape mismatch, wrong base, unreadable config
+                raise AdapterError(f"{folder}: the adapter does not fit the loaded model ({exc}).") from exc
+            if activate:
+                self.set_adapter(name)
+            elif self._active_adapter is None and len(self.adapters) == 1:
+                pass  # still disabled: generation runs with adapters off until one is activated
+        return name
+
+    def set_adapter(self, name: str | None) -> None:
+        """Activate a loaded adapter, or None to answer with the base model alone."""
+        with self._lock:
+            if name is not None:
+                if name not in self.adapters:
+                    raise AdapterError(f"No adapter named '{name}' is loaded (loaded: {', '.join(self.adapters) or 'none'}).")
+                self.model.set_adapter(name)
+            self._active_adapter = name
+
+    def disable_adapter(self) -> None:
+        self.set_adapter(None)
+
+    def remove_adapter(self, name: str) -> None:
+        with self._lock:
+            if name not in self.adapters:
+                raise AdapterError(f"No adapter named '{name}' is loaded.")
+            if self._active_adapter == name:
+                self._active_adapter = None
+            if len(self.adapters) == 1:
+                self.model = self.model.unload()  # back to the plain base model, weights untouched
+            else:
+                self.model.delete_adapter(name)
+                if self._active_adapter:
+                    self.model.set_adapter(self._active_adapter)
+
+    # ----------------------------------------------------------------- generation
+    def encode(self, question: str, system_prompt: str):
+        """Chat-template the question; returns a dict of (1, prompt_len) tensors on the model's device."""
+        tokenizer = self.tokenizer
+        if tokenizer.chat_template:
+            enc = tokenizer.apply_chat_template(
+                build_messages(question, system_prompt), add_generation_prompt=True,
+                return_dict=True, return_tensors="pt",
+            )
+        else:
+            enc = tokenizer(question, return_tensors="pt")
+        return {k: v.to(self.model.device) for k, v in enc.items()}
+
+    def generate(
+        self,
+        question: str,
+        settings: SamplingSettings | None = None,
+        *,
+        on_text: TokenCallback | None = None,
+        stop: threading.Event | None = None,
+    ) -> GenerationResult:
+        """Answer one question, streaming text pieces to ``on_text``; blocks until done or stopped."""
+        settings = (settings or SamplingSettings()).validated()
+        if not question.strip():
+            raise EngineError("The question is empty.")
+        import contextlib
+
+        import torch
+
+        with self._lock:
+            model = self._require_model()
+            started = time.perf_counter()
+            enc = self.encode(question, settings.system_prompt)
+            streamer = TextStreamer(self.tokenizer, on_text, started)
+            sampling = settings.temperature > 0
+            gen_kwargs = dict(
+                max_new_tokens=settings.max_new_tokens, do_sample=sampling, streamer=streamer,
+                stopping_criteria=make_stop_criteria(stop), pad_token_id=self.tokenizer.pad_token_id,
+            )
+            if sampling:
+                gen_kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+            else:
+                gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+            if settings.seed is not None:
+                torch.manual_seed(settings.seed)
+            adapters_off = (
+                model.disable_adapter() if self._active_adapter is None and self.adapters else contextlib.nullcontext()
+            )
+            with torch.inference_mode(), adapters_off:
+                model.generate(**enc, **gen_kwargs)
+            streamer.end()
+            total = time.perf_counter() - started
+        n = streamer.n_tokens
+        if stop is not None and stop.is_set():
+            reason = "cancelled"
+        elif n >= settings.max_new_tokens:
+            reason = "length"
+        else:
+            reason = "stop"
+        ttft = streamer.first_token_at - started if streamer.first_token_at else None
+        return GenerationResult(
+            text=streamer.text, n_tokens=n, time_to_first_token_s=ttft, total_time_s=total,
+            tokens_per_s=n / total if total > 0 else 0.0, finish_reason=reason, settings=settings,
+            model_label=self.loaded.label if self.loaded else "", adapter=self._active_adapter,
+        )

@@ -1,0 +1,136 @@
+"""Streaming generation: settings, the token streamer, and the result record.
+
+The streamer runs inside ``model.generate`` on the worker thread (no extra thread, no queue), turns token
+ids into text as soon as they form whole characters, and hands each piece to a callback. Stopping is a
+``threading.Event`` checked by a stopping criterion after every token.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a careful medical assistant helping clinicians. Answer accurately and concisely, "
+    "say when you are unsure, and point out when urgent care is needed."
+)
+
+TokenCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How one answer is generated. temperature 0 means greedy decoding."""
+
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_new_tokens: int = 384
+    seed: int | None = None
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+
+    def validated(self) -> SamplingSettings:
+        problems = []
+        if not 0.0 <= self.temperature <= 5.0:
+            problems.append("temperature must be between 0 and 5")
+        if not 0.0 < self.top_p <= 1.0:
+            problems.append("top-p must be above 0 and at most 1")
+        if not 1 <= self.max_new_tokens <= 32768:
+            problems.append("max new tokens must be between 1 and 32768")
+        if problems:
+            raise ValueError("Sampling settings: " + "; ".join(problems) + ".")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_changes(self, **changes) -> SamplingSettings:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    text: str
+    n_tokens: int
+    time_to_first_token_s: float | None
+    total_time_s: float
+    tokens_per_s: float  # generated tokens / total time, as the clinician experiences it
+    finish_reason: str  # "stop" (end of answer), "length" (max tokens), "cancelled" (user stopped)
+    settings: SamplingSettings
+    model_label: str = ""
+    adapter: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class TextStreamer:
+    """A transformers streamer (``put``/``end``) that emits text pieces to a callback.
+
+    Detokenising token by token breaks multi-byte characters and merges spaces wrongly, so we decode the
+    tokens of the current line and emit only the new, complete part (the replacement character marks an
+    unfinished UTF-8 sequence). The first ``put`` carries the prompt and is skipped.
+    """
+
+    def __init__(self, tokenizer, on_text: TokenCallback | None, started_at: float):
+        self.tokenizer = tokenizer
+        self.on_text = on_text
+        self.started_at = started_at
+        self.first_token_at: float | None = None
+        self.n_tokens = 0
+        self.pieces: list[str] = []
+        self._line_ids: list[int] = []
+        self._emitted = 0
+        self._prompt_seen = False
+
+    def put(self, value) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        ids = value.reshape(-1).tolist()  # (batch=1, 1) or (1,) -> [token id]
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self.n_tokens += len(ids)
+        self._line_ids.extend(ids)
+        text = self.tokenizer.decode(self._line_ids, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            return  # wait for the rest of a multi-byte character
+        self._emit(text[self._emitted :])
+        if text.endswith("\n"):
+            self._line_ids, self._emitted = [], 0
+        else:
+            self._emitted = len(text)
+
+    def end(self) -> None:
+        if self._line_ids:
+            text = self.tokenizer.decode(self._line_ids, skip_special_tokens=True)
+            self._emit(text[self._emitted :].rstrip("\ufffd"))
+        self._line_ids, self._emitted = [], 0
+
+    def _emit(self, piece: str) -> None:
+        if piece:
+            self.pieces.append(piece)
+            if self.on_text:
+                self.on_text(piece)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+def make_stop_criteria(stop: threading.Event | None):
+    """A transformers StoppingCriteria that ends generation when ``stop`` is set."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _StopOnEvent(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            import torch
+
+            return torch.full((input_ids.shape[0],), bool(stop and stop.is_set()), dtype=torch.bool)
+
+    return StoppingCriteriaList([_StopOnEvent()])
+
+
+def build_messages(question: str, system_prompt: str) -> list[dict]:
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
+    messages.append({"role": "user", "content": question})
+    return messages
