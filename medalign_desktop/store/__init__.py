@@ -1,0 +1,56 @@
+"""MedAlign Desktop's storage layer: one SQLite file per workspace, through sqlite-utils. No Qt here.
+
+Import what you need from here; the submodules are internal.
+"""
+
+from __future__ import annotations
+
+from medalign_desktop.store.errors import StoreError, StoreImportError, StoreValidationError
+from medalign_desktop.store.importers import ImportIssue, ImportReport, import_questions
+from medalign_desktop.store.migrations import MIGRATIONS, Migration, latest_version
+from medalign_desktop.store.models import (
+    AuditEntry,
+    FeedbackDetail,
+    Generation,
+    HistoryRow,
+    Job,
+    JobMetric,
+    ModelVersion,
+    Prompt,
+)
+from medalign_desktop.store.store import Store
+from medalign_desktop.store.vocab import (
+    AUDIT_ACTIONS,
+    JOB_STATES,
+    REJECT_REASONS,
+    SAFETY_FLAGS,
+    SPLITS,
+    VERDICTS,
+)
+
+__all__ = [
+    "AUDIT_ACTIONS",
+    "JOB_STATES",
+    "MIGRATIONS",
+    "REJECT_REASONS",
+    "SAFETY_FLAGS",
+    "SPLITS",
+    "VERDICTS",
+    "AuditEntry",
+    "FeedbackDetail",
+    "Generation",
+    "HistoryRow",
+    "ImportIssue",
+    "ImportReport",
+    "Job",
+    "JobMetric",
+    "Migration",
+    "ModelVersion",
+    "Prompt",
+    "Store",
+    "StoreError",
+    "StoreImportError",
+    "StoreValidationError",
+    "import_questions",
+    "latest_version",
+]

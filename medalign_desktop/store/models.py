@@ -1,0 +1,213 @@
+"""Plain, frozen records handed out by the store.
+
+Frozen dataclasses rather than sqlite rows: the UI and the job runner get values they can pass between
+threads and compare, and never a live cursor. JSON columns are decoded here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _loads(value: str | None) -> Any:
+    return json.loads(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: int
+    text: str
+    reference_answer: str | None
+    answer_key: str | None
+    options: dict[str, str] | list[str] | None
+    source: str
+    external_id: str | None
+    split: str
+    import_batch_id: int | None
+    created_at: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Prompt:
+        return cls(
+            id=row["id"],
+            text=row["text"],
+            reference_answer=row["reference_answer"],
+            answer_key=row["answer_key"],
+            options=_loads(row["options_json"]),
+            source=row["source"],
+            external_id=row["external_id"],
+            split=row["split"],
+            import_batch_id=row["import_batch_id"],
+            created_at=row["created_at"],
+        )
+
+
+@dataclass(frozen=True)
+class Generation:
+    id: int
+    prompt_id: int
+    model_version_id: int | None
+    model_version: str | None  # the version's name as recorded at generation time
+    text: str
+    settings: dict[str, Any]
+    time_to_first_token_s: float | None
+    tokens_per_s: float | None
+    n_tokens: int | None
+    finish_reason: str | None
+    created_at: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Generation:
+        return cls(
+            id=row["id"],
+            prompt_id=row["prompt_id"],
+            model_version_id=row["model_version_id"],
+            model_version=row["model_version_name"],
+            text=row["text"],
+            settings=_loads(row["settings_json"]) or {},
+            time_to_first_token_s=row["time_to_first_token_s"],
+            tokens_per_s=row["tokens_per_s"],
+            n_tokens=row["n_tokens"],
+            finish_reason=row["finish_reason"],
+            created_at=row["created_at"],
+        )
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    feedback_id: int
+    action: str  # create / change / withdraw / undo
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
+    annotator: str
+    created_at: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> AuditEntry:
+        return cls(
+            id=row["id"],
+            feedback_id=row["feedback_id"],
+            action=row["action"],
+            old=_loads(row["old_json"]),
+            new=_loads(row["new_json"]),
+            annotator=row["annotator"],
+            created_at=row["created_at"],
+        )
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    feedback_id: int
+    created_at: str
+    annotator: str
+    verdict: str
+    prompt_excerpt: str
+    answer_excerpt: str  # the model's original answer
+    model_version: str | None
+    rating: int | None
+    flags: tuple[str, ...]
+    withdrawn: bool
+    edited_excerpt: str | None = None  # only for 'edit' verdicts
+    reject_reason: str | None = None
+    prompt_id: int | None = None
+    generation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackDetail:
+    feedback_id: int
+    prompt_id: int
+    prompt_text: str
+    reference_answer: str | None
+    generation_id: int
+    original_text: str
+    edited_text: str | None
+    model_version: str | None
+    verdict: str
+    reject_reason: str | None
+    reject_note: str | None
+    rating: int | None
+    safety_flags: tuple[str, ...]
+    notes: str | None
+    annotator: str
+    created_at: str
+    updated_at: str
+    withdrawn: bool
+    audit: list[AuditEntry] = field(default_factory=list)
+
+    @property
+    def final_text(self) -> str:
+        """The answer the clinician stands behind: the edit if there is one, else the original."""
+        return self.edited_text if self.edited_text is not None else self.original_text
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    id: int
+    name: str
+    kind: str
+    parent_id: int | None
+    job_id: int | None
+    base_model: str | None
+    adapter_path: str | None
+    data_size: int | None
+    metrics: dict[str, Any]
+    created_at: str
+    is_active: bool
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ModelVersion:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            kind=row["kind"],
+            parent_id=row["parent_id"],
+            job_id=row["job_id"],
+            base_model=row["base_model"],
+            adapter_path=row["adapter_path"],
+            data_size=row["data_size"],
+            metrics=_loads(row["metrics_json"]) or {},
+            created_at=row["created_at"],
+            is_active=bool(row["is_active"]),
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    state: str
+    config: dict[str, Any]
+    job_dir: str | None
+    data_size: int | None
+    error: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        return cls(
+            id=row["id"],
+            kind=row["kind"],
+            state=row["state"],
+            config=_loads(row["config_json"]) or {},
+            job_dir=row["job_dir"],
+            data_size=row["data_size"],
+            error=row["error"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+        )
+
+
+@dataclass(frozen=True)
+class JobMetric:
+    job_id: int
+    step: int | None
+    name: str
+    value: float | None
+    time: str

@@ -1,0 +1,237 @@
+"""Readers for question files: they turn a file into numbered raw records, one format each.
+
+A reader never raises for one bad record: it yields a :class:`RawItem` carrying the problem, so the
+importer can report every bad line and still import the rest. Whole-file problems (missing, unknown
+format, unreadable) raise :class:`StoreImportError` naming the file. Heavy libraries (pyarrow,
+datasets) are imported only when such a file is read, so opening the store stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medalign_desktop.store.errors import StoreImportError
+from medalign_desktop.store.records import QUESTION_FIELDS, SPLIT_ALIASES
+
+DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+TABLE_COLUMNS = (*QUESTION_FIELDS, "conversations")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class RawItem:
+    """One unit read from the file: a record, a problem, or an empty line."""
+
+    line: int  # 1-based line (text files) or row (tables)
+    done: int  # progress units consumed so far
+    record: Any = None
+    field: str | None = None
+    problem: str | None = None
+    split_hint: str | None = None  # e.g. from a DatasetDict's split name
+    empty: bool = False
+
+
+class Reader:
+    format = "?"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.total = 0  # progress units (lines for text files, rows for tables)
+
+    def __iter__(self) -> Iterator[RawItem]:
+        raise NotImplementedError
+
+    def fail(self, message: str, exc: BaseException | None = None) -> StoreImportError:
+        detail = f": {exc}" if exc is not None else ""
+        return StoreImportError(f"Cannot import {self.path}: {message}{detail}")
+
+
+def _count_lines(path: Path) -> int:
+    lines, last = 0, b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (0 if last == b"\n" else 1)
+
+
+class JsonLinesReader(Reader):
+    format = "jsonl"
+
+    def __iter__(self) -> Iterator[RawItem]:
+        self.total = _count_lines(self.path)
+        with self.path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                yield self._item(number, raw)
+
+    def _item(self, number: int, raw: bytes) -> RawItem:
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return RawItem(number, number, problem=f"not valid UTF-8 ({exc.reason} at byte {exc.start + 1})")
+        if not text.strip():
+            return RawItem(number, number, empty=True)
+        try:
+            return RawItem(number, number, record=json.loads(text))
+        except json.JSONDecodeError as exc:
+            return RawItem(number, number, problem=f"not valid JSON: {exc.msg} (column {exc.colno})")
+        except RecursionError:
+            return RawItem(number, number, problem="not valid JSON: nested too deeply")
+
+
+class JsonArrayReader(Reader):
+    """A ``.json`` file holding one array of records (numbered by position, from 1)."""
+
+    format = "json"
+
+    def __iter__(self) -> Iterator[RawItem]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise self.fail("not a valid JSON file", exc) from exc
+        if not isinstance(data, list):
+            raise self.fail("expected a JSON array of records (or one JSON object per line)")
+        self.total = len(data)
+        for number, record in enumerate(data, start=1):
+            yield RawItem(number, number, record=record)
+
+
+def _check_columns(reader: Reader, columns: list[str]) -> None:
+    if not any(name in columns for name in TABLE_COLUMNS):
+        found = ", ".join(columns[:12]) or "none"
+        raise reader.fail(f"no question column (expected one of {', '.join(TABLE_COLUMNS)}; found {found})")
+
+
+class CsvReader(Reader):
+    format = "csv"
+
+    def __iter__(self) -> Iterator[RawItem]:
+        self.total = _count_lines(self.path)
+        # Long answers exceed csv's default 128 KiB field limit; raise it for this process.
+        csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))
+        try:
+            with self.path.open("r", encoding="utf-8-sig", newline="") as handle:
+                yield from self._rows(csv.DictReader(handle))
+        except UnicodeDecodeError as exc:
+            raise self.fail("not valid UTF-8", exc) from exc
+        except csv.Error as exc:
+            raise self.fail("not a readable CSV file", exc) from exc
+
+    def _rows(self, reader: csv.DictReader) -> Iterator[RawItem]:
+        _check_columns(self, list(reader.fieldnames or []))
+        start = reader.line_num + 1
+        for row in reader:
+            if None in row:
+                problem = f"has {len(row) - 1 + len(row[None])} cells but the header has {len(row) - 1}"
+                yield RawItem(start, reader.line_num, problem=problem)
+            elif all(value is None or not value.strip() for value in row.values()):
+                yield RawItem(start, reader.line_num, empty=True)
+            else:
+                # Empty cells mean "no value" in CSV.
+                cleaned = {k: (v if v != "" else None) for k, v in row.items()}
+                yield RawItem(start, reader.line_num, record=cleaned)
+            start = reader.line_num + 1
+
+
+class ParquetReader(Reader):
+    format = "parquet"
+
+    def __iter__(self) -> Iterator[RawItem]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            table_file = pq.ParquetFile(self.path)
+        except (pa.ArrowException, OSError) as exc:
+            raise self.fail("not a readable Parquet file", exc) from exc
+        _check_columns(self, table_file.schema_arrow.names)
+        self.total = table_file.metadata.num_rows
+        number = 0
+        for batch in table_file.iter_batches(batch_size=1024):
+            for record in batch.to_pylist():
+                number += 1
+                yield RawItem(number, number, record=record)
+
+
+class DatasetFolderReader(Reader):
+    """A folder written by ``datasets``' ``save_to_disk`` (a Dataset or a DatasetDict of splits)."""
+
+    format = "datasets"
+
+    def __iter__(self) -> Iterator[RawItem]:
+        try:
+            from datasets import Dataset, load_from_disk
+        except ImportError as exc:  # pragma: no cover - datasets is a dependency
+            raise self.fail("the 'datasets' package is not installed", exc) from exc
+        try:
+            loaded = load_from_disk(str(self.path))
+        except Exception as exc:  # datasets raises many kinds; any of them means "unreadable"
+            raise self.fail("not a readable datasets folder", exc) from exc
+        parts = [(None, loaded)] if isinstance(loaded, Dataset) else list(loaded.items())
+        for _, part in parts:
+            _check_columns(self, list(part.column_names))
+        self.total = sum(len(part) for _, part in parts)
+        number = 0
+        for name, part in parts:
+            hint = SPLIT_ALIASES.get(name.lower()) if name else None
+            for record in part:
+                number += 1
+                yield RawItem(number, number, record=record, split_hint=hint)
+
+
+def _is_dataset_folder(path: Path) -> bool:
+    return any((path / marker).is_file() for marker in DATASET_MARKERS)
+
+
+def _starts_with_bracket(path: Path) -> bool:
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"[")
+
+
+def open_reader(path: Path) -> Reader:
+    """Pick the reader for ``path`` from its extension (or, for a folder, its datasets marker files)."""
+    if not path.exists():
+        raise StoreImportError(f"Cannot import {path}: no such file or folder")
+    if path.is_dir():
+        if _is_dataset_folder(path):
+            return DatasetFolderReader(path)
+        raise StoreImportError(
+            f"Cannot import {path}: the folder is not a datasets folder saved with save_to_disk "
+            f"(none of {', '.join(DATASET_MARKERS)} found)"
+        )
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return JsonLinesReader(path)
+    if suffix == ".json":
+        return JsonArrayReader(path) if _starts_with_bracket(path) else JsonLinesReader(path)
+    if suffix == ".csv":
+        return CsvReader(path)
+    if suffix in (".parquet", ".pq"):
+        return ParquetReader(path)
+    raise StoreImportError(
+        f"Cannot import {path}: unknown format '{path.suffix or path.name}' "
+        "(expected .jsonl, .json, .csv, .parquet, or a folder saved with datasets' save_to_disk)"
+    )
+
+
+def source_sha256(path: Path) -> str:
+    """SHA-256 of the file, or of a folder's files (relative names and contents, in sorted order)."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if file is not path:
+            digest.update(str(file.relative_to(path)).encode("utf-8") + b"\0")
+        with file.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
