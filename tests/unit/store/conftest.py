@@ -52,6 +52,8 @@ def make_generation(store: Store) -> Callable[..., int]:
     def make(question: str = "What is the first-line treatment of anaphylaxis?",
              answer: str = "Intramuscular adrenaline.", model_version: str | None = "base") -> int:  # fmt: skip
         prompt_id = store.add_prompt(question)
-        return store.add_generation(prompt_id, answer, model_version=model_version, settings={"temperature": 0.7})
+        return store.add_generation(
+            prompt_id, answer, model_version=model_version, settings={"temperature": 0.7}
+        )
 
     return make

@@ -127,7 +127,9 @@ def test_backup_names_never_collide(tmp_path: Path) -> None:
 
 
 def test_migration_list_must_be_in_order(db_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(migrations_module, "MIGRATIONS", [*MIGRATIONS, Migration(5, "skips", lambda db: None)])
+    monkeypatch.setattr(
+        migrations_module, "MIGRATIONS", [*MIGRATIONS, Migration(5, "skips", lambda db: None)]
+    )
     with pytest.raises(StoreError, match="out of order"):
         Store.open(db_path)
 
