@@ -1,8 +1,9 @@
 """Which device, precision and quantisation to load a model with. Pure, so it is tested exactly.
 
 The research project's settings: on CUDA with bitsandbytes, 4-bit NF4 with double quantisation and bf16
-compute. Elsewhere bf16 (or fp32 when asked). On this kind of CPU bf16 generation measured 22-28 tok/s
-against 17 for fp32 (shared FACTS), so bf16 is the CPU default too.
+compute; on CUDA without it, bf16. On the CPU fp32: on this 2-core AVX2 machine SmolLM2's time to first
+token was 0.42 s in fp32 against 1.39 s in bf16 (CPUs without native bf16 matmul emulate it, and the
+prompt's prefill is compute bound), with no gain in decode speed (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def choose_load_plan(
         raise ValueError("CUDA was asked for but no CUDA device is available to torch.")
     on_cuda = device.startswith("cuda") or (device == "auto" and cuda_available)
     target = device if device.startswith("cuda") else ("cuda" if on_cuda else "cpu")
-    chosen_dtype = "bfloat16" if dtype == "auto" else dtype
+    chosen_dtype = dtype if dtype != "auto" else ("bfloat16" if on_cuda else "float32")
 
     if quantization == "4bit" and not (on_cuda and bitsandbytes_available):
         needs = "a CUDA device" if not on_cuda else "the bitsandbytes package (pip install '.[cuda]')"
@@ -50,4 +51,5 @@ def choose_load_plan(
     if on_cuda:
         why = "4-bit not requested" if quantization == "none" else "bitsandbytes is not installed"
         return LoadPlan(target, chosen_dtype, "none", f"CUDA, {chosen_dtype} ({why})")
-    return LoadPlan("cpu", chosen_dtype, "none", f"CPU, {chosen_dtype} (no CUDA device)")
+    why = "no CUDA device" if device == "auto" else "CPU chosen"
+    return LoadPlan("cpu", chosen_dtype, "none", f"CPU, {chosen_dtype} ({why})")
