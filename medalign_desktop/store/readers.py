@@ -74,6 +74,7 @@ class JsonLinesReader(Reader):
     def _item(self, number: int, raw: bytes) -> RawItem:
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
+        raw = raw.removesuffix(b"\n").removesuffix(b"\r")  # so JSON error columns refer to this line
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -120,25 +121,30 @@ class CsvReader(Reader):
         csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))
         try:
             with self.path.open("r", encoding="utf-8-sig", newline="") as handle:
-                yield from self._rows(csv.DictReader(handle))
+                yield from self._rows(csv.reader(handle))
         except UnicodeDecodeError as exc:
             raise self.fail("not valid UTF-8", exc) from exc
         except csv.Error as exc:
             raise self.fail("not a readable CSV file", exc) from exc
 
-    def _rows(self, reader: csv.DictReader) -> Iterator[RawItem]:
-        _check_columns(self, list(reader.fieldnames or []))
+    def _rows(self, reader: Any) -> Iterator[RawItem]:
+        """csv.reader rather than DictReader: DictReader silently drops empty rows and shifts line numbers."""
+        header = next(reader, None) or []
+        _check_columns(self, header)
         start = reader.line_num + 1
-        for row in reader:
-            if None in row:
-                problem = f"has {len(row) - 1 + len(row[None])} cells but the header has {len(row) - 1}"
-                yield RawItem(start, reader.line_num, problem=problem)
-            elif all(value is None or not value.strip() for value in row.values()):
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
                 yield RawItem(start, reader.line_num, empty=True)
+            elif len(cells) > len(header):
+                problem = f"has {len(cells)} cells but the header has {len(header)}"
+                yield RawItem(start, reader.line_num, problem=problem)
             else:
-                # Empty cells mean "no value" in CSV.
-                cleaned = {k: (v if v != "" else None) for k, v in row.items()}
-                yield RawItem(start, reader.line_num, record=cleaned)
+                # Empty cells mean "no value" in CSV; missing trailing cells too.
+                record = {
+                    name: (cells[i] if i < len(cells) and cells[i] != "" else None)
+                    for i, name in enumerate(header)
+                }
+                yield RawItem(start, reader.line_num, record=record)
             start = reader.line_num + 1
 
 
