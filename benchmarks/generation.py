@@ -32,11 +32,17 @@ def bare_generate(engine, settings) -> tuple[float, int, str]:
     started = time.perf_counter()
     enc = engine.encode(QUESTION, settings.system_prompt)
     with torch.inference_mode():
-        out = engine.model.generate(**enc, max_new_tokens=settings.max_new_tokens, do_sample=False,
-                                    temperature=None, top_p=None, top_k=None,
-                                    pad_token_id=engine.tokenizer.pad_token_id)
+        out = engine.model.generate(
+            **enc,
+            max_new_tokens=settings.max_new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=engine.tokenizer.pad_token_id,
+        )
     elapsed = time.perf_counter() - started
-    new_tokens = out[0, enc["input_ids"].shape[1]:]  # (n_new,)
+    new_tokens = out[0, enc["input_ids"].shape[1] :]  # (n_new,)
     return elapsed, len(new_tokens), engine.tokenizer.decode(new_tokens, skip_special_tokens=True)
 
 
@@ -47,7 +53,9 @@ def streamed_generate(engine, settings):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--dtype", default="auto")
@@ -61,8 +69,10 @@ def main() -> None:
     model_dir = install_demo_model(progress=print).path
     engine = Engine()
     loaded = engine.load(model_dir, dtype=args.dtype)
-    print(f"model: {loaded.describe()}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.processor() or platform.machine()}")
+    print(
+        f"model: {loaded.describe()}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{platform.processor() or platform.machine()}"
+    )
     settings = SamplingSettings(temperature=0.0, max_new_tokens=args.max_new_tokens)
 
     streamed_generate(engine, settings)  # warm-up both paths: first calls pay one-off kernel set-up
@@ -76,8 +86,10 @@ def main() -> None:
         engine_tps.append(result.tokens_per_s)
         bare_tps.append(n_bare / elapsed)
         ttfts.append(result.time_to_first_token_s)
-        print(f"round {round_no + 1}: engine {result.tokens_per_s:.1f} tok/s ({result.n_tokens} tokens, "
-              f"first token {result.time_to_first_token_s * 1000:.0f} ms), bare {n_bare / elapsed:.1f} tok/s")
+        print(
+            f"round {round_no + 1}: engine {result.tokens_per_s:.1f} tok/s ({result.n_tokens} tokens, "
+            f"first token {result.time_to_first_token_s * 1000:.0f} ms), bare {n_bare / elapsed:.1f} tok/s"
+        )
     ratio = statistics.median(engine_tps) / statistics.median(bare_tps)
     figures = {
         "benchmark": "generation",

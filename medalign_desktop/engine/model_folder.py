@@ -36,7 +36,9 @@ class ModelFolderInfo:
     def describe(self) -> str:
         billions = self.n_parameters / 1e9
         size = f"{billions:.2f} B" if billions >= 1 else f"{self.n_parameters / 1e6:.0f} M"
-        return f"{self.path.name}: {self.architecture}, {size} parameters, {self.weights_bytes / 2**20:,.0f} MiB"
+        return (
+            f"{self.path.name}: {self.architecture}, {size} parameters, {self.weights_bytes / 2**20:,.0f} MiB"
+        )
 
 
 def _read_json(path: Path, what: str) -> dict:
@@ -93,7 +95,9 @@ def _weight_files(folder: Path) -> list[Path]:
             "Convert the model to safetensors first."
         )
     if list(folder.glob("*.gguf")):
-        raise ModelFolderError(f"{folder}: holds a GGUF file; import it with `medalign models import-gguf FILE`.")
+        raise ModelFolderError(
+            f"{folder}: holds a GGUF file; import it with `medalign models import-gguf FILE`."
+        )
     raise ModelFolderError(f"{folder}: no weights found (expected *.safetensors).")
 
 
@@ -112,7 +116,9 @@ def check_model_folder(path: str | Path) -> ModelFolderInfo:
     if model_type not in SUPPORTED_MODEL_TYPES:
         notes.append(f"model type '{model_type}' has not been tested with MedAlign")
     if not any((folder / name).exists() for name in TOKENIZER_FILES):
-        raise ModelFolderError(f"{folder}: the tokenizer is missing (expected tokenizer.json or tokenizer.model).")
+        raise ModelFolderError(
+            f"{folder}: the tokenizer is missing (expected tokenizer.json or tokenizer.model)."
+        )
     tok_config = folder / "tokenizer_config.json"
     has_template = (folder / "chat_template.jinja").exists() or (
         tok_config.exists() and "chat_template" in _read_json(tok_config, "the tokenizer configuration")
@@ -131,7 +137,9 @@ def check_model_folder(path: str | Path) -> ModelFolderInfo:
                     count *= dim
                 n_params += count
     architecture = (config.get("architectures") or [model_type])[0]
-    return ModelFolderInfo(folder, model_type, architecture, n_params, n_bytes, tuple(files), has_template, tuple(notes))
+    return ModelFolderInfo(
+        folder, model_type, architecture, n_params, n_bytes, tuple(files), has_template, tuple(notes)
+    )
 
 
 def check_adapter_folder(path: str | Path) -> Path:

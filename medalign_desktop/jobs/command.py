@@ -17,12 +17,26 @@ JOB_KINDS = ("sft", "hitl", "dpo", "reward", "ppo", "evaluate")
 
 # Variables passed through from the app's environment; everything else is dropped so a job never
 # depends on what happened to be set in the shell that started the app.
-PASSTHROUGH = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "CUDA_VISIBLE_DEVICES", "MEDALIGN_HOME",
-               "HF_HOME", "LD_LIBRARY_PATH", "SYSTEMROOT", "OMP_NUM_THREADS", "VIRTUAL_ENV")
+PASSTHROUGH = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "CUDA_VISIBLE_DEVICES",
+    "MEDALIGN_HOME",
+    "HF_HOME",
+    "LD_LIBRARY_PATH",
+    "SYSTEMROOT",
+    "OMP_NUM_THREADS",
+    "VIRTUAL_ENV",
+)
 
 
-def build_command(kind: str, job_dir: str | Path, *, launcher: str = DEFAULT_LAUNCHER,
-                  python: str = sys.executable) -> list[str]:
+def build_command(
+    kind: str, job_dir: str | Path, *, launcher: str = DEFAULT_LAUNCHER, python: str = sys.executable
+) -> list[str]:
     """argv for one job. A launcher starting with ``python`` runs the app's own interpreter."""
     if kind not in JOB_KINDS:
         raise ValueError(f"Unknown job kind '{kind}' (known: {', '.join(JOB_KINDS)}).")
@@ -40,15 +54,17 @@ def build_command(kind: str, job_dir: str | Path, *, launcher: str = DEFAULT_LAU
 def build_environment(parent: Mapping[str, str], *, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The job's environment, set explicitly: offline, unbuffered, one JSON event per stdout line."""
     env = {key: parent[key] for key in PASSTHROUGH if key in parent}
-    env.update({
-        "PYTHONUNBUFFERED": "1",  # events must reach the app as they happen
-        "PYTHONIOENCODING": "utf-8",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "TQDM_DISABLE": "1",
-    })
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",  # events must reach the app as they happen
+            "PYTHONIOENCODING": "utf-8",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "TQDM_DISABLE": "1",
+        }
+    )
     env.update(extra or {})
     return env

@@ -65,8 +65,18 @@ def test_import_gguf_refuses_a_non_gguf_file(tmp_path, capsys):
 
 
 def test_ask_streams_an_answer(tiny_model_dir, capsys):
-    code = cli.main(["ask", "What is a normal temperature?", "--model", str(tiny_model_dir),
-                     "--dtype", "float32", "--max-new-tokens", "8"])
+    code = cli.main(
+        [
+            "ask",
+            "What is a normal temperature?",
+            "--model",
+            str(tiny_model_dir),
+            "--dtype",
+            "float32",
+            "--max-new-tokens",
+            "8",
+        ]
+    )
     assert code == 0
     captured = capsys.readouterr()
     assert len(captured.out) > 1 and "[8 tokens" in captured.err  # a random model may answer in newlines

@@ -1,8 +1,8 @@
 """The house rules of ../shared/DESIGN.md, enforced on the source: which layer may import what.
 
-    ui        -> jobs, engine, store (never torch / transformers / SQL libraries directly)
-    store, engine, training -> never Qt widgets; store and engine no Qt at all
-    training  -> never medalign_desktop (it runs as a separate program)
+ui        -> jobs, engine, store (never torch / transformers / SQL libraries directly)
+store, engine, training -> never Qt widgets; store and engine no Qt at all
+training  -> never medalign_desktop (it runs as a separate program)
 """
 
 from __future__ import annotations
@@ -49,8 +49,11 @@ def layer_files():
 
 @pytest.mark.parametrize("path, forbidden", list(layer_files()))
 def test_layer_imports(path, forbidden):
-    bad = [f"{path.relative_to(ROOT)}:{line} imports {module}" for line, module in imported_modules(path)
-           if module in forbidden]
+    bad = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for line, module in imported_modules(path)
+        if module in forbidden
+    ]
     assert not bad, "\n".join(bad)
 
 
@@ -66,7 +69,9 @@ def test_ui_runs_no_sql():
 
 def test_importing_the_engine_and_store_is_light():
     """Heavy libraries load inside functions, so the window can appear before torch is imported."""
-    code = ("import sys, medalign_desktop.engine, medalign_desktop.config, medalign_desktop.cli; "
-            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules))")
+    code = (
+        "import sys, medalign_desktop.engine, medalign_desktop.config, medalign_desktop.cli; "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"

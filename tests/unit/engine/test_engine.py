@@ -25,14 +25,20 @@ def next_token_logits(engine: Engine, question: str = "What causes anaemia?") ->
     enc = engine.encode(question, GREEDY.system_prompt)
     import contextlib
 
-    off = engine.model.disable_adapter() if engine.active_adapter is None and engine.adapters else contextlib.nullcontext()
+    off = (
+        engine.model.disable_adapter()
+        if engine.active_adapter is None and engine.adapters
+        else contextlib.nullcontext()
+    )
     with torch.no_grad(), off:
         return engine.model(**enc).logits[0, -1]  # (vocab,)
 
 
 def test_load_reports_device_dtype_and_memory(engine, tiny_model_dir):
     loaded = engine.loaded
-    assert loaded.plan.device == "cpu" and loaded.plan.dtype == "float32" and loaded.plan.quantization == "none"
+    assert (
+        loaded.plan.device == "cpu" and loaded.plan.dtype == "float32" and loaded.plan.quantization == "none"
+    )
     assert loaded.memory_bytes > 0
     assert loaded.label == tiny_model_dir.name
     assert "CPU" in loaded.describe()
@@ -44,7 +50,9 @@ def test_stream_delivers_pieces_that_make_the_answer(engine):
     result = engine.generate("What is the normal adult heart rate?", GREEDY, on_text=pieces.append)
     assert "".join(pieces) == result.text
     assert result.n_tokens == 12 and result.finish_reason == "length"
-    assert result.time_to_first_token_s is not None and 0 < result.time_to_first_token_s <= result.total_time_s
+    assert (
+        result.time_to_first_token_s is not None and 0 < result.time_to_first_token_s <= result.total_time_s
+    )
     assert result.tokens_per_s > 0
 
 
@@ -63,7 +71,9 @@ def test_stop_mid_answer(engine):
         if len(pieces) == 3:
             stop.set()
 
-    result = engine.generate("Explain hypertension.", GREEDY.with_changes(max_new_tokens=200), on_text=on_text, stop=stop)
+    result = engine.generate(
+        "Explain hypertension.", GREEDY.with_changes(max_new_tokens=200), on_text=on_text, stop=stop
+    )
     assert result.finish_reason == "cancelled"
     assert result.n_tokens < 10
     assert result.text == "".join(pieces)

@@ -9,7 +9,13 @@ from medalign_desktop.jobs.command import build_command, build_environment
 
 def test_default_launcher_uses_the_apps_interpreter():
     assert build_command("hitl", "/jobs/7", python="/venv/bin/python") == [
-        "/venv/bin/python", "-m", "training", "hitl", "--job-dir", "/jobs/7"]
+        "/venv/bin/python",
+        "-m",
+        "training",
+        "hitl",
+        "--job-dir",
+        "/jobs/7",
+    ]
 
 
 def test_accelerate_launcher_for_several_gpus():
@@ -22,19 +28,30 @@ def test_job_dir_with_spaces_stays_one_argument():
     assert argv == ["py", "-m", "training", "dpo", "--job-dir", "/data/my jobs/9"]
 
 
-@pytest.mark.parametrize("kind, launcher, message", [
-    ("train", "python -m training", "Unknown job kind 'train'"),
-    ("sft", "", "launcher setting is empty"),
-    ("sft", "python -m 'training", "cannot be parsed"),
-])
+@pytest.mark.parametrize(
+    "kind, launcher, message",
+    [
+        ("train", "python -m training", "Unknown job kind 'train'"),
+        ("sft", "", "launcher setting is empty"),
+        ("sft", "python -m 'training", "cannot be parsed"),
+    ],
+)
 def test_bad_settings_are_explained(kind, launcher, message):
     with pytest.raises(ValueError, match=message):
         build_command(kind, "/jobs/1", launcher=launcher)
 
 
 def test_environment_is_explicit_and_offline():
-    env = build_environment({"PATH": "/bin", "HOME": "/home/c", "SECRET_TOKEN": "x", "HF_HUB_OFFLINE": "0",
-                             "CUDA_VISIBLE_DEVICES": "1"}, extra={"OMP_NUM_THREADS": "2"})
+    env = build_environment(
+        {
+            "PATH": "/bin",
+            "HOME": "/home/c",
+            "SECRET_TOKEN": "x",
+            "HF_HUB_OFFLINE": "0",
+            "CUDA_VISIBLE_DEVICES": "1",
+        },
+        extra={"OMP_NUM_THREADS": "2"},
+    )
     assert "SECRET_TOKEN" not in env
     assert env["HF_HUB_OFFLINE"] == "1" and env["PYTHONUNBUFFERED"] == "1" and env["TQDM_DISABLE"] == "1"
     assert env["PATH"] == "/bin" and env["CUDA_VISIBLE_DEVICES"] == "1" and env["OMP_NUM_THREADS"] == "2"
