@@ -1,0 +1,276 @@
+"""The training job queue: one job at a time, from snapshot to registered model version.
+
+    submit() -> job row "queued" -> snapshot into the job folder -> "running" (QProcess) -> events parsed:
+    metrics stored (batched, once a second) and forwarded -> "succeeded" + a new model version, or
+    "failed" with a readable reason, or "cancelled".
+
+Every database call goes through ``store_call`` (the app's single store thread), so the GUI thread never
+waits on SQLite. QtCore only: no widgets, so the queue runs in tests without a window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from medalign_desktop.jobs.command import DEFAULT_LAUNCHER, build_command, build_environment
+from medalign_desktop.jobs.process import JobProcess
+from medalign_desktop.jobs.snapshot import SnapshotError, SnapshotRequest, write_snapshot
+from medalign_desktop.store import Store
+from training import protocol
+
+T = TypeVar("T")
+StoreCall = Callable[[Callable[[Store], T]], Awaitable[T]]
+
+VERSION_PREFIX = {"hitl": "B-iter", "sft": "A-sft", "dpo": "D-dpo", "reward": "R-reward", "ppo": "C-ppo"}
+METRIC_FIELDS = ("loss", "learning_rate", "grad_norm", "tokens_per_s", "eval_loss", "epoch")
+FLUSH_INTERVAL_MS = 1000
+INTERRUPTED = "Interrupted: the app closed or crashed while this job was running."
+
+
+@dataclass
+class JobRequest:
+    kind: str
+    base_model: str
+    system_prompt: str
+    parent_version_id: int | None = None
+    parent_adapter: str | None = None
+    overrides: dict = field(default_factory=dict)
+    trigger: str = "manual"  # "manual" or "auto"
+
+
+@dataclass
+class _Running:
+    job_id: int
+    request: JobRequest
+    job_dir: Path
+    process: JobProcess
+    data_size: int
+    finished: Any = None  # the `finished` event, when it came
+    failed: Any = None  # the `failed` event, when it came
+    metric_rows: list = field(default_factory=list)
+
+
+def version_name(kind: str, existing: list[str]) -> str:
+    """Next free name like ``B-iter-3`` for this kind."""
+    prefix = VERSION_PREFIX.get(kind, kind)
+    number = sum(1 for name in existing if name.startswith(prefix + "-")) + 1
+    while f"{prefix}-{number}" in existing:
+        number += 1
+    return f"{prefix}-{number}"
+
+
+class JobManager(QObject):
+    job_changed = Signal(int)  # a job's state or data changed: re-read it
+    metric = Signal(int, dict)  # job id, {"step", "loss", "learning_rate", ...}
+    progress = Signal(int, int, int, float)  # job id, step, total, eta seconds (-1 unknown)
+    log = Signal(int, str)
+    version_ready = Signal(object)  # the ModelVersion registered by a successful job
+    idle = Signal()  # the queue is empty and nothing runs
+
+    def __init__(
+        self,
+        store_call: StoreCall,
+        jobs_root: str | Path,
+        *,
+        launcher: str = DEFAULT_LAUNCHER,
+        env_extra: dict[str, str] | None = None,
+        parent=None,
+    ) -> None:
+        super().__init__(parent)
+        self.store_call = store_call
+        self.jobs_root = Path(jobs_root)
+        self.launcher = launcher
+        self.env_extra = dict(env_extra or {})
+        self._queue: list[tuple[int, JobRequest]] = []
+        self._running: _Running | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._flush_timer = QTimer(self, interval=FLUSH_INTERVAL_MS)
+        self._flush_timer.timeout.connect(lambda: self._spawn(self._flush_metrics()))
+
+    # ------------------------------------------------------------------------------------------ public
+    @property
+    def busy(self) -> bool:
+        return self._running is not None or bool(self._queue)
+
+    @property
+    def running_job_id(self) -> int | None:
+        return self._running.job_id if self._running else None
+
+    async def recover(self) -> list[int]:
+        """Mark jobs left queued or running by a crash as failed; returns their ids."""
+
+        def mark(store: Store) -> list[int]:
+            stale = [j.id for j in store.list_jobs() if j.state in ("queued", "running")]
+            for job_id in stale:
+                store.set_job_state(job_id, "failed", error=INTERRUPTED)
+            return stale
+
+        return await self.store_call(mark)
+
+    async def submit(self, request: JobRequest) -> int:
+        config = {
+            "trigger": request.trigger,
+            "parent_version_id": request.parent_version_id,
+            **request.overrides,
+        }
+        job_id = await self.store_call(lambda store: store.create_job(request.kind, config))
+        self._queue.append((job_id, request))
+        self.job_changed.emit(job_id)
+        if self._running is None:
+            await self._start_next()
+        return job_id
+
+    async def cancel(self, job_id: int) -> None:
+        if self._running and self._running.job_id == job_id:
+            self._running.process.cancel()
+            return
+        if any(queued_id == job_id for queued_id, _ in self._queue):
+            self._queue = [(i, r) for i, r in self._queue if i != job_id]
+            await self.store_call(lambda store: store.set_job_state(job_id, "cancelled"))
+            self.job_changed.emit(job_id)
+
+    async def shutdown(self, grace_ms: int = 3000) -> None:
+        """Cancel everything (used when the app closes)."""
+        for job_id, _ in list(self._queue):
+            await self.cancel(job_id)
+        if self._running:
+            self._running.process.cancel(grace_ms)
+            self._running.process.wait(grace_ms + 2000)
+
+    # ------------------------------------------------------------------------------------------ starting
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start_next(self) -> None:
+        while self._queue and self._running is None:
+            job_id, request = self._queue.pop(0)
+            job_dir = self.jobs_root / f"job-{job_id:05d}"
+            snapshot = SnapshotRequest(
+                request.kind,
+                request.base_model,
+                request.system_prompt,
+                parent_adapter=request.parent_adapter,
+                seed=job_id,
+                overrides=request.overrides,
+            )
+
+            def prepare(store: Store):
+                info = write_snapshot(store, snapshot, job_dir)
+                store.update_job(job_id, job_dir=job_dir, data_size=info.n_train)
+                store.set_job_state(job_id, "running")
+                return info
+
+            try:
+                info = await self.store_call(prepare)
+            except (SnapshotError, OSError) as exc:
+                await self._end_job(job_id, "failed", str(exc))
+                continue
+            self._launch(job_id, request, job_dir, info.n_train)
+        if self._running is None:
+            self.idle.emit()
+
+    def _launch(self, job_id: int, request: JobRequest, job_dir: Path, data_size: int) -> None:
+        argv = build_command(request.kind, job_dir, launcher=self.launcher)
+        env = build_environment(os.environ, extra=self.env_extra)
+        process = JobProcess(argv, env, str(job_dir), parent=self)
+        running = _Running(job_id, request, job_dir, process, data_size)
+        process.event.connect(lambda event: self._on_event(running, event))
+        process.log.connect(lambda text: self.log.emit(job_id, text))
+        process.ended.connect(lambda code, crashed: self._spawn(self._on_ended(running, code, crashed)))
+        process.start_failed.connect(lambda reason: self._spawn(self._on_start_failed(running, reason)))
+        self._running = running
+        self.job_changed.emit(job_id)
+        self._flush_timer.start()
+        process.start()
+
+    # ------------------------------------------------------------------------------------------ events
+    def _on_event(self, running: _Running, event: protocol.Event) -> None:
+        kind = event.EVENT
+        if kind == "metric":
+            values = {name: getattr(event, name, None) for name in METRIC_FIELDS}
+            values = {k: v for k, v in values.items() if v is not None}
+            running.metric_rows += [(event.step, name, value) for name, value in values.items()]
+            self.metric.emit(running.job_id, {"step": event.step, **values})
+        elif kind == "progress":
+            eta = event.eta_s if event.eta_s is not None else -1.0
+            self.progress.emit(running.job_id, event.step, event.total, float(eta))
+        elif kind == "log":
+            self.log.emit(running.job_id, event.message)
+        elif kind == "finished":
+            running.finished = event
+        elif kind == "failed":
+            running.failed = event
+        elif kind == "started":
+            self.log.emit(
+                running.job_id,
+                f"Started: {event.n_train} examples, {event.total_steps} steps on {event.device}",
+            )
+
+    async def _flush_metrics(self) -> None:
+        running = self._running
+        if running is None or not running.metric_rows:
+            return
+        rows, running.metric_rows = running.metric_rows, []
+        await self.store_call(lambda store: store.add_job_metrics(running.job_id, rows))
+
+    # ------------------------------------------------------------------------------------------ ending
+    async def _on_start_failed(self, running: _Running, reason: str) -> None:
+        if self._running is running:
+            await self._finish(running, "failed", reason)
+
+    async def _on_ended(self, running: _Running, exit_code: int, crashed: bool) -> None:
+        if self._running is not running:
+            return
+        await self._flush_metrics()
+        adapter = Path(running.finished.adapter_path) if running.finished else None
+        if running.process.cancel_requested:
+            await self._finish(running, "cancelled", "Cancelled by the user.")
+        elif exit_code == 0 and not crashed and adapter is not None and adapter.is_dir():
+            version = await self.store_call(lambda store: self._register_version(store, running, adapter))
+            await self._finish(running, "succeeded", None)
+            self.version_ready.emit(version)
+        else:
+            await self._finish(running, "failed", self._failure_reason(running, exit_code, crashed))
+
+    def _failure_reason(self, running: _Running, exit_code: int, crashed: bool) -> str:
+        if running.failed is not None:
+            advice = getattr(running.failed, "advice", None)
+            return running.failed.reason + (f" {advice}" if advice else "")
+        tail = " | ".join(list(running.process.stderr_tail)[-3:])
+        how = "was killed" if crashed else f"exited with code {exit_code}"
+        return f"The training process {how} without finishing." + (f" Last output: {tail}" if tail else "")
+
+    def _register_version(self, store: Store, running: _Running, adapter: Path):
+        names = [v.name for v in store.list_model_versions()]
+        metrics = dict(getattr(running.finished, "metrics", None) or {})
+        version_id = store.add_model_version(
+            version_name(running.request.kind, names),
+            running.request.kind,
+            parent_id=running.request.parent_version_id,
+            job_id=running.job_id,
+            base_model=running.request.base_model,
+            adapter_path=str(adapter),
+            data_size=running.data_size,
+            metrics=metrics,
+        )
+        return next(v for v in store.list_model_versions() if v.id == version_id)
+
+    async def _finish(self, running: _Running, state: str, error: str | None) -> None:
+        self._flush_timer.stop()
+        self._running = None
+        running.process.deleteLater()
+        await self._end_job(running.job_id, state, error)
+        await self._start_next()
+
+    async def _end_job(self, job_id: int, state: str, error: str | None) -> None:
+        await self.store_call(lambda store: store.set_job_state(job_id, state, error=error))
+        self.job_changed.emit(job_id)

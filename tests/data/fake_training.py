@@ -1,0 +1,58 @@
+"""A stand-in for `python -m training` that plays a scripted event stream, for job-queue tests.
+
+Usage (as the job runner calls it): fake_training.py KIND --job-dir DIR. DIR/config.json's "fake_mode":
+  succeed   started, three metrics with progress, an adapter folder, finished
+  fail      started, then a `failed` event (out of memory, with advice), exit 1
+  crash     started, one metric, a traceback on stderr, then SIGKILL of itself mid-line
+  hang      started, then waits; SIGTERM gives a `failed` "cancelled" event and exit 143
+  stubborn  like hang but ignores SIGTERM (the runner must kill it)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from training.protocol import Failed, Finished, Metric, Progress, Started, emit  # noqa: E402
+
+
+def main() -> int:
+    job_dir = Path(sys.argv[sys.argv.index("--job-dir") + 1])
+    config = json.loads((job_dir / "config.json").read_text())
+    mode = config.get("fake_mode", "succeed")
+    n_train = sum(1 for _ in (job_dir / "data" / "train.jsonl").open())
+    emit(Started(kind=config["kind"], total_steps=3, n_train=n_train, n_eval=0, device="cpu"))
+    print("some library chatter on stdout")
+    if mode == "fail":
+        emit(Failed(reason="Out of GPU memory.", advice="Lower per_device_train_batch_size or max_length."))
+        return 1
+    if mode in ("hang", "stubborn"):
+        if mode == "hang":
+            signal.signal(signal.SIGTERM, lambda *_: (emit(Failed(reason="cancelled")), os._exit(143)))
+        else:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        emit(Metric(step=1, loss=2.0))
+        while True:
+            time.sleep(0.05)
+    for step in (1, 2, 3):
+        emit(Metric(step=step, epoch=step / 3, loss=3.0 - step * 0.5, learning_rate=1e-4, grad_norm=1.0))
+        emit(Progress(step=step, total=3, elapsed_s=0.1 * step, eta_s=0.1 * (3 - step)))
+        if mode == "crash" and step == 1:
+            print("Traceback (most recent call last):\nRuntimeError: boom", file=sys.stderr, flush=True)
+            sys.stdout.write('{"event": "metric", "ste')
+            sys.stdout.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+    adapter = job_dir / config.get("output_name", "adapter")
+    shutil.copytree(config["fake_adapter_source"], adapter)
+    emit(Finished(adapter_path=str(adapter), metrics={"train_loss": 1.5}, duration_s=0.3))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
