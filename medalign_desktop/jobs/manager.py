@@ -11,6 +11,7 @@ waits on SQLite. QtCore only: no widgets, so the queue runs in tests without a w
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,14 @@ class _Running:
     finished: Any = None  # the `finished` event, when it came
     failed: Any = None  # the `failed` event, when it came
     metric_rows: list = field(default_factory=list)
+
+
+def _prepare(store: Store, *, job_id: int, request: SnapshotRequest, job_dir: Path):
+    """On the store thread: write the job folder, then mark the job running with its data size."""
+    info = write_snapshot(store, request, job_dir)
+    store.update_job(job_id, job_dir=job_dir, data_size=info.n_train)
+    store.set_job_state(job_id, "running")
+    return info
 
 
 def version_name(kind: str, existing: list[str]) -> str:
@@ -163,14 +172,10 @@ class JobManager(QObject):
                 overrides=request.overrides,
             )
 
-            def prepare(store: Store):
-                info = write_snapshot(store, snapshot, job_dir)
-                store.update_job(job_id, job_dir=job_dir, data_size=info.n_train)
-                store.set_job_state(job_id, "running")
-                return info
-
             try:
-                info = await self.store_call(prepare)
+                info = await self.store_call(
+                    functools.partial(_prepare, job_id=job_id, request=snapshot, job_dir=job_dir)
+                )
             except (SnapshotError, OSError) as exc:
                 await self._end_job(job_id, "failed", str(exc))
                 continue
