@@ -1,0 +1,162 @@
+"""``python -m training <kind> --job-dir DIR`` (also under ``accelerate launch -m training ...``).
+
+Reads DIR/config.json and DIR/data/, trains, writes DIR/<output_name>/ and DIR/result.json, and reports on
+stdout in the event protocol (training/protocol.py): one JSON object per line and nothing else. Library
+logs, warnings and tracebacks go to stderr. Exit codes: 0 finished, 1 failed, 2 bad command line,
+143 cancelled (SIGTERM / SIGINT); every non-zero exit ends with a `failed` event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, TextIO
+
+from training import protocol
+from training.cancel import Cancelled, CancelToken
+from training.config import ConfigError, load_config
+
+# kind -> "module:function" taking (config, job_dir, cancel) and returning
+# {"adapter_path": str, "metrics": dict, "duration_s": float}. To add a kind (dpo, reward, ppo, evaluate):
+# give it a config class in training/config.py (CONFIG_CLASSES) and a program module here.
+PROGRAMS: dict[str, str] = {
+    "sft": "training.sft:run",
+    "hitl": "training.sft:run",
+}
+
+OOM_ADVICE = (
+    "Lower per_device_train_batch_size (raise gradient_accumulation_steps to keep the effective batch size), "
+    "lower max_length, keep gradient_checkpointing on, and on CUDA use quantization '4bit' (needs bitsandbytes)."
+)
+
+QUIET_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "TQDM_DISABLE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # report through the protocol instead of exiting 2 silently
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = _Parser(prog="python -m training", description="MedAlign training programs (LoRA).")
+    parser.add_argument("kind", choices=sorted(PROGRAMS), help="which program to run")
+    parser.add_argument("--job-dir", required=True, type=Path, help="folder with config.json and data/")
+    return parser.parse_args(argv)
+
+
+def describe_failure(exc: BaseException) -> tuple[str, str]:
+    """(reason, advice) for an exception, in words a clinician-facing app can show."""
+    from training.data import DataError
+    from training.lora import ModelError
+
+    name = type(exc).__name__
+    if name == "OutOfMemoryError" or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
+        return "Out of GPU memory", OOM_ADVICE
+    if isinstance(exc, MemoryError):
+        return "Out of memory (RAM)", OOM_ADVICE.replace(
+            ", and on CUDA use quantization '4bit' (needs bitsandbytes)", ", or close other programs"
+        )
+    if isinstance(exc, ConfigError):
+        return str(exc), "Fix config.json (the field named above) and start the job again."
+    if isinstance(exc, DataError):
+        return str(exc), "Fix or remove the example on that line and start the job again."
+    if isinstance(exc, ModelError):
+        return str(exc), "Check the model / adapter folder (re-import it if files are missing)."
+    if isinstance(exc, FileExistsError):
+        return str(exc), "Use a new output_name or a new job folder."
+    return f"{name}: {exc}", "See the job's log (stderr) for the traceback."
+
+
+def claim_stdout() -> TextIO:
+    """Reserve stdout for events: they go to a duplicate of fd 1, and fd 1 / sys.stdout now point at stderr,
+    so prints from libraries (Python or C) cannot break the protocol."""
+    sys.stdout.flush()
+    events_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(events_fd, "w", encoding="utf-8", buffering=1)
+
+
+def _write_failure_result(job_dir: Path | None, status: str, reason: str, advice: str) -> None:
+    if job_dir is None or not job_dir.is_dir() or not protocol.is_main_process():
+        return
+    try:
+        from training.sft import write_result
+
+        write_result(job_dir, {"status": status, "reason": reason, "advice": advice})
+    except OSError:
+        pass
+
+
+def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
+    """Run one job; returns the exit code. ``events``: where events go (None: claim the process's stdout)."""
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    stream = events if events is not None else claim_stdout()
+    previous = protocol.set_event_stream(stream)
+    start = time.monotonic()
+    job_dir: Path | None = None
+    cancel = CancelToken().install()
+    try:
+        args = parse_args(argv)
+        job_dir = args.job_dir
+        config = load_config(job_dir, kind=args.kind)
+        module, function = PROGRAMS[args.kind].split(":")
+        program: Any = getattr(importlib.import_module(module), function)
+        result = program(config, job_dir, cancel)
+        protocol.emit(
+            protocol.Finished(
+                adapter_path=result["adapter_path"],
+                metrics=result["metrics"],
+                duration_s=round(time.monotonic() - start, 3),
+            )
+        )
+        return protocol.EXIT_OK
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a `failed` event
+        cancel.deferred = True  # a second signal must not interrupt the report
+        if isinstance(exc, Cancelled | KeyboardInterrupt):
+            protocol.emit(protocol.Failed(reason=protocol.CANCELLED_REASON, advice="The job was cancelled."))
+            _write_failure_result(job_dir, "cancelled", protocol.CANCELLED_REASON, "")
+            return protocol.EXIT_CANCELLED
+        if isinstance(exc, UsageError):
+            protocol.emit(
+                protocol.Failed(
+                    reason=str(exc),
+                    advice=f"Usage: python -m training {{{','.join(sorted(PROGRAMS))}}} --job-dir DIR",
+                )
+            )
+            return protocol.EXIT_USAGE
+        if isinstance(exc, SystemExit):  # argparse --help
+            return int(exc.code or 0)
+        traceback.print_exc(file=sys.stderr)
+        reason, advice = describe_failure(exc)
+        protocol.emit(protocol.Failed(reason=reason, advice=advice))
+        _write_failure_result(job_dir, "failed", reason, advice)
+        return protocol.EXIT_FAILED
+    finally:
+        cancel.uninstall()
+        protocol.set_event_stream(previous)
+        if events is None:
+            sys.stdout.flush()
+            stream.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Job configuration: ``DIR/config.json`` read into a documented dataclass per job kind.
+
+The app writes ``{"kind": ..., "base_model": ..., "parent_adapter": ..., "output_name": ...}`` plus any
+overrides of the hyperparameter fields below (same names, JSON types). Defaults are the research project's:
+LoRA r=16, alpha=32, dropout 0.05 on q/k/v/o/gate/up/down; 4-bit NF4 with double quantisation and bf16
+compute on CUDA; SFT lr 2e-4 cosine, warmup 0.1, 3 epochs, max length 2048; HITL lr 1e-4, 1 epoch per
+iteration, continuing from the parent adapter. Batch size and gradient accumulation were not fixed by the
+research project; the values here fit a 3B model in 4-bit on one 24 GB GPU.
+
+This module imports only the standard library, so the app can import it to build configs.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DEVICES = ("auto", "cpu", "cuda")
+QUANTIZATIONS = ("auto", "none", "4bit")
+
+
+class ConfigError(ValueError):
+    """config.json cannot be used; the message names the file and the key or field."""
+
+
+@dataclass
+class SFTJobConfig:
+    """Supervised LoRA fine-tuning (model A) on an imported instruction set."""
+
+    # -- what to train (written by the app) --
+    kind: str = "sft"
+    base_model: str = ""  # folder of a Hugging Face causal LM (safetensors), never a hub id
+    # LoRA folder to continue training from (loaded trainable), or None for a fresh LoRA
+    parent_adapter: str | None = None
+    output_name: str = "adapter"  # the adapter is saved to DIR/<output_name>
+
+    # -- optimisation --
+    learning_rate: float = 2e-4
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.1
+    num_train_epochs: float = 3.0
+    max_steps: int = -1  # > 0 overrides num_train_epochs
+    per_device_train_batch_size: int = 4
+    per_device_eval_batch_size: int = 4
+    gradient_accumulation_steps: int = 4
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    seed: int = 42
+
+    # -- sequence and memory --
+    max_length: int = 2048  # tokens of prompt + answer; longer examples are truncated at the end
+    gradient_checkpointing: bool = True
+    device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
+    quantization: str = "auto"  # "auto": 4-bit NF4 on CUDA with bitsandbytes; "none"; "4bit"
+
+    # -- LoRA (ignored when continuing from parent_adapter: its own settings are kept) --
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGET_MODULES))
+
+    # -- logging and evaluation --
+    logging_steps: int = 1  # a `metric` event every N optimiser steps
+    eval_fraction: float = 0.05  # held out of train.jsonl when there is no eval.jsonl (0: no evaluation)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def validate(self) -> None:
+        """Check values (types are checked when reading); raises ConfigError naming the field."""
+
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"config field '{name}' {why} (got {getattr(self, name)!r}).")
+
+        if not self.base_model:
+            raise bad("base_model", "must name the base model folder")
+        if (
+            not self.output_name
+            or any(c in self.output_name for c in "/\\")
+            or self.output_name in (".", "..")
+        ):
+            raise bad("output_name", "must be a plain folder name")
+        for name in (
+            "learning_rate",
+            "lora_r",
+            "lora_alpha",
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+            "max_length",
+            "logging_steps",
+        ):
+            if getattr(self, name) <= 0:
+                raise bad(name, "must be greater than 0")
+        if self.num_train_epochs <= 0 and self.max_steps <= 0:
+            raise bad("num_train_epochs", "must be greater than 0 unless max_steps is set")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise bad("max_steps", "must be -1 (use num_train_epochs) or greater than 0")
+        for name in ("warmup_ratio", "lora_dropout", "eval_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                raise bad(name, "must be at least 0 and below 1")
+        if self.device not in DEVICES:
+            raise bad("device", f"must be one of {', '.join(DEVICES)}")
+        if self.quantization not in QUANTIZATIONS:
+            raise bad("quantization", f"must be one of {', '.join(QUANTIZATIONS)}")
+        if not self.lora_target_modules:
+            raise bad("lora_target_modules", "must name at least one module")
+
+
+@dataclass
+class HITLJobConfig(SFTJobConfig):
+    """Human-in-the-loop (model B): one incremental LoRA round on the clinicians' accepted / edited answers.
+
+    Continues from ``parent_adapter`` (the current version) when given. Rounds are small (the app retrains
+    every 20 new samples), hence no accumulation and no held-out split by default.
+    """
+
+    kind: str = "hitl"
+    learning_rate: float = 1e-4
+    num_train_epochs: float = 1.0
+    gradient_accumulation_steps: int = 1
+    eval_fraction: float = 0.0
+
+
+# Kinds with a config; training/__main__.py maps each kind to its program.
+CONFIG_CLASSES: dict[str, type[SFTJobConfig]] = {"sft": SFTJobConfig, "hitl": HITLJobConfig}
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def config_from_dict(
+    data: dict[str, Any], *, source: str = "config.json", kind: str | None = None
+) -> SFTJobConfig:
+    """Build and validate the config of ``data["kind"]`` (or ``kind``); raises ConfigError naming the key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: must hold a JSON object.")
+    job_kind = data.get("kind", kind)
+    if kind is not None and job_kind != kind:
+        raise ConfigError(f"{source}: field 'kind' is {job_kind!r} but the program was started as {kind!r}.")
+    if job_kind not in CONFIG_CLASSES:
+        raise ConfigError(
+            f"{source}: field 'kind' must be one of {', '.join(CONFIG_CLASSES)} (got {job_kind!r})."
+        )
+    cls = CONFIG_CLASSES[job_kind]
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    unknown = [key for key in data if key not in known]
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}."
+        )
+    for key, value in data.items():
+        if not _type_ok(value, hints[key]):
+            raise ConfigError(
+                f"{source}: field '{key}' must be {_type_name(hints[key])}, not {type(value).__name__} ({value!r})."
+            )
+    if "base_model" not in data:
+        raise ConfigError(f"{source}: field 'base_model' is required.")
+    values = {k: (float(v) if hints[k] is float else v) for k, v in data.items()}
+    config = cls(**{**values, "kind": job_kind})
+    try:
+        config.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return config
+
+
+def load_config(job_dir: str | Path, kind: str | None = None) -> SFTJobConfig:
+    """Read ``job_dir/config.json``; raises ConfigError naming the file and the problem."""
+    path = Path(job_dir) / "config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read ({exc}).") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
+        ) from exc
+    return config_from_dict(data, source=str(path), kind=kind)
+
+
+def defaults(kind: str) -> dict[str, Any]:
+    """The default values of a kind (for the app's settings form)."""
+    cls = CONFIG_CLASSES[kind]
+    return {f.name: (f.default if f.default is not MISSING else f.default_factory()) for f in fields(cls)}  # type: ignore[misc]

@@ -1,0 +1,133 @@
+"""Training data: ``DIR/data/train.jsonl`` (and optional ``eval.jsonl``) read and checked line by line.
+
+One example per line, in TRL's conversational prompt/completion form::
+
+    {"prompt": [{"role": "system", "content": "..."}, {"role": "user", "content": "..."}],
+     "completion": [{"role": "assistant", "content": "..."}],
+     "id": "..."}
+
+The prompt is one or more system / user / assistant messages ending with a user message; the completion is
+one or more assistant messages. The loss is computed on the completion only (TRL's default for
+prompt/completion data). ``id`` is optional; other keys are ignored. Every problem names the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROLES = ("system", "user", "assistant")
+
+
+class DataError(ValueError):
+    """A data file cannot be used; the message names the file and line."""
+
+
+@dataclass
+class Examples:
+    """Examples ready for ``datasets.Dataset.from_dict``: only the columns the trainer needs."""
+
+    prompt: list[list[dict[str, str]]] = field(default_factory=list)
+    completion: list[list[dict[str, str]]] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.prompt)
+
+    def columns(self) -> dict[str, list]:
+        return {"prompt": self.prompt, "completion": self.completion}
+
+    def subset(self, indices: list[int]) -> Examples:
+        return Examples(
+            [self.prompt[i] for i in indices],
+            [self.completion[i] for i in indices],
+            [self.ids[i] for i in indices],
+        )
+
+
+def _messages(value: Any, key: str, where: str, allowed: tuple[str, ...]) -> list[dict[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise DataError(
+            f'{where}: \'{key}\' must be a non-empty list of messages ({{"role": ..., "content": ...}}).'
+        )
+    out = []
+    for i, message in enumerate(value):
+        if not isinstance(message, dict):
+            raise DataError(f"{where}: {key}[{i}] must be an object with 'role' and 'content'.")
+        role, content = message.get("role"), message.get("content")
+        if role not in allowed:
+            raise DataError(f"{where}: {key}[{i}] has role {role!r}; expected one of {', '.join(allowed)}.")
+        if not isinstance(content, str):
+            raise DataError(f"{where}: {key}[{i}] ({role}) needs a text 'content'.")
+        out.append({"role": role, "content": content})
+    return out
+
+
+def parse_example(data: Any, where: str) -> tuple[list[dict[str, str]], list[dict[str, str]], str | None]:
+    """(prompt, completion, id) of one decoded line; raises DataError naming ``where`` (file:line)."""
+    if not isinstance(data, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(data).__name__}.")
+    for key in ("prompt", "completion"):
+        if key not in data:
+            raise DataError(f"{where}: '{key}' is missing.")
+    prompt = _messages(data["prompt"], "prompt", where, ROLES)
+    if prompt[-1]["role"] != "user":
+        raise DataError(f"{where}: the prompt must end with a user message.")
+    completion = _messages(data["completion"], "completion", where, ("assistant",))
+    if not any(m["content"].strip() for m in completion):
+        raise DataError(f"{where}: the completion (the answer to learn) is empty.")
+    example_id = data.get("id")
+    if example_id is not None and not isinstance(example_id, str | int):
+        raise DataError(f"{where}: 'id' must be a string.")
+    return prompt, completion, None if example_id is None else str(example_id)
+
+
+def load_examples(path: str | Path) -> Examples:
+    """Read and check a JSONL file; raises DataError naming the file (and line) on the first problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing.") from None
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read ({exc}).") from exc
+    examples = Examples()
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path} line {number}"
+        try:
+            data = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{where}: not valid UTF-8 (byte {exc.start}).") from None
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno}).") from None
+        prompt, completion, example_id = parse_example(data, where)
+        examples.prompt.append(prompt)
+        examples.completion.append(completion)
+        examples.ids.append(example_id if example_id is not None else f"line-{number}")
+    if not examples.prompt:
+        raise DataError(f"{path} has no examples.")
+    return examples
+
+
+def split_eval(examples: Examples, fraction: float, seed: int) -> tuple[Examples, Examples | None]:
+    """Hold out ``fraction`` of the examples (at least one, never all) for evaluation; same seed, same split."""
+    if fraction <= 0 or len(examples) < 2:
+        return examples, None
+    n_eval = min(len(examples) - 1, max(1, round(len(examples) * fraction)))
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    return examples.subset(sorted(order[n_eval:])), examples.subset(sorted(order[:n_eval]))
+
+
+def load_job_data(job_dir: str | Path, eval_fraction: float, seed: int) -> tuple[Examples, Examples | None]:
+    """(train, eval or None) of a job folder: ``data/eval.jsonl`` when present, else a held-out fraction."""
+    data_dir = Path(job_dir) / "data"
+    train = load_examples(data_dir / "train.jsonl")
+    if (data_dir / "eval.jsonl").exists():
+        return train, load_examples(data_dir / "eval.jsonl")
+    return split_eval(train, eval_fraction, seed)

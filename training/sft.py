@@ -1,0 +1,222 @@
+"""The `sft` and `hitl` programs: LoRA fine-tuning with TRL's SFTTrainer on prompt/completion data.
+
+Both kinds share this path and differ only in their defaults (see training/config.py) and in `hitl`
+usually continuing from ``parent_adapter``. The loss is on the completion (answer) tokens only: TRL's
+collator sets the labels of prompt and padding tokens to -100 for prompt/completion data.
+
+Steps: read config and data (fail fast, before torch loads) -> load the base (4-bit on CUDA) and LoRA ->
+train with an event-emitting callback -> save the adapter to ``DIR/<output_name>.tmp-<pid>`` and rename it
+to ``DIR/<output_name>`` when complete -> write ``DIR/result.json`` -> ``finished``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training import protocol
+from training.cancel import CancelToken
+from training.config import SFTJobConfig
+from training.data import Examples, load_job_data
+from training.lora import check_adapter_folder, check_model_folder
+
+RESULT_FILE = "result.json"
+TRAINER_DIR = "trainer-scratch"
+
+
+def build_sft_args(config: SFTJobConfig, job_dir: Path, on_cpu: bool, bf16: bool, has_eval: bool) -> Any:
+    """The trl.SFTConfig for a job: our hyperparameters plus the settings the protocol needs."""
+    from trl import SFTConfig
+
+    return SFTConfig(
+        # Nothing is saved there (save_strategy="no"); the folder is removed at the end.
+        output_dir=str(job_dir / TRAINER_DIR),
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        seed=config.seed,
+        data_seed=config.seed,
+        max_length=config.max_length,
+        gradient_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        use_cpu=on_cpu,
+        bf16=bf16,
+        fp16=False,
+        logging_strategy="steps",
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        eval_strategy="epoch" if has_eval else "no",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+        completion_only_loss=True,  # explicit: loss on the answer tokens only
+        remove_unused_columns=True,
+    )
+
+
+def _dataset(examples: Examples | None) -> Any:
+    from datasets import Dataset
+
+    return None if examples is None else Dataset.from_dict(examples.columns())
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_result(job_dir: Path, data: dict[str, Any]) -> Path:
+    path = job_dir / RESULT_FILE
+    _write_json_atomic(path, data)
+    return path
+
+
+@dataclass
+class Prepared:
+    """A job ready to train: the trainer and what the events and result need."""
+
+    trainer: Any  # trl.SFTTrainer around the PeftModel
+    events: Any  # training.callbacks.EventCallback
+    n_train: int
+    n_eval: int
+    trainable_parameters: int
+
+
+def prepare(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | None = None) -> Prepared:
+    """Check inputs, load data, base model and LoRA, and build the SFTTrainer (nothing trained yet)."""
+    job_dir = Path(job_dir)
+    cancel = cancel or CancelToken()
+    final_dir = job_dir / config.output_name
+    if final_dir.exists():
+        raise FileExistsError(f"{final_dir} already exists; refusing to overwrite an earlier adapter.")
+
+    # Fail fast on cheap checks, before torch loads.
+    check_model_folder(config.base_model)
+    if config.parent_adapter:
+        check_adapter_folder(config.parent_adapter)
+    train, evaluation = load_job_data(job_dir, config.eval_fraction, config.seed)
+    n_eval = 0 if evaluation is None else len(evaluation)
+    log(f"{len(train)} training examples, {n_eval} evaluation examples.")
+
+    from training.lora import add_lora, choose_device, count_parameters, load_base_model, load_tokenizer
+
+    plan = choose_device(config.device, config.quantization)
+    log(f"Loading {config.base_model} on {plan.describe()}.")
+    tokenizer = load_tokenizer(config.base_model)
+    model = load_base_model(config.base_model, plan, config.gradient_checkpointing)
+    cancel.check()
+    model = add_lora(model, config)
+    trainable, total = count_parameters(model)
+    origin = f"continuing from {config.parent_adapter}" if config.parent_adapter else "fresh LoRA"
+    log(f"LoRA ({origin}): {trainable:,} trainable of {total:,} parameters.")
+
+    from trl import SFTTrainer
+
+    from training.callbacks import EventCallback, remove_console_callbacks
+
+    args = build_sft_args(
+        config,
+        job_dir,
+        on_cpu=plan.device == "cpu",
+        bf16=plan.device == "cuda" and plan.dtype == "bfloat16",
+        has_eval=n_eval > 0,
+    )
+    events = EventCallback(config.kind, len(train), n_eval, plan.describe(), cancel=cancel)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=_dataset(train),
+        eval_dataset=_dataset(evaluation),
+        processing_class=tokenizer,
+        callbacks=[events],
+    )
+    remove_console_callbacks(trainer)
+    return Prepared(trainer, events, len(train), n_eval, trainable)
+
+
+def run(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | None = None) -> dict[str, Any]:
+    """Train one LoRA adapter and save it; returns {adapter_path, metrics, duration_s}. Raises on failure."""
+    job_dir = Path(job_dir)
+    cancel = cancel or CancelToken()
+    started = time.monotonic()
+    try:
+        job = prepare(config, job_dir, cancel)
+        cancel.check()
+        cancel.deferred = True  # from here a signal stops training at the next step boundary
+        trainer, events = job.trainer, job.events
+        output = trainer.train()
+        metrics: dict[str, Any] = {
+            **{k: v for k, v in events.summary.items() if k != "epoch"},  # train_loss, train_runtime, ...
+            "global_step": output.global_step,
+            **{f"final_{k}": v for k, v in events.last_metrics.items()},  # final_loss, final_eval_loss
+            "n_train": job.n_train,
+            "n_eval": job.n_eval,
+            "trainable_parameters": job.trainable_parameters,
+        }
+        if job.n_eval and events.last_eval_step != output.global_step:  # no evaluation at the very end yet
+            eval_metrics = trainer.evaluate()
+            metrics.update({k: v for k, v in eval_metrics.items() if isinstance(v, int | float)})
+        cancel.check()
+        adapter_path = save_adapter(trainer, job_dir / config.output_name, cancel, config)
+    finally:
+        shutil.rmtree(job_dir / TRAINER_DIR, ignore_errors=True)
+    metrics["duration_s"] = round(time.monotonic() - started, 3)
+    if trainer.accelerator.is_main_process:
+        protocol.emit(protocol.Artifact(name="adapter", path=str(adapter_path)))
+        write_result(
+            job_dir,
+            {
+                "status": "finished",
+                "kind": config.kind,
+                "adapter_path": str(adapter_path),
+                "metrics": metrics,
+                "config": config.to_dict(),
+            },
+        )
+    return {"adapter_path": str(adapter_path), "metrics": metrics, "duration_s": metrics["duration_s"]}
+
+
+def save_adapter(trainer: Any, final_dir: Path, cancel: Any, config: SFTJobConfig) -> Path:
+    """Write the adapter to a temporary folder and rename it into place only when it is complete."""
+    accelerator = trainer.accelerator
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        tmp = final_dir.with_name(f"{final_dir.name}.tmp-{os.getpid()}")
+        try:
+            model = accelerator.unwrap_model(trainer.model)
+            model.save_pretrained(str(tmp), safe_serialization=True)
+            _write_json_atomic(
+                tmp / "training_info.json",
+                {
+                    "kind": config.kind,
+                    "base_model": config.base_model,
+                    "parent_adapter": config.parent_adapter,
+                },
+            )
+            cancel.check()  # last chance: after the rename the job counts as finished
+            cancel.deferred = True
+            os.rename(tmp, final_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    accelerator.wait_for_everyone()
+    return final_dir
+
+
+def log(message: str, level: str = "info") -> None:
+    protocol.emit(protocol.Log(level=level, message=message))
