@@ -72,16 +72,25 @@ def _like_pattern(text: str) -> str:
 
 
 def _add_search(where: _Where, search: str) -> None:
-    where.needs_generation = True
+    """Substring search over the question, the original answer and the edited answer.
+
+    With FTS, the matching verdict ids are collected from the (small) index hits first, so the main query
+    visits only those rows instead of joining every verdict to its texts.
+    """
     if len(search) >= _FTS_MIN_CHARS:
         where.params["fts"] = _fts_phrase(search)
         where.clauses.append(
-            "(g.prompt_id IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH :fts)"
-            " OR f.generation_id IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH :fts)"
-            " OR f.id IN (SELECT rowid FROM feedback_fts WHERE feedback_fts MATCH :fts))"
+            """f.id IN (
+                SELECT fq.id FROM feedback fq JOIN generations gq ON gq.id = fq.generation_id
+                WHERE gq.prompt_id IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH :fts)
+                UNION
+                SELECT fa.id FROM feedback fa
+                WHERE fa.generation_id IN (SELECT rowid FROM generations_fts WHERE generations_fts MATCH :fts)
+                UNION
+                SELECT rowid FROM feedback_fts WHERE feedback_fts MATCH :fts)"""
         )
         return
-    where.needs_prompt = True
+    where.needs_generation = where.needs_prompt = True
     where.params["like"] = _like_pattern(search)
     where.clauses.append(
         "(p.text LIKE :like ESCAPE '\\' OR g.text LIKE :like ESCAPE '\\'"
@@ -136,14 +145,16 @@ def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
-def history(db: Database, *, limit: int = 200, offset: int = 0, **filters: Any) -> list[HistoryRow]:
-    """Verdicts newest first, one page at a time."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise StoreValidationError("limit", f"must be a whole number >= 0, got {limit!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise StoreValidationError("offset", f"must be a whole number >= 0, got {offset!r}")
-    where = build_filters(**filters)
-    sql = f"""
+def page_sql(where: _Where) -> str:
+    """The History page query for ``where``; a function of its own so tests can check its plan.
+
+    ``+f.withdrawn`` keeps SQLite from driving the query through an index on ``withdrawn`` and then
+    sorting every live verdict: newest-first walks the primary key (or an ``(x, id)`` index) and stops
+    after ``limit`` rows.
+    """
+    clauses = [c.replace("f.withdrawn = 0", "+f.withdrawn = 0") for c in where.clauses]
+    condition = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    return f"""
         SELECT f.id, f.created_at, f.annotator, f.verdict, f.rating, f.withdrawn, f.reject_reason,
                f.generation_id, g.prompt_id, g.model_version_name,
                substr(p.text, 1, {_FETCH_CHARS}) AS prompt_text,
@@ -153,11 +164,20 @@ def history(db: Database, *, limit: int = 200, offset: int = 0, **filters: Any) 
         FROM feedback f
         JOIN generations g ON g.id = f.generation_id
         JOIN prompts p ON p.id = g.prompt_id
-        {where.sql()}
+        {condition}
         ORDER BY f.id DESC
         LIMIT :limit OFFSET :offset
     """
-    rows = db.query(sql, {**where.params, "limit": limit, "offset": offset})
+
+
+def history(db: Database, *, limit: int = 200, offset: int = 0, **filters: Any) -> list[HistoryRow]:
+    """Verdicts newest first, one page at a time."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise StoreValidationError("limit", f"must be a whole number >= 0, got {limit!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise StoreValidationError("offset", f"must be a whole number >= 0, got {offset!r}")
+    where = build_filters(**filters)
+    rows = db.query(page_sql(where), {**where.params, "limit": limit, "offset": offset})
     return [_history_row(row) for row in rows]
 
 

@@ -140,7 +140,7 @@ CREATE INDEX feedback_generation ON feedback(generation_id, withdrawn);
 CREATE INDEX feedback_annotator ON feedback(annotator, id);
 CREATE INDEX feedback_verdict ON feedback(verdict, id);
 CREATE INDEX feedback_created_at ON feedback(created_at);
-CREATE INDEX feedback_live ON feedback(withdrawn, id);
+CREATE INDEX feedback_live_verdict ON feedback(withdrawn, verdict, created_at);
 CREATE INDEX feedback_flags_flag ON feedback_flags(flag, feedback_id);
 CREATE INDEX audit_log_feedback ON audit_log(feedback_id, id);
 CREATE INDEX job_metrics_job ON job_metrics(job_id, name, step);
