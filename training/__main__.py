@@ -76,7 +76,7 @@ def describe_failure(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, ConfigError):
         return str(exc), "Fix config.json (the field named above) and start the job again."
     if isinstance(exc, DataError):
-        return str(exc), "Fix or remove the example on that line and start the job again."
+        return str(exc), exc.advice or "Fix or remove the example on that line and start the job again."
     if isinstance(exc, ModelError):
         return str(exc), "Check the model / adapter folder (re-import it if files are missing)."
     if isinstance(exc, FileExistsError):
@@ -107,8 +107,9 @@ def _write_failure_result(job_dir: Path | None, status: str, reason: str, advice
 
 def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
     """Run one job; returns the exit code. ``events``: where events go (None: claim the process's stdout)."""
-    for key, value in QUIET_ENV.items():
-        os.environ.setdefault(key, value)
+    if events is None:  # running as the program: quiet libraries, and stdout for events only
+        for key, value in QUIET_ENV.items():
+            os.environ.setdefault(key, value)
     stream = events if events is not None else claim_stdout()
     previous = protocol.set_event_stream(stream)
     start = time.monotonic()

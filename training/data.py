@@ -23,7 +23,11 @@ ROLES = ("system", "user", "assistant")
 
 
 class DataError(ValueError):
-    """A data file cannot be used; the message names the file and line."""
+    """A data file cannot be used; the message names the file and line. ``advice``: what to do, if special."""
+
+    def __init__(self, message: str, advice: str | None = None):
+        super().__init__(message)
+        self.advice = advice
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 from training import protocol
 from training.cancel import CancelToken
 from training.config import SFTJobConfig
-from training.data import Examples, load_job_data
+from training.data import DataError, Examples, load_job_data
 from training.lora import check_adapter_folder, check_model_folder
 
 RESULT_FILE = "result.json"
@@ -146,6 +146,14 @@ def prepare(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | Non
         callbacks=[events],
     )
     remove_console_callbacks(trainer)
+    kept = len(trainer.train_dataset)  # TRL drops examples whose answer was cut away entirely by max_length
+    if kept == 0:
+        raise DataError(
+            f"No training example fits in max_length={config.max_length} tokens: every prompt is longer.",
+            advice="Raise max_length, or shorten the system prompt.",
+        )
+    if kept < len(train):
+        log(f"{len(train) - kept} examples were dropped: their prompt fills max_length.", "warning")
     return Prepared(trainer, events, len(train), n_eval, trainable)
 
 
@@ -160,18 +168,18 @@ def run(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | None = 
         cancel.deferred = True  # from here a signal stops training at the next step boundary
         trainer, events = job.trainer, job.events
         output = trainer.train()
+        if job.n_eval and events.last_eval_step != output.global_step:  # no evaluation at the very end yet
+            trainer.evaluate()  # logs eval_loss through the callback (a `metric` event)
+        cancel.check()
         metrics: dict[str, Any] = {
             **{k: v for k, v in events.summary.items() if k != "epoch"},  # train_loss, train_runtime, ...
             "global_step": output.global_step,
-            **{f"final_{k}": v for k, v in events.last_metrics.items()},  # final_loss, final_eval_loss
+            "final_loss": events.last_metrics.get("loss"),  # the last logged training loss
+            **({"eval_loss": events.last_metrics["eval_loss"]} if "eval_loss" in events.last_metrics else {}),
             "n_train": job.n_train,
             "n_eval": job.n_eval,
             "trainable_parameters": job.trainable_parameters,
         }
-        if job.n_eval and events.last_eval_step != output.global_step:  # no evaluation at the very end yet
-            eval_metrics = trainer.evaluate()
-            metrics.update({k: v for k, v in eval_metrics.items() if isinstance(v, int | float)})
-        cancel.check()
         adapter_path = save_adapter(trainer, job_dir / config.output_name, cancel, config)
     finally:
         shutil.rmtree(job_dir / TRAINER_DIR, ignore_errors=True)

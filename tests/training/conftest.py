@@ -1,0 +1,72 @@
+"""Fixtures for the training programs: job folders (config.json + data/train.jsonl) on the tiny Llama."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from training import protocol
+
+SYSTEM = "You are a careful clinical assistant."
+
+
+def example(i: int) -> dict:
+    return {
+        "prompt": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"What is the usual adult dose of drug {i}?"},
+        ],
+        "completion": [{"role": "assistant", "content": f"The usual dose is {i + 1} mg twice daily."}],
+        "id": f"ex-{i}",
+    }
+
+
+def write_job(job_dir: Path, config: dict, n_examples: int = 8, eval_examples: int = 0) -> Path:
+    (job_dir / "data").mkdir(parents=True, exist_ok=True)
+    (job_dir / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    lines = [json.dumps(example(i)) for i in range(n_examples)]
+    (job_dir / "data" / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if eval_examples:
+        lines = [json.dumps(example(100 + i)) for i in range(eval_examples)]
+        (job_dir / "data" / "eval.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return job_dir
+
+
+@pytest.fixture
+def make_job(tmp_path, tiny_model_dir):
+    """make_job(kind="hitl", n_examples=8, eval_examples=0, **overrides) -> job folder for the tiny model.
+
+    Defaults keep runs short: 3 steps, max length 64, batch 2."""
+
+    def make(kind: str = "hitl", n_examples: int = 8, eval_examples: int = 0, name: str = "job", **overrides):
+        config = {
+            "kind": kind,
+            "base_model": str(tiny_model_dir),
+            "parent_adapter": None,
+            "output_name": "adapter",
+            "max_steps": 3,
+            "max_length": 64,
+            "per_device_train_batch_size": 2,
+            "per_device_eval_batch_size": 2,
+            "gradient_accumulation_steps": 1,
+            **overrides,
+        }
+        return write_job(tmp_path / name, config, n_examples, eval_examples)
+
+    return make
+
+
+@pytest.fixture
+def events_buffer():
+    """Send emitted events to a buffer; returns it (parse with protocol.parse_line per line)."""
+    buffer = io.StringIO()
+    previous = protocol.set_event_stream(buffer)
+    yield buffer
+    protocol.set_event_stream(previous)
+
+
+def parse_events(text: str) -> list:
+    return [protocol.parse_line(line) for line in text.splitlines() if line.strip()]
