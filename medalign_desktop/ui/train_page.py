@@ -1,0 +1,265 @@
+"""The Train page: the job list, and for the selected job its live loss plot, progress, ETA and log.
+
+Buttons: Retrain now (Model B, incremental LoRA on the new feedback), SFT from dataset (Model A, on the
+imported reference answers), Cancel. The page asks for jobs through ``training_requested``; the main window
+builds the request (it knows the base model and the system prompt) and submits it to the JobManager.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from datetime import datetime
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medalign_desktop.jobs.manager import JobManager
+from medalign_desktop.ui.context import AppContext
+from medalign_desktop.ui.loss_plot import LossPlot
+
+LOG_LINES = 5000
+COLUMNS = ("Job", "Method", "State", "Started", "Duration", "Examples")
+METHOD_NAMES = {
+    "hitl": "B  incremental LoRA",
+    "sft": "A  SFT",
+    "dpo": "D  DPO",
+    "reward": "C  reward",
+    "ppo": "C  PPO",
+}
+STATE_COLOURS = {"succeeded": "#1e7b34", "failed": "#b42318", "cancelled": "#6b7785", "running": "#1565c0"}
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return ""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def job_duration(job, now: datetime) -> float | None:
+    started = _parse_time(job.started_at)
+    if started is None:
+        return None
+    finished = _parse_time(job.finished_at) or now
+    return (finished - started).total_seconds()
+
+
+class TrainPage(QWidget):
+    training_requested = Signal(str)  # job kind: "hitl" or "sft"
+
+    def __init__(self, ctx: AppContext, jobs: JobManager, parent=None) -> None:
+        super().__init__(parent)
+        self.ctx, self.jobs = ctx, jobs
+        self.selected_job: int | None = None
+        self.jobs_by_id: dict = {}
+        self.live_points: dict[int, list[tuple[int, str, float]]] = defaultdict(list)
+        self.live_logs: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=LOG_LINES))
+        self._build()
+        jobs.job_changed.connect(lambda _job: self.refresh())
+        jobs.metric.connect(self._on_metric)
+        jobs.progress.connect(self._on_progress)
+        jobs.log.connect(self._on_log)
+
+    # ----------------------------------------------------------------------------------------- layout
+    def _build(self) -> None:
+        self.retrain_button = QPushButton("Retrain now (Model B)")
+        self.retrain_button.setObjectName("primaryButton")
+        self.retrain_button.setToolTip(
+            "Train a new LoRA adapter on the feedback collected since the last retrain"
+        )
+        self.sft_button = QPushButton("SFT from dataset (Model A)")
+        self.sft_button.setToolTip("Fine-tune the base model on the imported questions' reference answers")
+        self.cancel_button = QPushButton("Cancel job")
+        self.cancel_button.setEnabled(False)
+        self.retrain_button.clicked.connect(lambda: self.training_requested.emit("hitl"))
+        self.sft_button.clicked.connect(lambda: self.training_requested.emit("sft"))
+        self.cancel_button.clicked.connect(self.cancel_selected)
+        self.counter_label = QLabel()
+        self.counter_label.setObjectName("metaLabel")
+        buttons = QHBoxLayout()
+        for widget in (self.retrain_button, self.sft_button, self.cancel_button):
+            buttons.addWidget(widget)
+        buttons.addStretch(1)
+        buttons.addWidget(self.counter_label)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._on_selection)
+
+        self.title = QLabel("No job selected")
+        self.title.setObjectName("positionLabel")
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #b42318;")
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.eta_label = QLabel()
+        self.eta_label.setObjectName("metaLabel")
+        self.plot = LossPlot()
+        self.log_view = QPlainTextEdit(readOnly=True)
+        self.log_view.setMaximumBlockCount(LOG_LINES)
+        self.log_view.setMaximumHeight(150)
+        self.log_view.setPlaceholderText("The training program's log appears here.")
+
+        detail = QWidget()
+        detail_layout = QVBoxLayout(detail)
+        detail_layout.addWidget(self.title)
+        detail_layout.addWidget(self.error_label)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.eta_label)
+        detail_layout.addLayout(progress_row)
+        detail_layout.addWidget(self.plot, 1)
+        detail_layout.addWidget(self.log_view)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.table)
+        splitter.addWidget(detail)
+        splitter.setSizes([420, 780])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 16, 16, 16)
+        layout.addLayout(buttons)
+        layout.addWidget(splitter, 1)
+
+    # ----------------------------------------------------------------------------------------- data
+    def refresh(self) -> None:
+        self.ctx.tasks.start(self._refresh(), "Reading the job list")
+
+    async def _refresh(self) -> None:
+        if not self.ctx.store.is_open:
+            return
+        jobs = await self.ctx.store.call("list_jobs")
+        count = await self.ctx.store.call("samples_since_last_retrain")
+        self.show_counter(count)
+        self.jobs_by_id = {job.id: job for job in jobs}
+        now = datetime.now().astimezone()
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(jobs))
+        for row, job in enumerate(sorted(jobs, key=lambda j: j.id, reverse=True)):
+            cells = (
+                f"#{job.id}",
+                METHOD_NAMES.get(job.kind, job.kind),
+                job.state,
+                (_parse_time(job.started_at) or _parse_time(job.created_at))
+                .astimezone()
+                .strftime("%d %b %H:%M"),
+                format_duration(job_duration(job, now)),
+                "" if job.data_size is None else str(job.data_size),
+            )
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, job.id)
+                if column == 2 and job.state in STATE_COLOURS:
+                    item.setForeground(QBrush(QColor(STATE_COLOURS[job.state])))
+                self.table.setItem(row, column, item)
+            if job.id == self.selected_job:
+                self.table.selectRow(row)
+        self.table.blockSignals(False)
+        if self.selected_job is None and jobs:
+            self.table.selectRow(0)
+        elif self.selected_job in self.jobs_by_id:
+            self._show_job_header(self.jobs_by_id[self.selected_job])
+        self.cancel_button.setEnabled(self._selected_is_active())
+
+    def show_counter(self, count: int) -> None:
+        self.counter_label.setText(f"{count} new sample{'s' if count != 1 else ''} since the last retrain")
+
+    def _selected_is_active(self) -> bool:
+        job = self.jobs_by_id.get(self.selected_job)
+        return job is not None and job.state in ("queued", "running")
+
+    def _on_selection(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return
+        job_id = self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+        if job_id != self.selected_job:
+            self.selected_job = job_id
+            self.ctx.tasks.start(self._load_job(job_id), "Reading the job's metrics")
+        self.cancel_button.setEnabled(self._selected_is_active())
+
+    async def _load_job(self, job_id: int) -> None:
+        job = self.jobs_by_id.get(job_id)
+        if job is None:
+            return
+        self._show_job_header(job)
+        if job_id == self.jobs.running_job_id:
+            points = list(self.live_points[job_id])
+        else:
+            points = [(m.step, m.name, m.value) for m in await self.ctx.store.call("job_metrics", job_id)]
+        if self.selected_job == job_id:
+            self.plot.show_series(points)
+            self.log_view.setPlainText("\n".join(self.live_logs.get(job_id, [])))
+
+    def _show_job_header(self, job) -> None:
+        self.title.setText(f"Job #{job.id}: {METHOD_NAMES.get(job.kind, job.kind)} ({job.state})")
+        self.error_label.setText(job.error or "")
+        self.error_label.setVisible(bool(job.error))
+        if job.state == "succeeded":
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)
+            self.eta_label.setText(f"took {format_duration(job_duration(job, datetime.now().astimezone()))}")
+        elif job.state != "running":
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.eta_label.setText("")
+
+    # ----------------------------------------------------------------------------------------- live
+    def _on_metric(self, job_id: int, values: dict) -> None:
+        step = values.get("step", 0)
+        points = [(step, name, value) for name, value in values.items() if name != "step"]
+        self.live_points[job_id].extend(points)
+        if job_id == self.selected_job:
+            self.plot.add_point(step, {name: value for _, name, value in points})
+
+    def _on_progress(self, job_id: int, step: int, total: int, eta_s: float) -> None:
+        if job_id != self.selected_job:
+            return
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(step)
+        self.progress.setFormat(f"step {step} of {total}")
+        self.eta_label.setText(f"about {format_duration(eta_s)} left" if eta_s >= 0 else "estimating...")
+
+    def _on_log(self, job_id: int, text: str) -> None:
+        self.live_logs[job_id].append(text)
+        if job_id == self.selected_job:
+            self.log_view.appendPlainText(text)
+
+    def cancel_selected(self) -> None:
+        if self.selected_job is not None:
+            self.cancel_button.setEnabled(False)
+            self.ctx.tasks.start(self.jobs.cancel(self.selected_job), "Cancelling the job")
+
+    def select_job(self, job_id: int) -> None:
+        self.selected_job = None
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == job_id:
+                self.table.selectRow(row)
+                return
+        self.selected_job = job_id
+        self.refresh()
