@@ -1,0 +1,109 @@
+"""`medalign-desktop`: the GUI. A QApplication driven by a qasync event loop, and the main window.
+
+    medalign-desktop [--db PATH] [--model DIR] [--adapter DIR] [--annotator NAME]
+                     [--device auto|cpu|cuda] [--dtype auto|float32|bfloat16|float16] [--quit-after-load]
+
+The window appears at once; the database opens and the model loads in the background. With
+``--quit-after-load`` (smoke tests, the README's demo check) the app exits 0 as soon as the model is loaded
+and the window shown, or 1 with the reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from medalign_desktop import __version__, paths
+from medalign_desktop.config import ConfigError, load_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medalign-desktop", description="MedAlign Desktop")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--db", type=Path, help="the workspace database (default: in the data folder)")
+    parser.add_argument("--model", type=Path, help="a model folder (default: the configured base model)")
+    parser.add_argument("--adapter", type=Path, help="a LoRA adapter folder to load on top of the model")
+    parser.add_argument("--annotator", help="your name, saved with every verdict")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    parser.add_argument(
+        "--quit-after-load", action="store_true", help="exit once the model is loaded (for checks)"
+    )
+    return parser
+
+
+def startup_options(args: argparse.Namespace):
+    """The window's options from the flags and the shared settings file; returns (options, warning)."""
+    from medalign_desktop.ui.main_window import StartupOptions
+
+    model, label, warning = args.model, None, None
+    if model is None:
+        try:
+            config = load_config()
+        except ConfigError as exc:
+            config, warning = None, str(exc)
+        if config and config.base_model:
+            model, label = Path(config.base_model), config.base_model_label
+    return StartupOptions(
+        db_path=(args.db or paths.default_database_path()).expanduser(),
+        model_dir=model.expanduser() if model else None,
+        model_label=label,
+        adapter_dir=args.adapter.expanduser() if args.adapter else None,
+        annotator=args.annotator,
+        load_options={"device": args.device, "dtype": args.dtype},
+    ), warning
+
+
+async def run_session(window, *, quit_after_load: bool) -> int:
+    """Show the window, start it, and wait until it is closed (or until the model loaded, for checks)."""
+    closed = asyncio.Event()
+    window.closed.connect(closed.set)
+    window.show()
+    loaded = await window.start()
+    if quit_after_load:
+        if not loaded:
+            print(f"medalign-desktop: {window.startup_error}", file=sys.stderr, flush=True)
+        window.close()
+        return 0 if loaded else 1
+    await closed.wait()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Qt and the UI are imported here so `--help` and `--version` answer instantly.
+    import qasync
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    from medalign_desktop.ui.errors import install_excepthook, setup_logging
+    from medalign_desktop.ui.main_window import MainWindow
+    from medalign_desktop.ui.style import apply_style
+
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "medalign-desktop"])
+    app.setApplicationName("MedAlign Desktop")
+    app.setOrganizationName("MedAlign")
+    app.setQuitOnLastWindowClosed(False)  # the session coroutine decides when to stop
+    apply_style(app)
+    setup_logging()
+    options, warning = startup_options(args)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    window = MainWindow(options)
+    install_excepthook(window.ctx.errors)
+    if warning:
+        window.ctx.errors.show("Settings", warning)
+    try:
+        return loop.run_until_complete(run_session(window, quit_after_load=args.quit_after_load))
+    finally:
+        # A model load still running cannot be interrupted; do not make the user wait for it.
+        window.shutdown(wait_for_engine=False)
+        loop.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

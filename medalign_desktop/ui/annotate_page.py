@@ -1,0 +1,460 @@
+"""The Annotate page: one question at a time, the model's answer streaming in, a verdict by keyboard.
+
+Flow: show the current question -> generate -> store the generation -> wait for a verdict -> store the
+verdict -> next question, generating automatically. Every step that touches the model or the database is
+a coroutine run through the services, one flow at a time: starting a new flow (skip, regenerate, undo,
+a typed question) first stops the answer being written and waits for the previous flow to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from enum import Enum, auto
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medalign_desktop.engine import GenerationResult
+from medalign_desktop.store import Prompt, StoreValidationError
+from medalign_desktop.ui import dialogs, labels
+from medalign_desktop.ui.annotate_widgets import (
+    ActionBar,
+    AnswerPanel,
+    QuestionPanel,
+    RejectPanel,
+    ReviewExtras,
+)
+from medalign_desktop.ui.context import AppContext
+from medalign_desktop.ui.queue_cursor import QueueCursor
+
+FEEDBACK_MS = 4000
+EMPTY_QUEUE_TEXT = (
+    "No questions are waiting.\n\nImport a question file with File > Import questions..., switch the "
+    "filter to 'All questions', or type your own question below."
+)
+
+
+class Phase(Enum):
+    WAITING = auto()  # a question is shown but no model is loaded yet
+    EMPTY = auto()  # nothing to annotate
+    STREAMING = auto()
+    SAVING = auto()  # a store call is in flight
+    READY = auto()  # the answer is stored; waiting for a verdict
+    EDITING = auto()
+    REJECTING = auto()
+
+
+def typing_in_text_field() -> bool:
+    """True when the keyboard focus is in an editable text field (single-letter shortcuts stand back)."""
+    widget = QApplication.focusWidget()
+    if isinstance(widget, QLineEdit | QAbstractSpinBox):
+        return True
+    return isinstance(widget, QPlainTextEdit | QTextEdit) and not widget.isReadOnly()
+
+
+class AnnotatePage(QWidget):
+    answer_ready = Signal()  # a generation is stored and the verdict buttons are live
+    verdict_saved = Signal(str)  # the verdict, after the store call returned
+    phase_changed = Signal(object)
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = context
+        self.cursor = QueueCursor()
+        self.phase = Phase.EMPTY
+        self.prompt: Prompt | None = None
+        self.generation_id: int | None = None
+        self._flow: asyncio.Task | None = None
+        self._build()
+        self._connect()
+        self._install_shortcuts()
+        self._feedback_timer = QTimer(self, singleShot=True, interval=FEEDBACK_MS)
+        self._feedback_timer.timeout.connect(lambda: self.actions.feedback.clear())
+        self._set_phase(Phase.EMPTY)
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 18, 24, 18)
+        layout.setSpacing(12)
+        layout.addLayout(self._build_top_bar())
+        self.question = QuestionPanel()
+        self.answer = AnswerPanel()
+        self.reject_panel = RejectPanel()
+        self.extras = ReviewExtras()
+        self.actions = ActionBar()
+        layout.addWidget(self.question, 2)
+        layout.addWidget(self.answer, 3)
+        layout.addWidget(self.reject_panel)
+        layout.addWidget(self.extras)
+        layout.addWidget(self.actions)
+        layout.addLayout(self._build_ask_row())
+
+    def _build_top_bar(self) -> QHBoxLayout:
+        bar = QHBoxLayout()
+        bar.setSpacing(12)
+        self.position = QLabel()
+        self.position.setObjectName("positionLabel")
+        self.queue_filter = QComboBox()
+        self.queue_filter.addItem("Not yet annotated", "unannotated")
+        self.queue_filter.addItem("All questions", "all")
+        self.queue_filter.setCurrentIndex(0 if self.ctx.settings.queue_mode == "unannotated" else 1)
+        self.held_out = QCheckBox("Include held-out")
+        self.held_out.setToolTip("Held-out questions are kept for evaluation and hidden by default")
+        self.held_out.setChecked(self.ctx.settings.include_held_out)
+        self.samples = QLabel()
+        self.samples.setObjectName("pillLabel")
+        self.sampling_summary = QLabel(dialogs.describe_sampling(self.ctx.settings.sampling()))
+        self.sampling_summary.setObjectName("metaLabel")
+        self.settings_button = QPushButton("Generation settings...")
+        self.settings_button.setObjectName("secondaryButton")
+        self.settings_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        for widget in (self.position, self.queue_filter, self.held_out):
+            bar.addWidget(widget)
+        bar.addStretch(1)
+        for widget in (self.samples, self.sampling_summary, self.settings_button):
+            bar.addWidget(widget)
+        return bar
+
+    def _build_ask_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.ask_box = QLineEdit()
+        self.ask_box.setObjectName("askBox")
+        self.ask_box.setPlaceholderText("Ask your own question, then press Enter")
+        self.ask_button = QPushButton("Ask")
+        self.ask_button.setObjectName("secondaryButton")
+        row.addWidget(self.ask_box, 1)
+        row.addWidget(self.ask_button)
+        return row
+
+    def _connect(self) -> None:
+        a = self.actions
+        a.accept.clicked.connect(lambda: self._verdict("accept"))
+        a.edit.clicked.connect(self._start_edit)
+        a.reject.clicked.connect(self._start_reject)
+        a.skip.clicked.connect(lambda: self._run(self._skip_flow, "Skipping"))
+        a.regenerate.clicked.connect(lambda: self._run(self._generate, "Generating an answer"))
+        a.stop.clicked.connect(self.ctx.engine.stop)
+        self.answer.save_edit.connect(self._save_edit)
+        self.answer.cancel_edit.connect(self._escape)
+        self.reject_panel.confirmed.connect(self._confirm_reject)
+        self.reject_panel.cancelled.connect(self._escape)
+        self.ask_box.returnPressed.connect(self._ask)
+        self.ask_button.clicked.connect(self._ask)
+        self.queue_filter.currentIndexChanged.connect(self._queue_options_changed)
+        self.held_out.toggled.connect(self._queue_options_changed)
+        self.settings_button.clicked.connect(self.open_sampling_dialog)
+        self.ctx.engine.text_arrived.connect(self._text_arrived)
+
+    def _install_shortcuts(self) -> None:
+        letters = {"A": self.actions.accept, "E": self.actions.edit, "R": self.actions.reject,
+                   "S": self.actions.skip, "G": self.actions.regenerate}  # fmt: skip
+        for key, button in letters.items():
+            self._shortcut(key, lambda b=button: None if typing_in_text_field() else b.click())
+        self._shortcut("Esc", self._escape)
+        self._shortcut("Ctrl+Return", self._save_edit)
+        self._shortcut("Ctrl+Enter", self._save_edit)
+        self._shortcut("Ctrl+Z", self._undo)
+
+    def _shortcut(self, key: str, handler: Callable[[], None]) -> None:
+        shortcut = QShortcut(QKeySequence(key), self)
+        shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        shortcut.activated.connect(handler)
+
+    # ------------------------------------------------------------------ state
+    def _set_phase(self, phase: Phase) -> None:
+        self.phase = phase
+        ready = phase is Phase.READY
+        have_model = self.ctx.engine.loaded is not None
+        a = self.actions
+        for button in (a.accept, a.edit, a.reject):
+            button.setEnabled(ready)
+        a.skip.setEnabled(phase in (Phase.READY, Phase.STREAMING, Phase.WAITING))
+        a.regenerate.setEnabled(have_model and phase in (Phase.READY, Phase.STREAMING))
+        a.stop.setEnabled(phase is Phase.STREAMING)
+        self.extras.setEnabled(phase in (Phase.READY, Phase.EDITING, Phase.REJECTING))
+        can_switch = phase not in (Phase.SAVING, Phase.EDITING, Phase.REJECTING)
+        self.ask_box.setEnabled(have_model and can_switch)
+        self.ask_button.setEnabled(have_model and can_switch)
+        self.queue_filter.setEnabled(can_switch)
+        self.held_out.setEnabled(can_switch)
+        self.reject_panel.setVisible(phase is Phase.REJECTING)
+        self.position.setText(self.cursor.position_text())
+        self.phase_changed.emit(phase)
+
+    def show_feedback(self, text: str, *, problem: bool = False) -> None:
+        self.actions.feedback.setProperty("problem", problem)
+        self.actions.feedback.style().unpolish(self.actions.feedback)
+        self.actions.feedback.style().polish(self.actions.feedback)
+        self.actions.feedback.setText(text)
+        self._feedback_timer.start()
+
+    # ------------------------------------------------------------------ running flows
+    def _run(self, make_flow: Callable[[], Awaitable[None]], context: str) -> asyncio.Task:
+        """Start a flow after stopping the current answer and letting the previous flow finish."""
+        previous = self._flow
+
+        async def flow() -> None:
+            if previous is not None and not previous.done():
+                self.ctx.engine.stop()
+                await asyncio.wait({previous})
+            try:
+                await make_flow()
+            except Exception:
+                self._recover()
+                raise
+
+        self._flow = self.ctx.tasks.start(flow(), context)
+        return self._flow
+
+    def _recover(self) -> None:
+        """After a failed flow, fall back to a state the clinician can act from."""
+        if not self.answer.text.isReadOnly():  # a failed edit save: keep the clinician's text editable
+            self._set_phase(Phase.EDITING)
+        elif self.phase is not Phase.REJECTING:
+            self._set_phase(Phase.READY if self.generation_id else Phase.WAITING)
+
+    async def wait_idle(self) -> None:
+        """Wait for the running flow (tests and shutdown)."""
+        while self._flow is not None and not self._flow.done():
+            await asyncio.wait({self._flow})
+
+    # ------------------------------------------------------------------ queue and questions
+    def start(self) -> asyncio.Task:
+        return self._run(self._reload_queue, "Loading the question queue")
+
+    def model_ready(self) -> None:
+        """The model has loaded: answer the question on screen."""
+        if self.prompt is not None and self.phase in (Phase.WAITING, Phase.EMPTY, Phase.READY):
+            self._run(self._generate, "Generating an answer")
+        else:
+            self._set_phase(self.phase)
+
+    def reload_queue(self) -> asyncio.Task:
+        return self._run(self._reload_queue, "Loading the question queue")
+
+    async def _reload_queue(self) -> None:
+        ids = await self.ctx.store.call(
+            "queue", mode=self.ctx.settings.queue_mode, include_held_out=self.ctx.settings.include_held_out
+        )
+        self.cursor.reset(ids)
+        await self._show_current(generate=True)
+        await self.refresh_counter()
+
+    def _queue_options_changed(self) -> None:
+        self.ctx.settings.queue_mode = self.queue_filter.currentData()
+        self.ctx.settings.include_held_out = self.held_out.isChecked()
+        self.reload_queue()
+
+    async def _show_current(self, *, generate: bool) -> None:
+        self.extras.reset()
+        self.generation_id = None
+        prompt_id = self.cursor.current
+        if prompt_id is None:
+            self.prompt = None
+            self.question.show_message(EMPTY_QUEUE_TEXT)
+            self.answer.clear()
+            self.answer.status.clear()
+            self._set_phase(Phase.EMPTY)
+            return
+        self.prompt = await self.ctx.store.call("get_prompt", prompt_id)
+        meta = "Typed question" if self.prompt.source == "typed" else (self.prompt.external_id or "")
+        if self.prompt.split == "held_out":
+            meta = f"{meta} · held out".strip(" ·")
+        self.question.show_prompt(
+            self.prompt.text, self.prompt.reference_answer, self.prompt.answer_key, meta
+        )
+        if generate and self.ctx.engine.loaded is not None:
+            await self._generate()
+        else:
+            self.answer.clear("The answer will appear here once the model has loaded.")
+            self.answer.status.clear()
+            self._set_phase(Phase.WAITING)
+
+    async def _skip_flow(self) -> None:
+        self.cursor.advance()
+        await self._show_current(generate=True)
+
+    async def refresh_counter(self) -> None:
+        count = await self.ctx.store.call("samples_since_last_retrain")
+        self.samples.setText(f"{count:,} new sample{'s' if count != 1 else ''} since last retrain")
+
+    # ------------------------------------------------------------------ generating
+    async def _generate(self) -> None:
+        prompt = self.prompt
+        if prompt is None or self.ctx.engine.loaded is None:
+            return
+        settings = self.ctx.settings.sampling()
+        self.generation_id = None
+        self.answer.clear()
+        self.answer.status.setText("Writing...")
+        self._set_phase(Phase.STREAMING)
+        result = await self.ctx.engine.generate(prompt.text, settings)
+        self.answer.set_text(result.text)  # the authoritative text, whatever the queued pieces did
+        self._set_phase(Phase.SAVING)
+        self.generation_id = await self.ctx.store.call(
+            "add_generation", prompt.id, result.text, model_version=self.ctx.model_version,
+            settings=settings.to_dict(), time_to_first_token_s=result.time_to_first_token_s,
+            tokens_per_s=result.tokens_per_s, n_tokens=result.n_tokens, finish_reason=result.finish_reason,
+        )  # fmt: skip
+        self.answer.status.setText(self._describe_result(result))
+        self._set_phase(Phase.READY)
+        self.answer_ready.emit()
+
+    def _text_arrived(self, number: int, piece: str) -> None:
+        if number == self.ctx.engine.current_generation and self.phase is Phase.STREAMING:
+            self.answer.append(piece)
+
+    @staticmethod
+    def _describe_result(result: GenerationResult) -> str:
+        ending = {"length": " · hit the token limit", "cancelled": " · stopped"}.get(result.finish_reason, "")
+        first = (
+            f" · first word after {result.time_to_first_token_s:.1f} s"
+            if result.time_to_first_token_s
+            else ""
+        )
+        return f"{result.n_tokens} tokens · {result.tokens_per_s:.1f} tokens/s{first}{ending}"
+
+    # ------------------------------------------------------------------ verdicts
+    def _ensure_annotator(self) -> bool:
+        if self.ctx.annotator:
+            return True
+        name = dialogs.ask_annotator_name(self.window())
+        if name:
+            self.ctx.settings.annotator = name
+        return bool(name)
+
+    def _verdict(self, verdict: str, **fields) -> None:
+        if self.generation_id is None or not self._ensure_annotator():
+            return
+        # Capture everything now and block further clicks at once: a second quick press must not
+        # land on the next question's answer, which the clinician has not read yet.
+        back_to, captured = self.phase, dict(fields)
+        captured.update(
+            generation_id=self.generation_id,
+            rating=self.extras.rating.value(),
+            safety_flags=self.extras.flags(),
+        )
+        self._set_phase(Phase.SAVING)
+        self._run(lambda: self._save_verdict(verdict, back_to, **captured), "Saving the verdict")
+
+    async def _save_verdict(self, verdict: str, back_to: Phase, *, generation_id: int, **fields) -> None:
+        try:
+            await self.ctx.store.call(
+                "record_verdict", generation_id, verdict, annotator=self.ctx.annotator, **fields
+            )
+        except StoreValidationError as exc:
+            self.show_feedback(exc.message[:1].upper() + exc.message[1:], problem=True)
+            self._set_phase(back_to)
+            return
+        if back_to is Phase.EDITING:
+            self.answer.end_edit(restore=False)
+        self.setFocus()
+        self.show_feedback(f"Saved: {labels.verdict_label(verdict).lower()}")
+        self.verdict_saved.emit(verdict)
+        await self.refresh_counter()
+        self.cursor.advance()
+        await self._show_current(generate=True)
+
+    def _start_edit(self) -> None:
+        if self.phase is Phase.READY:
+            self._set_phase(Phase.EDITING)
+            self.answer.begin_edit()
+
+    def _save_edit(self) -> None:
+        if self.phase is not Phase.EDITING:
+            return
+        text = self.answer.edited_text()
+        if not text.strip():
+            self.show_feedback(
+                "The edited answer is empty; type the corrected answer or press Esc.", problem=True
+            )
+            return
+        self._verdict("edit", edited_text=text)
+
+    def _start_reject(self) -> None:
+        if self.phase is Phase.READY:
+            self._set_phase(Phase.REJECTING)
+            self.reject_panel.open_panel()
+
+    def _confirm_reject(self, reason: str, note: str) -> None:
+        if self.phase is Phase.REJECTING:
+            self._verdict("reject", reject_reason=reason, reject_note=note or None)
+
+    def _escape(self) -> None:
+        if self.phase is Phase.STREAMING:
+            self.ctx.engine.stop()
+        elif self.phase is Phase.EDITING:
+            self.answer.end_edit(restore=True)
+            self._set_phase(Phase.READY)
+            self.setFocus()
+        elif self.phase is Phase.REJECTING:
+            self._set_phase(Phase.READY)
+            self.setFocus()
+
+    def _undo(self) -> None:
+        if self.phase in (Phase.EDITING, Phase.SAVING) or not self.ctx.annotator:
+            return
+        self._run(self._undo_flow, "Undoing the last verdict")
+
+    async def _undo_flow(self) -> None:
+        feedback_id = await self.ctx.store.call("undo_last_verdict", self.ctx.annotator)
+        if feedback_id is None:
+            self.show_feedback("Nothing to undo")
+            self._recover()
+            return
+        detail = await self.ctx.store.call("feedback_detail", feedback_id)
+        await self.refresh_counter()
+        self.cursor.go_to(detail.prompt_id)
+        await self._show_current(generate=False)
+        self.answer.set_text(detail.original_text)
+        self.answer.status.setText("The answer you judged before")
+        self.generation_id = detail.generation_id
+        self._set_phase(Phase.READY)
+        self.show_feedback(f"Undone: {labels.verdict_label(detail.verdict).lower()} withdrawn")
+
+    # ------------------------------------------------------------------ typed questions and settings
+    def _ask(self) -> None:
+        text = self.ask_box.text().strip()
+        if not text or not self.ask_box.isEnabled():
+            return
+        self.ask_box.clear()
+        self.setFocus()
+        self._run(lambda: self._ask_flow(text), "Asking your question")
+
+    async def _ask_flow(self, text: str) -> None:
+        prompt_id = await self.ctx.store.call("add_prompt", text, source="typed")
+        self.cursor.go_to(prompt_id)
+        await self._show_current(generate=True)
+
+    def open_sampling_dialog(self) -> dialogs.SamplingDialog:
+        dialog = dialogs.SamplingDialog(self.ctx.settings.sampling(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        dialog.accepted.connect(lambda: self._apply_sampling(dialog))
+        dialog.open()
+        return dialog
+
+    def _apply_sampling(self, dialog: dialogs.SamplingDialog) -> None:
+        try:
+            settings = dialog.settings()
+        except ValueError as exc:
+            self.ctx.errors.report(exc, "Generation settings")
+            return
+        self.ctx.settings.set_sampling(settings)
+        self.sampling_summary.setText(dialogs.describe_sampling(settings))

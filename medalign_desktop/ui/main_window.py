@@ -1,0 +1,288 @@
+"""The main window: navigation on the left, pages on the right, menus, and the status bar.
+
+It wires the services to the pages and runs the start-up sequence: open the database, show the first
+question, load the model in the background, then answer the question on screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QListWidget,
+    QMainWindow,
+    QMessageBox,
+    QProgressDialog,
+    QStackedWidget,
+    QWidget,
+)
+
+from medalign_desktop.config import load_config, save_config
+from medalign_desktop.engine import Engine, LoadedModel, check_model_folder
+from medalign_desktop.ui import dialogs
+from medalign_desktop.ui.annotate_page import AnnotatePage
+from medalign_desktop.ui.context import AppContext
+from medalign_desktop.ui.errors import ErrorReporter, readable_message
+from medalign_desktop.ui.history_page import HistoryPage
+from medalign_desktop.ui.services import EngineService, StoreService
+from medalign_desktop.ui.settings import AppSettings
+from medalign_desktop.ui.status_bar import StatusPanel, describe_model
+from medalign_desktop.ui.tasks import TaskRunner
+
+NO_MODEL_MESSAGE = (
+    "No model is set up yet. Install the demo model by running `medalign models install-demo` in a "
+    "terminal, or choose a model folder with File > Open model folder..."
+)
+QUESTION_FILES = "Question files (*.jsonl *.json *.csv *.parquet);;All files (*)"
+
+
+@dataclass
+class StartupOptions:
+    db_path: Path
+    model_dir: Path | None = None
+    model_label: str | None = None
+    adapter_dir: Path | None = None
+    annotator: str | None = None
+    load_options: dict[str, str] = field(default_factory=dict)  # device / dtype / quantization
+
+
+class MainWindow(QMainWindow):
+    closed = Signal()
+    model_loaded = Signal(object)  # LoadedModel
+    import_finished = Signal(object)  # ImportReport
+
+    def __init__(
+        self, options: StartupOptions, *, settings: AppSettings | None = None, engine: Engine | None = None
+    ) -> None:
+        super().__init__()
+        self.options = options
+        self.startup_error: str | None = None
+        errors = ErrorReporter(self)
+        self.ctx = AppContext(
+            store=StoreService(options.db_path, self),
+            engine=EngineService(engine, load_options=options.load_options, parent=self),
+            settings=settings or AppSettings(),
+            tasks=TaskRunner(errors.report),
+            errors=errors,
+        )
+        if options.annotator:
+            self.ctx.settings.annotator = options.annotator
+        self.setWindowTitle("MedAlign Desktop")
+        self.setMinimumSize(960, 640)
+        self._build_pages()
+        self.status = StatusPanel(self.statusBar())
+        self._build_menus()
+        self._status_timer = QTimer(self, singleShot=True, interval=250)
+        self._status_timer.timeout.connect(lambda: self.ctx.tasks.start(self.refresh_status(), "Status"))
+        self.ctx.store.changed.connect(lambda _what: self._status_timer.start())
+        self.ctx.engine.load_progress.connect(self.status.set_busy)
+        if not self.ctx.settings.restore_geometry(self):
+            self.resize(1280, 800)
+
+    # ------------------------------------------------------------------ layout
+    def _build_pages(self) -> None:
+        self.nav = QListWidget()
+        self.nav.setObjectName("navList")
+        self.nav.setFixedWidth(180)
+        self.nav.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # pages keep the keyboard; Ctrl+1/2 switch
+        self.pages = QStackedWidget()
+        self.annotate = AnnotatePage(self.ctx)
+        self.history = HistoryPage(self.ctx)
+        for title, page in (("Annotate", self.annotate), ("History", self.history)):
+            self.nav.addItem(title)
+            self.pages.addWidget(page)
+        self.nav.currentRowChanged.connect(self.show_page)
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.nav)
+        layout.addWidget(self.pages, 1)
+        self.setCentralWidget(central)
+        self.nav.setCurrentRow(min(self.ctx.settings.last_page, self.pages.count() - 1))
+
+    def _build_menus(self) -> None:
+        def action(menu, text: str, slot, shortcut: str | None = None) -> QAction:
+            made = QAction(text, self)
+            if shortcut:
+                made.setShortcut(QKeySequence(shortcut))
+            made.triggered.connect(slot)
+            menu.addAction(made)
+            return made
+
+        file_menu = self.menuBar().addMenu("&File")
+        self.import_action = action(file_menu, "&Import questions...", self.choose_import_file, "Ctrl+I")
+        action(file_menu, "Open &model folder...", self.choose_model_folder, "Ctrl+O")
+        file_menu.addSeparator()
+        action(file_menu, "&Quit", self.close, "Ctrl+Q")
+        go = self.menuBar().addMenu("&Go")
+        action(go, "&Annotate", lambda: self.show_page(0), "Ctrl+1")
+        action(go, "&History", lambda: self.show_page(1), "Ctrl+2")
+        annotate = self.menuBar().addMenu("&Annotate")
+        action(annotate, "&Generation settings...", self.annotate.open_sampling_dialog)
+        action(annotate, "Change &annotator name...", self.change_annotator)
+        help_menu = self.menuBar().addMenu("&Help")
+        action(help_menu, "&About MedAlign Desktop", self.show_about)
+
+    def show_page(self, index: int) -> None:
+        if self.nav.currentRow() != index:
+            self.nav.setCurrentRow(index)  # comes back here through currentRowChanged
+            return
+        self.pages.setCurrentIndex(index)
+        self.ctx.settings.last_page = index
+        page = self.pages.currentWidget()
+        (page.table if page is self.history else page).setFocus()
+
+    # ------------------------------------------------------------------ start-up
+    async def start(self) -> bool:
+        """Open the database, show the queue, load the model. True when the model is loaded."""
+        self.status.set_busy(f"Opening {self.options.db_path.name}...")
+        try:
+            await self.ctx.store.open()
+        except Exception as exc:
+            self.startup_error = readable_message(exc)[0]
+            self.status.set_idle("The database could not be opened.")
+            self.ctx.errors.report(exc, "Opening the database")
+            return False
+        await self.refresh_status()
+        self.annotate.start()
+        if self.isVisible() and self.pages.currentWidget() is self.history:
+            self.history.refresh()
+        return await self.load_model(
+            self.options.model_dir, self.options.model_label, self.options.adapter_dir
+        )
+
+    async def load_model(
+        self, folder: Path | None, label: str | None = None, adapter: Path | None = None
+    ) -> bool:
+        if folder is None:
+            self.startup_error = NO_MODEL_MESSAGE
+            self.status.set_idle("No model set up.")
+            self.status.set_model("No model loaded")
+            self.ctx.errors.show("No model", NO_MODEL_MESSAGE, QMessageBox.Icon.Information)
+            return False
+        self.status.set_busy(f"Loading the model from {Path(folder).name}...")
+        self.status.set_model("Loading model...")
+        try:
+            loaded = await self.ctx.engine.load(folder, label=label, adapter_dir=adapter)
+        except Exception as exc:
+            self.startup_error = readable_message(exc)[0]
+            self.status.set_idle("The model could not be loaded.")
+            self.status.set_model("No model loaded")
+            self.ctx.errors.report(exc, "Loading the model")
+            return False
+        self.startup_error = None
+        self.ctx.model_version = await self._model_version_name(loaded)
+        self.status.set_model(describe_model(loaded, self.ctx.engine.adapter_name), loaded.folder.describe())
+        self.status.set_idle(f"Model loaded in {loaded.load_time_s:.1f} s.")
+        self.model_loaded.emit(loaded)
+        self.annotate.model_ready()
+        return True
+
+    async def _model_version_name(self, loaded: LoadedModel) -> str:
+        active = await self.ctx.store.call("active_model_version")
+        if active is not None:
+            return active.name
+        adapter = self.ctx.engine.adapter_name
+        return loaded.label + (f"+{adapter}" if adapter else "")
+
+    async def refresh_status(self) -> None:
+        if self.ctx.store.is_open:
+            self.status.set_database(self.ctx.store.path, await self.ctx.store.call("stats"))
+
+    # ------------------------------------------------------------------ menu actions
+    def choose_model_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open model folder")
+        if folder:
+            self.open_model_folder(Path(folder))
+
+    def open_model_folder(self, folder: Path) -> asyncio.Task | None:
+        """Check the folder first (milliseconds), then load it in the background and remember it."""
+        try:
+            info = check_model_folder(folder)
+        except Exception as exc:
+            self.ctx.errors.report(exc, "Open model folder")
+            return None
+
+        async def flow() -> None:
+            await self.annotate.wait_idle()
+            if await self.load_model(info.path, info.path.name):
+                config = load_config()
+                config.base_model, config.base_model_label = str(info.path.resolve()), info.path.name
+                save_config(config)
+
+        self.ctx.engine.stop()
+        return self.ctx.tasks.start(flow(), "Loading the model")
+
+    def choose_import_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import questions", "", QUESTION_FILES)
+        if path:
+            self.import_questions(Path(path))
+
+    def import_questions(self, path: Path) -> asyncio.Task:
+        """Import on the store thread with a progress dialog; Cancel stops it (nothing is written)."""
+        cancel = threading.Event()
+        progress = QProgressDialog(f"Importing {path.name}...", "Cancel", 0, 0, self)
+        progress.setWindowTitle("Import questions")
+        progress.setWindowModality(Qt.WindowModality.NonModal)  # a modal one re-enters the event loop
+        progress.setMinimumDuration(0)
+        progress.canceled.connect(cancel.set)
+        self.import_progress = progress
+
+        def show_progress(done: int, total: int) -> None:
+            progress.setMaximum(max(total, 0))
+            progress.setValue(min(done, total) if total else 0)
+
+        self.ctx.store.import_progress.connect(show_progress)
+        self.import_action.setEnabled(False)
+        progress.show()
+
+        async def flow() -> None:
+            try:
+                report = await self.ctx.store.import_questions(path, cancel)
+            finally:
+                self.ctx.store.import_progress.disconnect(show_progress)
+                progress.reset()
+                progress.close()
+                self.import_action.setEnabled(True)
+            problem = bool(report.errors) or report.cancelled
+            self.report_box = dialogs.show_report(self, "Import questions", report.summary(), problem=problem)
+            self.import_finished.emit(report)
+            if report.imported:
+                self.annotate.reload_queue()
+
+        return self.ctx.tasks.start(flow(), f"Importing {path.name}")
+
+    def change_annotator(self) -> None:
+        name = dialogs.ask_annotator_name(self)
+        if name:
+            self.ctx.settings.annotator = name
+
+    def show_about(self) -> None:
+        self.ctx.errors.show(
+            "About MedAlign Desktop",
+            "MedAlign Desktop: review a local medical language model's answers, and turn clinicians' "
+            "verdicts into better models. Everything stays on this workstation.",
+            QMessageBox.Icon.Information,
+        )
+
+    # ------------------------------------------------------------------ closing
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        self.ctx.settings.save_geometry(self)
+        self.ctx.settings.sync()
+        self.ctx.engine.stop()
+        super().closeEvent(event)
+        self.closed.emit()
+
+    def shutdown(self, *, wait_for_engine: bool = True) -> None:
+        """Stop everything and close the database. Safe to call more than once."""
+        self.ctx.tasks.cancel_all()
+        self.ctx.engine.shutdown(wait=wait_for_engine)
+        self.ctx.store.shutdown()

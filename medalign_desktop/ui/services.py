@@ -1,0 +1,170 @@
+"""The widgets' only way to the model and the database; all the work runs off the GUI thread.
+
+``EngineService`` owns the :class:`Engine` on one worker thread: loading and generating never block the
+Qt event loop, and streamed text pieces come back to the GUI thread through a Qt signal (emitted on the
+worker thread, delivered by a queued connection). ``StoreService`` owns the :class:`Store` on its own
+single-thread executor, so SQLite is only ever touched by one thread and calls are naturally serialised.
+
+Both are awaited from coroutines running on the qasync loop::
+
+    loaded = await engine_service.load(folder)
+    result = await engine_service.generate(question, settings)
+    prompt = await store_service.call("get_prompt", prompt_id)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from medalign_desktop.engine import Engine, GenerationResult, LoadedModel, SamplingSettings
+from medalign_desktop.store import ImportReport, Store, StoreError, import_questions
+
+log = logging.getLogger(__name__)
+
+
+class EngineService(QObject):
+    """Loads the model and streams answers on one worker thread."""
+
+    # (generation number, text piece); compare the number with ``current_generation`` to drop late pieces
+    text_arrived = Signal(int, str)
+    load_progress = Signal(str)
+    model_loaded = Signal(object)  # LoadedModel
+
+    def __init__(
+        self, engine: Engine | None = None, *, load_options: dict[str, str] | None = None, parent=None
+    ) -> None:
+        super().__init__(parent)
+        self._engine = engine or Engine()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medalign-engine")
+        self._stop = threading.Event()
+        self._busy = 0
+        self.load_options = dict(load_options or {})  # device / dtype / quantization for Engine.load
+        self.current_generation = 0
+        self.adapter_name: str | None = None
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self._engine.loaded
+
+    @property
+    def is_busy(self) -> bool:
+        return self._busy > 0
+
+    async def _run(self, fn: Callable[[], Any]) -> Any:
+        self._busy += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        finally:
+            self._busy -= 1
+
+    async def load(
+        self, model_dir: str | Path, *, label: str | None = None, adapter_dir: str | Path | None = None
+    ) -> LoadedModel:
+        """Load a base model (and optionally one adapter); raises EngineError with a readable message."""
+
+        def work() -> LoadedModel:
+            loaded = self._engine.load(
+                model_dir, label=label, progress=self.load_progress.emit, **self.load_options
+            )
+            self.adapter_name = self._engine.load_adapter(adapter_dir) if adapter_dir else None
+            return loaded
+
+        loaded = await self._run(work)
+        self.model_loaded.emit(loaded)
+        return loaded
+
+    async def generate(self, question: str, settings: SamplingSettings) -> GenerationResult:
+        """Answer ``question``; pieces arrive on ``text_arrived`` tagged with ``current_generation``."""
+        self.current_generation += 1
+        number = self.current_generation
+        # A fresh event per answer, so a late stop() aimed at the previous answer cannot cut this one.
+        stop = self._stop = threading.Event()
+
+        def on_text(piece: str) -> None:
+            self.text_arrived.emit(number, piece)
+
+        work = functools.partial(self._engine.generate, question, settings, on_text=on_text, stop=stop)
+        return await self._run(work)
+
+    def stop(self) -> None:
+        """Ask the running generation to end after its current token (thread-safe, returns at once)."""
+        self._stop.set()
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop generating and end the worker thread (a model load in progress cannot be interrupted)."""
+        self._stop.set()
+        self._executor.shutdown(wait=wait, cancel_futures=True)
+
+
+class StoreService(QObject):
+    """Owns the Store on a dedicated thread; ``await call(...)`` runs one store method there."""
+
+    # the name of a write that has just completed (record_verdict, import_questions, ...)
+    changed = Signal(str)
+    # (done, total) while importing; emitted on the store thread, delivered queued
+    import_progress = Signal(int, int)
+
+    WRITES = frozenset(
+        {
+            "add_prompt",
+            "add_generation",
+            "record_verdict",
+            "change_verdict",
+            "withdraw_verdict",
+            "undo_last_verdict",
+            "import_questions",
+        }
+    )
+
+    def __init__(self, path: str | Path, parent=None) -> None:
+        super().__init__(parent)
+        self.path = Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medalign-store")
+        self._store: Store | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._store is not None
+
+    async def open(self) -> None:
+        self._store = await asyncio.get_running_loop().run_in_executor(self._executor, Store.open, self.path)
+
+    async def call(self, fn: str | Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``store.<fn>(*args, **kwargs)`` (or ``fn(store, *args, **kwargs)``) on the store thread."""
+        store = self._store
+        if store is None:
+            raise StoreError(f"The database {self.path} is not open.")
+        name = fn if isinstance(fn, str) else getattr(fn, "__name__", "call")
+        target = getattr(store, fn) if isinstance(fn, str) else functools.partial(fn, store)
+        work = functools.partial(target, *args, **kwargs)
+        result = await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        if name in self.WRITES:
+            self.changed.emit(name)
+        return result
+
+    async def import_questions(
+        self, path: str | Path, cancel: threading.Event, **options: Any
+    ) -> ImportReport:
+        """Import a question file; progress goes to ``import_progress``, ``cancel.set()`` stops it."""
+        return await self.call(
+            import_questions, Path(path), progress=self.import_progress.emit, cancel=cancel.is_set, **options
+        )
+
+    def shutdown(self) -> None:
+        """Close the database on its own thread and end that thread (waits for a running call)."""
+        if self._store is not None:
+            store, self._store = self._store, None
+            try:
+                self._executor.submit(store.close).result()
+            except Exception:  # closing must not stop the app from quitting; the WAL is still consistent
+                log.exception("Closing the database failed")
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,96 @@
+"""What the window remembers between sessions (QSettings): geometry, annotator, sampling, last page.
+
+The file is an INI file next to the CLI's settings.json (under MEDALIGN_HOME when that is set), so tests
+and portable installs never touch the user's real profile. Per-verdict data lives in SQLite, not here.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtWidgets import QWidget
+
+from medalign_desktop import paths
+from medalign_desktop.engine import SamplingSettings
+
+GUI_SETTINGS_FILE = "gui.ini"
+NO_SEED = -1  # QSettings has no None; -1 means "a different random answer every time"
+
+
+def default_qsettings() -> QSettings:
+    return QSettings(str(paths.config_dir() / GUI_SETTINGS_FILE), QSettings.Format.IniFormat)
+
+
+class AppSettings:
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        self.qsettings = qsettings or default_qsettings()
+
+    def _get(self, key: str, default, kind):
+        return self.qsettings.value(key, default, type=kind)
+
+    # who is annotating --------------------------------------------------------------------------------
+    @property
+    def annotator(self) -> str:
+        return str(self._get("annotator", "", str)).strip()
+
+    @annotator.setter
+    def annotator(self, name: str) -> None:
+        self.qsettings.setValue("annotator", name.strip())
+
+    # how answers are generated ------------------------------------------------------------------------
+    def sampling(self) -> SamplingSettings:
+        default = SamplingSettings()
+        seed = self._get("sampling/seed", NO_SEED, int)
+        settings = SamplingSettings(
+            temperature=self._get("sampling/temperature", default.temperature, float),
+            top_p=self._get("sampling/top_p", default.top_p, float),
+            max_new_tokens=self._get("sampling/max_new_tokens", default.max_new_tokens, int),
+            seed=None if seed == NO_SEED else seed,
+            system_prompt=self._get("sampling/system_prompt", default.system_prompt, str),
+        )
+        try:
+            return settings.validated()
+        except ValueError:  # a hand-edited or outdated file: fall back rather than refuse to start
+            return default
+
+    def set_sampling(self, settings: SamplingSettings) -> None:
+        self.qsettings.setValue("sampling/temperature", float(settings.temperature))
+        self.qsettings.setValue("sampling/top_p", float(settings.top_p))
+        self.qsettings.setValue("sampling/max_new_tokens", int(settings.max_new_tokens))
+        self.qsettings.setValue("sampling/seed", NO_SEED if settings.seed is None else int(settings.seed))
+        self.qsettings.setValue("sampling/system_prompt", settings.system_prompt)
+
+    # the queue and the window ---------------------------------------------------------------------------
+    @property
+    def queue_mode(self) -> str:
+        mode = self._get("queue/mode", "unannotated", str)
+        return mode if mode in ("unannotated", "all") else "unannotated"
+
+    @queue_mode.setter
+    def queue_mode(self, mode: str) -> None:
+        self.qsettings.setValue("queue/mode", mode)
+
+    @property
+    def include_held_out(self) -> bool:
+        return bool(self._get("queue/include_held_out", False, bool))
+
+    @include_held_out.setter
+    def include_held_out(self, value: bool) -> None:
+        self.qsettings.setValue("queue/include_held_out", bool(value))
+
+    @property
+    def last_page(self) -> int:
+        return int(self._get("window/last_page", 0, int))
+
+    @last_page.setter
+    def last_page(self, index: int) -> None:
+        self.qsettings.setValue("window/last_page", int(index))
+
+    def save_geometry(self, window: QWidget) -> None:
+        self.qsettings.setValue("window/geometry", window.saveGeometry())
+
+    def restore_geometry(self, window: QWidget) -> bool:
+        geometry = self.qsettings.value("window/geometry")
+        return isinstance(geometry, QByteArray | bytes) and window.restoreGeometry(geometry)
+
+    def sync(self) -> None:
+        self.qsettings.sync()
