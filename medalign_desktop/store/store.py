@@ -69,6 +69,10 @@ class Store:
     @classmethod
     def open(cls, path: str | Path) -> Store:
         """Open or create the database at ``path``, migrating an older schema after a backup."""
+        if str(path) in ("", ":memory:"):
+            raise StoreError(
+                f"Store.open needs a database file path, got {str(path)!r} (in-memory is not supported)"
+            )
         path = Path(path).expanduser().absolute()
         db = connect(path)
         try:

@@ -113,3 +113,18 @@ def test_sqlite_errors_become_store_errors_naming_the_file(store: Store, monkeyp
     with pytest.raises(StoreError, match="disk I/O error") as info:
         store.get_prompt(1)
     assert str(store.path) in str(info.value)
+
+
+def test_in_memory_is_refused() -> None:
+    with pytest.raises(StoreError, match="needs a database file path"):
+        Store.open(":memory:")
+
+
+def test_two_stores_on_one_file(db_path: Path) -> None:
+    """The app and a CLI import may have the same workspace open: WAL lets each see the other's commits."""
+    with Store.open(db_path) as app, Store.open(db_path) as cli:
+        prompt_id = cli.add_prompt("Imported by the CLI")
+        assert app.get_prompt(prompt_id).text == "Imported by the CLI"
+        gen = app.add_generation(prompt_id, "answer", settings={})
+        app.record_verdict(gen, "accept", annotator="dr a")
+        assert cli.stats()["accept"] == 1
