@@ -85,6 +85,31 @@ def set_active_model_version(db: Database, version_id: Any) -> None:
             db.execute("UPDATE model_versions SET is_active = 1 WHERE id = ?", [version_id])
 
 
+def delete_model_version(db: Database, version_id: Any) -> None:
+    """Remove a version nobody uses: not active, no child versions, no recorded answers.
+
+    Versions with answers stay forever: verdicts point at them, and training history must stay traceable.
+    The adapter files on disk are not touched.
+    """
+    check_id("version_id", version_id)
+    with transaction(db):
+        row = query_one(db, "SELECT name, is_active FROM model_versions WHERE id = ?", [version_id])
+        if row is None:
+            raise StoreValidationError("version_id", f"no model version with id {version_id}")
+        name = row["name"]
+        if row["is_active"]:
+            raise StoreValidationError(
+                "version_id", f"{name!r} is the active version; activate another first"
+            )
+        children = query_value(db, "SELECT count(*) FROM model_versions WHERE parent_id = ?", [version_id])
+        if children:
+            raise StoreValidationError("version_id", f"{name!r} has {children} derived version(s)")
+        answers = query_value(db, "SELECT count(*) FROM generations WHERE model_version_id = ?", [version_id])
+        if answers:
+            raise StoreValidationError("version_id", f"{name!r} has {answers} recorded answer(s)")
+        db.execute("DELETE FROM model_versions WHERE id = ?", [version_id])
+
+
 def active_model_version(db: Database) -> ModelVersion | None:
     row = query_one(db, "SELECT * FROM model_versions WHERE is_active = 1")
     return ModelVersion.from_row(row) if row else None

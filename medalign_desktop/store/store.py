@@ -303,6 +303,11 @@ class Store:
         catalog.set_active_model_version(self.db, version_id)
 
     @_guarded
+    def delete_model_version(self, version_id: int) -> None:
+        """Remove an unused version (not active, no children, no answers); StoreValidationError says why not."""
+        catalog.delete_model_version(self.db, version_id)
+
+    @_guarded
     def active_model_version(self) -> ModelVersion | None:
         return catalog.active_model_version(self.db)
 

@@ -87,3 +87,27 @@ def test_job_metrics(store: Store) -> None:
     with pytest.raises(StoreValidationError):
         store.add_job_metrics(999, [(1, "loss", 1.0)])
     assert len(store.job_metrics(job)) == 3
+
+
+def test_delete_model_version_only_when_unused(store: Store) -> None:
+    parent = store.add_model_version("sft-1", "sft")
+    child = store.add_model_version("hitl-1", "hitl", parent_id=parent)
+    used = store.add_model_version("hitl-2", "hitl")
+    store.add_generation(store.add_prompt("q"), "a", model_version=used, settings={})
+    store.set_active_model_version(child)
+
+    for version_id, reason in [
+        (parent, "derived version"),
+        (child, "active version"),
+        (used, "recorded answer"),
+    ]:
+        with pytest.raises(StoreValidationError, match=reason) as info:
+            store.delete_model_version(version_id)
+        assert info.value.field == "version_id"
+    with pytest.raises(StoreValidationError, match="no model version with id 99"):
+        store.delete_model_version(99)
+
+    store.set_active_model_version(None)
+    store.delete_model_version(child)
+    store.delete_model_version(parent)
+    assert [v.name for v in store.list_model_versions()] == ["hitl-2"]
