@@ -16,6 +16,7 @@ from sqlite_utils import Database
 from medalign_desktop.store.db import query_one, query_value
 from medalign_desktop.store.errors import StoreValidationError
 from medalign_desktop.store.models import FeedbackDetail, HistoryRow
+from medalign_desktop.store.training_data import LAST_RETRAIN_SQL
 from medalign_desktop.store.validation import check_choice, check_id
 from medalign_desktop.store.verdicts import audit_trail
 from medalign_desktop.store.vocab import SAFETY_FLAGS, VERDICTS
@@ -261,11 +262,9 @@ def model_version_names(db: Database) -> list[str]:
 
 def samples_since_last_retrain(db: Database) -> int:
     """Live accept + edit verdicts created after the last succeeded 'hitl' job finished (all if none)."""
-    sql = """
+    sql = f"""
         SELECT count(*) FROM feedback
-        WHERE withdrawn = 0 AND verdict IN ('accept', 'edit')
-          AND created_at > coalesce(
-              (SELECT max(finished_at) FROM jobs WHERE kind = 'hitl' AND state = 'succeeded'), '')
+        WHERE withdrawn = 0 AND verdict IN ('accept', 'edit') AND created_at > ({LAST_RETRAIN_SQL})
     """
     return int(query_value(db, sql))
 
