@@ -275,6 +275,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        self._status_timer.stop()
         self.ctx.settings.save_geometry(self)
         self.ctx.settings.sync()
         self.ctx.engine.stop()

@@ -21,7 +21,11 @@ class TaskRunner:
 
     def start(self, coro: Coroutine[Any, Any, Any], context: str = "") -> asyncio.Task:
         """Schedule ``coro`` on the running (qasync) loop; errors go to the error handler with ``context``."""
-        task = asyncio.ensure_future(coro)
+        try:
+            task = asyncio.ensure_future(coro)
+        except RuntimeError:  # no running loop (the app is shutting down): drop the work quietly
+            coro.close()
+            raise
         self._tasks.add(task)
         task.add_done_callback(lambda done: self._finished(done, context))
         return task

@@ -137,3 +137,26 @@ def run(qtbot, task, timeout: int = 20000):
     """Turn the event loop until an asyncio task is done, then return its result (raising its error)."""
     qtbot.waitUntil(task.done, timeout=timeout)
     return task.result()
+
+
+SEED_TOPICS = ["hypertension", "asthma", "sepsis", "migraine", "anaemia", "gout"]
+
+
+def seed_verdicts(db_path: Path, count: int, *, annotators=("Dr Test", "Dr Lee")) -> None:
+    """``count`` verdicts cycling accept / edit / reject over a few topics, with flags and ratings."""
+    with Store.open(db_path) as store:
+        for i in range(count):
+            topic = SEED_TOPICS[i % len(SEED_TOPICS)]
+            prompt = store.add_prompt(f"Question {i}: how is {topic} managed in primary care?")
+            answer = f"Answer {i}: {topic} is managed with lifestyle advice and medication."
+            generation = store.add_generation(prompt, answer, model_version="base", settings={"seed": i})
+            kind = ("accept", "edit", "reject")[i % 3]
+            fields = {"edit": {"edited_text": answer.replace("lifestyle advice", "guideline-based care")},
+                      "reject": {"reject_reason": "incomplete", "safety_flags": ["missing_red_flag"]}}  # fmt: skip
+            store.record_verdict(
+                generation,
+                kind,
+                annotator=annotators[i % len(annotators)],
+                rating=1 + i % 5,
+                **fields.get(kind, {}),
+            )
