@@ -35,6 +35,18 @@ def write_job(job_dir: Path, config: dict, n_examples: int = 8, eval_examples: i
     return job_dir
 
 
+@pytest.fixture(autouse=True, scope="package")
+def one_torch_thread():
+    """The tiny model gains nothing from a second thread, and on a shared 2-core machine OpenMP threads that
+    spin against another busy process make a step up to 10x slower; one thread keeps timings steady."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def make_job(tmp_path, tiny_model_dir):
     """make_job(kind="hitl", n_examples=8, eval_examples=0, **overrides) -> job folder for the tiny model.
