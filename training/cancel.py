@@ -12,8 +12,9 @@ import signal
 from typing import Any
 
 
-class Cancelled(Exception):
-    """The job was cancelled (SIGTERM / SIGINT)."""
+class Cancelled(BaseException):
+    """The job was cancelled (SIGTERM / SIGINT). A BaseException, like KeyboardInterrupt, so that a library's
+    ``except Exception`` cannot swallow it."""
 
 
 class CancelToken:

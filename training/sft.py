@@ -153,8 +153,11 @@ def prepare(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | Non
             advice="Raise max_length, or shorten the system prompt.",
         )
     if kept < len(train):
-        log(f"{len(train) - kept} examples were dropped: their prompt fills max_length.", "warning")
-    return Prepared(trainer, events, len(train), n_eval, trainable)
+        log(f"Dropped {len(train) - kept} of {len(train)} examples: the prompt fills max_length.", "warning")
+    events.n_train = kept  # what `started` reports: the examples actually trained on
+    if trainer.eval_dataset is not None:
+        n_eval = events.n_eval = len(trainer.eval_dataset)
+    return Prepared(trainer, events, kept, n_eval, trainable)
 
 
 def run(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | None = None) -> dict[str, Any]:

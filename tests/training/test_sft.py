@@ -256,3 +256,16 @@ def test_existing_output_is_not_overwritten(make_job):
     (job_dir / "adapter").mkdir()
     code, events = run_main(job_dir)
     assert code == 1 and "already exists" in events[-1].reason
+
+
+def test_examples_whose_prompt_fills_max_length_are_dropped_with_a_warning(make_job):
+    job_dir = make_job(max_steps=1)
+    long_prompt = example(99)
+    long_prompt["prompt"][1]["content"] = "symptom " * 200
+    with (job_dir / "data" / "train.jsonl").open("a") as handle:
+        handle.write(json.dumps(long_prompt) + "\n")
+    code, events = run_main(job_dir)
+    assert code == 0
+    warnings = [e for e in events if isinstance(e, protocol.Log) and e.level == "warning"]
+    assert any("Dropped 1 of 9 examples" in w.message for w in warnings)
+    assert next(e for e in events if isinstance(e, protocol.Started)).n_train == 8
