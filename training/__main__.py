@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
     cancel = CancelToken().install()
     try:
         args = parse_args(argv)
-        job_dir = args.job_dir
+        job_dir = args.job_dir.resolve()  # so reported paths are absolute
         config = load_config(job_dir, kind=args.kind)
         module, function = PROGRAMS[args.kind].split(":")
         program: Any = getattr(importlib.import_module(module), function)
