@@ -99,8 +99,8 @@ class AnnotatePage(QWidget):
         self.reject_panel = RejectPanel()
         self.extras = ReviewExtras()
         self.actions = ActionBar()
-        layout.addWidget(self.question, 2)
-        layout.addWidget(self.answer, 3)
+        layout.addWidget(self.question)
+        layout.addWidget(self.answer, 1)
         layout.addWidget(self.reject_panel)
         layout.addWidget(self.extras)
         layout.addWidget(self.actions)
@@ -120,15 +120,14 @@ class AnnotatePage(QWidget):
         self.held_out.setChecked(self.ctx.settings.include_held_out)
         self.samples = QLabel()
         self.samples.setObjectName("pillLabel")
-        self.sampling_summary = QLabel(dialogs.describe_sampling(self.ctx.settings.sampling()))
-        self.sampling_summary.setObjectName("metaLabel")
         self.settings_button = QPushButton("Generation settings...")
         self.settings_button.setObjectName("secondaryButton")
         self.settings_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.settings_button.setToolTip(dialogs.describe_sampling(self.ctx.settings.sampling()))
         for widget in (self.position, self.queue_filter, self.held_out):
             bar.addWidget(widget)
         bar.addStretch(1)
-        for widget in (self.samples, self.sampling_summary, self.settings_button):
+        for widget in (self.samples, self.settings_button):
             bar.addWidget(widget)
         return bar
 
@@ -303,7 +302,7 @@ class AnnotatePage(QWidget):
         settings = self.ctx.settings.sampling()
         self.generation_id = None
         self.answer.clear()
-        self.answer.status.setText("Writing...")
+        self.answer.status.setText("Writing...  Esc stops")
         self._set_phase(Phase.STREAMING)
         result = await self.ctx.engine.generate(prompt.text, settings)
         self.answer.set_text(result.text)  # the authoritative text, whatever the queued pieces did
@@ -457,4 +456,4 @@ class AnnotatePage(QWidget):
             self.ctx.errors.report(exc, "Generation settings")
             return
         self.ctx.settings.set_sampling(settings)
-        self.sampling_summary.setText(dialogs.describe_sampling(settings))
+        self.settings_button.setToolTip(dialogs.describe_sampling(settings))

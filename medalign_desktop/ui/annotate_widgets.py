@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
+    QTextEdit,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -52,6 +54,25 @@ def reading_view(object_name: str) -> QPlainTextEdit:
     return view
 
 
+class FittedTextView(QTextEdit):
+    """Read-only text as tall as its content (a short question takes little room), up to a cap."""
+
+    def __init__(self, object_name: str, max_height: int = 300) -> None:
+        super().__init__()
+        self.setObjectName(object_name)
+        self.setReadOnly(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.max_height = max_height
+        self.document().documentLayout().documentSizeChanged.connect(self._fit)
+
+    def _fit(self, *_args) -> None:
+        margins = self.contentsMargins()
+        wanted = int(self.document().size().height()) + margins.top() + margins.bottom() + 2
+        self.setFixedHeight(max(40, min(wanted, self.max_height)))
+
+
 class QuestionPanel(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,8 +83,8 @@ class QuestionPanel(QFrame):
         self.meta = QLabel()
         self.meta.setObjectName("metaLabel")
         caption.addWidget(self.meta)
-        self.text = reading_view("questionText")
-        body.addWidget(self.text, 1)
+        self.text = FittedTextView("questionText")
+        body.addWidget(self.text)
         self.reference_toggle = QToolButton()
         self.reference_toggle.setObjectName("linkToggle")
         self.reference_toggle.setCheckable(True)

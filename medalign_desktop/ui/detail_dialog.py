@@ -73,10 +73,27 @@ def audit_summary(entry: AuditEntry) -> str:
     return "; ".join(changes) or "no visible change"
 
 
+def verdict_html(detail: FeedbackDetail) -> str:
+    colour = labels.VERDICT_COLOURS.get(detail.verdict, "#333")
+    verdict = f'<b style="color:{colour};">{labels.verdict_label(detail.verdict)}</b>'
+    if detail.reject_reason:
+        verdict += f" · {html.escape(labels.code_label(detail.reject_reason))}"
+    if detail.reject_note:
+        verdict += f": {html.escape(detail.reject_note)}"
+    lines = [verdict, f"Rating: {detail.rating} / 5" if detail.rating else "Rating: none"]
+    lines.append("Safety flags: " + html.escape(_value("safety_flags", list(detail.safety_flags))))
+    if detail.notes:
+        lines.append(f"Notes: {html.escape(detail.notes)}")
+    lines.append(f"By {html.escape(detail.annotator)} on {labels.local_time(detail.created_at)} · "
+                 f"model {html.escape(detail.model_version or 'unknown')}")  # fmt: skip
+    if detail.withdrawn:
+        lines.append('<b style="color:#9a3412;">This verdict was withdrawn and is not used for training.</b>')
+    return "<br>".join(lines)
+
+
 def detail_html(detail: FeedbackDetail) -> str:
-    parts = [_section("Question", plain_html(detail.prompt_text))]
-    if detail.reference_answer:
-        parts.append(_section("Reference answer", plain_html(detail.reference_answer)))
+    """The verdict first (what the clinician opened this for), then the texts, then the audit trail."""
+    parts = [_section("Verdict", verdict_html(detail)), _section("Question", plain_html(detail.prompt_text))]
     if detail.edited_text is not None:
         legend = '<br><span style="color:#6b7280;">Struck red: removed from the model\'s answer. Green: added.</span>'
         parts.append(
@@ -85,21 +102,8 @@ def detail_html(detail: FeedbackDetail) -> str:
         parts.append(_section("Model's original answer", plain_html(detail.original_text)))
     else:
         parts.append(_section("Model answer", plain_html(detail.original_text)))
-    colour = labels.VERDICT_COLOURS.get(detail.verdict, "#333")
-    verdict = f'<b style="color:{colour};">{labels.verdict_label(detail.verdict)}</b>'
-    if detail.reject_reason:
-        verdict += f" · {html.escape(labels.code_label(detail.reject_reason))}"
-    if detail.reject_note:
-        verdict += f": {html.escape(detail.reject_note)}"
-    lines = [verdict, f"Rating: {detail.rating} / 5" if detail.rating else "Rating: none"]
-    lines.append("Safety flags: " + (html.escape(_value("safety_flags", list(detail.safety_flags)))))
-    if detail.notes:
-        lines.append(f"Notes: {html.escape(detail.notes)}")
-    lines.append(f"By {html.escape(detail.annotator)} on {labels.local_time(detail.created_at)} · "
-                 f"model {html.escape(detail.model_version or 'unknown')}")  # fmt: skip
-    if detail.withdrawn:
-        lines.append('<b style="color:#9a3412;">This verdict was withdrawn and is not used for training.</b>')
-    parts.append(_section("Verdict", "<br>".join(lines)))
+    if detail.reference_answer:
+        parts.append(_section("Reference answer", plain_html(detail.reference_answer)))
     rows = "".join(
         f"<tr><td>{labels.local_time(e.created_at, seconds=True)}</td><td><b>{e.action}</b></td>"
         f"<td>{html.escape(e.annotator)}</td><td>{html.escape(audit_summary(e))}</td></tr>"
@@ -138,11 +142,13 @@ class FeedbackDetailDialog(QDialog):
         grid = QGridLayout(frame)
         grid.setContentsMargins(16, 12, 16, 12)
         grid.setHorizontalSpacing(12)
-        title = QLabel("Correct this verdict")
+        title = QLabel("CORRECT THIS VERDICT")
         title.setObjectName("cardTitle")
         grid.addWidget(title, 0, 0, 1, 4)
         self.verdict = QComboBox()
+        self.verdict.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.reason = QComboBox()
+        self.reason.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         for code, text in labels.reject_reasons():
             self.reason.addItem(text, code)
         self.verdict.currentIndexChanged.connect(self._verdict_changed)
@@ -193,7 +199,7 @@ class FeedbackDetailDialog(QDialog):
         self.verdict.clear()
         choices = [("accept", "Accept"), ("reject", "Reject")]
         if detail.edited_text is not None:
-            choices.insert(1, ("edit", "Edit (keep the corrected text)"))
+            choices.insert(1, ("edit", "Edit (keep the correction)"))
         for code, text in choices:
             self.verdict.addItem(text, code)
         self.verdict.setCurrentIndex(max(0, self.verdict.findData(detail.verdict)))

@@ -1,6 +1,6 @@
 """The difference between the model's answer and the clinician's edit, as coloured HTML.
 
-Word-level (each word carries the whitespace after it, so a changed phrase shows as one removal and one
+Word-level (each word or run of punctuation carries the whitespace after it, so a changed phrase shows as one removal and one
 addition rather than being cut at every shared space), because clinicians change words and phrases, and a
 character diff of prose is unreadable. Removed text is ``<del>``, added text ``<ins>``; each also carries an
 inline style, since Qt's rich-text engine colours spans reliably but not every tag.
@@ -14,7 +14,7 @@ import re
 
 DEL_STYLE = "background-color:#fde2e1; color:#8a1c1c; text-decoration:line-through;"
 INS_STYLE = "background-color:#dcf2e0; color:#14532d; text-decoration:none;"
-_TOKENS = re.compile(r"^\s+|\S+\s*")
+_TOKENS = re.compile(r"^\s+|\w+\s*|[^\w\s]+\s*")
 
 
 def _escape(text: str) -> str:

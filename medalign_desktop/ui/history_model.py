@@ -26,14 +26,11 @@ Index = QModelIndex | QPersistentModelIndex
 
 def cell_text(row: HistoryRow, column: int) -> str:
     if column == 0:
-        return labels.local_time(row.created_at)
+        return labels.short_time(row.created_at)
     if column == 1:
         return row.annotator
-    if column == 2:
-        text = labels.verdict_label(row.verdict)
-        if row.verdict == "reject" and row.reject_reason:
-            text += f" · {labels.code_label(row.reject_reason).lower()}"
-        return text + (" (withdrawn)" if row.withdrawn else "")
+    if column == 2:  # the reject reason is in the tooltip and the detail: the excerpts need the width
+        return labels.verdict_label(row.verdict) + (" (withdrawn)" if row.withdrawn else "")
     if column == 3:
         return f"{row.rating} / 5" if row.rating else ""
     if column == 4:
@@ -80,10 +77,8 @@ class HistoryTableModel(QAbstractTableModel):
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return cell_text(row, column)
-        if role == Qt.ItemDataRole.ToolTipRole and column in (6, 7):
-            if column == 7 and row.edited_excerpt is not None:
-                return f"Edited:\n{row.edited_excerpt}\n\nModel's original:\n{row.answer_excerpt}"
-            return cell_text(row, column)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(row, column)
         if role == Qt.ItemDataRole.ForegroundRole:
             if row.withdrawn:
                 return WITHDRAWN_COLOUR
@@ -96,6 +91,18 @@ class HistoryTableModel(QAbstractTableModel):
             return font
         if role == Qt.ItemDataRole.UserRole:
             return row.feedback_id
+        return None
+
+    @staticmethod
+    def _tooltip(row: HistoryRow, column: int) -> str | None:
+        if column == 0:
+            return labels.local_time(row.created_at, seconds=True)
+        if column == 7 and row.edited_excerpt is not None:
+            return f"Edited:\n{row.edited_excerpt}\n\nModel's original:\n{row.answer_excerpt}"
+        if column == 2 and row.reject_reason:
+            return f"{cell_text(row, 2)}: {labels.code_label(row.reject_reason).lower()}"
+        if column in (2, 4, 5, 6, 7):  # the columns that may be elided
+            return cell_text(row, column) or None
         return None
 
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008, N802

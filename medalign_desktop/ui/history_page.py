@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QDate, QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QFont, QFontMetrics, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -27,7 +27,10 @@ from medalign_desktop.ui.history_model import HistoryTableModel
 
 SEARCH_DEBOUNCE_MS = 300
 NO_DATE = QDate(2000, 1, 1)  # the date edits' minimum, shown as "any"
-COLUMN_WIDTHS = (128, 110, 150, 62, 170, 170, 320)
+# Widths of the short columns as sample texts; the question and answer columns share the rest.
+# Long flags and version names are elided (tooltips show them whole).
+COLUMN_SAMPLES = ("24 Sep 19:02", "Dr M. Lindqvist", "Rejected (with", "Rating", "Missing red fl",
+                  "SmolLM2-135M")  # fmt: skip
 
 
 class HistoryTable(QTableView):
@@ -86,10 +89,14 @@ class HistoryPage(QWidget):
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.verticalHeader().setDefaultSectionSize(30)
         header = self.table.horizontalHeader()
-        header.setStretchLastSection(True)
         header.setHighlightSections(False)
-        for column, width in enumerate(COLUMN_WIDTHS):
-            self.table.setColumnWidth(column, width)
+        bold = QFont(self.table.font())
+        bold.setBold(True)  # the verdict and the header are bold: measure the way they are drawn
+        metrics = QFontMetrics(bold)
+        for column, sample in enumerate(COLUMN_SAMPLES):
+            self.table.setColumnWidth(column, metrics.horizontalAdvance(sample) + 22)
+        for column in (6, 7):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
         self.table.doubleClicked.connect(self.open_detail)
         self.table.open_requested.connect(self.open_detail)
         layout.addWidget(self.table, 1)

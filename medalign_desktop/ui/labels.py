@@ -35,6 +35,17 @@ def verdicts() -> list[tuple[str, str]]:
     return [(code, verdict_label(code)) for code in VERDICTS]
 
 
+def short_time(timestamp: str | None) -> str:
+    """Compact local time for tables: '24 Nov 19:09' this year, '24 Nov 2025' before."""
+    if not timestamp:
+        return ""
+    try:
+        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone()
+    except ValueError:
+        return timestamp
+    return moment.strftime("%d %b %H:%M" if moment.year == datetime.now().year else "%d %b %Y")
+
+
 def local_time(timestamp: str | None, *, seconds: bool = False) -> str:
     """The store's UTC ISO timestamp in the workstation's local time, e.g. '2026-11-03 14:22'."""
     if not timestamp:

@@ -90,7 +90,7 @@ class MainWindow(QMainWindow):
     def _build_pages(self) -> None:
         self.nav = QListWidget()
         self.nav.setObjectName("navList")
-        self.nav.setFixedWidth(180)
+        self.nav.setFixedWidth(156)
         self.nav.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # pages keep the keyboard; Ctrl+1/2 switch
         self.pages = QStackedWidget()
         self.annotate = AnnotatePage(self.ctx)

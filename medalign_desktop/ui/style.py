@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from PySide6.QtCore import QDir
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -40,6 +41,8 @@ def light_palette() -> QPalette:
 
 
 def apply_style(app: QApplication) -> None:
+    # The style sheet names its icons "resources:style/...", so it works from any working directory.
+    QDir.addSearchPath("resources", str(paths.RESOURCES_DIR))
     app.setStyle("Fusion")  # the same look on every platform, and it honours the palette fully
     app.setPalette(light_palette())
     font = QFont(app.font())

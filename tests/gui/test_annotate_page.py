@@ -173,7 +173,7 @@ def test_sampling_settings_dialog_persists_and_applies(qtbot, make_window, seede
     dialog.seed.setValue(-1)
     dialog.accept()
     assert window.ctx.settings.sampling() == TEST_SAMPLING.with_changes(max_new_tokens=5, seed=None)
-    assert "up to 5 tokens" in page.sampling_summary.text()
+    assert "up to 5 tokens" in page.settings_button.toolTip()
     press(qtbot, page, Qt.Key.Key_G)
     qtbot.waitUntil(lambda: page.phase is Phase.READY and page.generation_id not in (None, 1), timeout=20000)
     generation = run(

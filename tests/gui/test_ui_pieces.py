@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import QSettings
 
 from medalign_desktop.engine import SamplingSettings
@@ -53,8 +55,9 @@ def test_labels_and_history_cells():
     assert labels.verdict_label("edit") == "Edited"
     row = HistoryRow(3, "2026-01-01T12:00:00.000000Z", "Dr A", "reject", "Q", "A", "base", 4,
                      ("privacy",), True, reject_reason="off_topic")  # fmt: skip
-    assert cell_text(row, 2) == "Rejected · off topic (withdrawn)"
+    assert cell_text(row, 2) == "Rejected (withdrawn)"
     assert (cell_text(row, 3), cell_text(row, 4), cell_text(row, 7)) == ("4 / 5", "Privacy", "A")
+    assert re.fullmatch(r"\d\d [A-Z][a-z]{2} (\d\d:\d\d|\d{4})", cell_text(row, 0))  # local, compact
 
 
 def test_sampling_settings_round_trip_through_qsettings(tmp_path):

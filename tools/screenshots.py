@@ -1,0 +1,176 @@
+"""Take the README screenshots: the Annotate page mid-answer and the History page with ~30 verdicts.
+
+    .venv/bin/python tools/screenshots.py [--model DIR] [--out docs/screenshots] [--verdicts 30]
+
+Runs offscreen in a throwaway MEDALIGN_HOME. The model defaults to the configured base model or the
+test cache's SmolLM2 folder. History rows are real SmolLM2 answers to the sample questions (short ones, to
+keep the run to a minute or two), with a realistic mix of verdicts from two clinicians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["MEDALIGN_HOME"] = tempfile.mkdtemp(prefix="medalign-shots-")
+
+SAMPLES = ROOT / "resources" / "sample_questions.jsonl"
+TEST_CACHE_MODEL = Path.home() / ".cache" / "medalign-desktop-tests" / "SmolLM2-135M-Instruct"
+REJECT_REASONS = ("incomplete", "factually_wrong", "unsafe", "poorly_written")
+
+
+def default_model() -> Path:
+    from medalign_desktop.config import load_config
+
+    configured = load_config().base_model
+    return Path(configured) if configured else TEST_CACHE_MODEL
+
+
+def seed_history(db: Path, model: Path, count: int) -> None:
+    """Answer ``count`` sample questions with the real model and record a mix of verdicts."""
+    from medalign_desktop.engine import Engine, SamplingSettings
+    from medalign_desktop.store import Store, import_questions
+
+    engine = Engine()
+    engine.load(model, dtype="float32")
+    settings = SamplingSettings(temperature=0.0, max_new_tokens=28)
+    with Store.open(db) as store:
+        import_questions(store, SAMPLES)
+        for n, prompt_id in enumerate(store.queue()[-count:]):
+            prompt = store.get_prompt(prompt_id)
+            result = engine.generate(prompt.text, settings)
+            generation = store.add_generation(
+                prompt_id, result.text, model_version=model.name, settings=settings.to_dict(),
+                time_to_first_token_s=result.time_to_first_token_s, tokens_per_s=result.tokens_per_s,
+                n_tokens=result.n_tokens, finish_reason=result.finish_reason,
+            )  # fmt: skip
+            record_verdict(store, generation, result.text, n)
+            print(f"  history {n + 1}/{count}", flush=True)
+
+
+def record_verdict(store, generation: int, answer: str, n: int) -> None:
+    annotator = ("Dr A. Okafor", "Dr M. Lindqvist")[n % 2]
+    kind = ("accept", "edit", "reject", "accept", "reject")[n % 5]
+    extra: dict = {"rating": 1 + (n * 3) % 5}
+    if kind == "edit":
+        extra["edited_text"] = answer.rstrip(" .") + ". Check local guidance and review within 48 hours."
+    if kind == "reject":
+        extra.update(
+            reject_reason=REJECT_REASONS[n % len(REJECT_REASONS)], reject_note="Misses the key point"
+        )
+        extra["safety_flags"] = ["missing_red_flag"] if n % 3 == 0 else []
+    store.record_verdict(generation, kind, annotator=annotator, **extra)
+
+
+def long_stream(page) -> bool:
+    from medalign_desktop.ui.annotate_page import Phase
+
+    return page.phase is Phase.STREAMING and len(page.answer.edited_text()) > 240
+
+
+async def capture(window, out: Path, app, states: bool) -> None:
+    from medalign_desktop.ui.annotate_page import Phase
+
+    async def until(condition, timeout: float = 120.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not condition():
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("the window did not get there in time")
+            await asyncio.sleep(0.05)
+
+    window.show()
+    page = window.annotate
+    start = asyncio.ensure_future(window.start())
+    # Catch an answer mid-stream; a short answer that finishes first is skipped.
+    for _ in range(10):
+        await until(lambda: page.phase is Phase.READY or long_stream(page))
+        if long_stream(page):
+            break
+        page.actions.skip.click()
+        await until(lambda: page.phase is Phase.STREAMING)
+    window.annotate.extras.rating.set_value(4)
+    app.processEvents()
+    window.grab().save(str(out / "annotate.png"))
+    page.ctx.engine.stop()
+    await until(lambda: page.phase is Phase.READY)
+    if states:  # the other states of the Annotate page, for reviewing the look
+        page.extras.flag_boxes["missing_red_flag"].setChecked(True)
+        window.grab().save(str(out / "annotate-ready.png"))
+        page.actions.edit.click()
+        page.answer.append(" (clinician's correction)")
+        window.grab().save(str(out / "annotate-edit.png"))
+        page._escape()
+        page.actions.reject.click()
+        window.grab().save(str(out / "annotate-reject.png"))
+        page._escape()
+    window.show_page(1)
+    await until(lambda: window.history.model.rowCount() > 0 and not window.history.model.loading)
+    await asyncio.sleep(0.3)
+    window.grab().save(str(out / "history.png"))
+    model = window.history.model
+    row = next(r for r in range(model.rowCount()) if model.row_at(r).verdict == "edit")
+    dialog = window.history.open_detail(model.index(row, 0))
+    await until(lambda: dialog.detail is not None)
+    await asyncio.sleep(0.2)
+    dialog.grab().save(str(out / "detail.png"))
+    dialog.close()
+    await start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--verdicts", type=int, default=30)
+    parser.add_argument("--all-states", action="store_true", help="also the ready, edit and reject states")
+    parser.add_argument(
+        "--db", type=Path, help="reuse this database if it exists (seeding takes a minute or two)"
+    )
+    args = parser.parse_args()
+    model = args.model or default_model()
+    args.out.mkdir(parents=True, exist_ok=True)
+    db = args.db or Path(os.environ["MEDALIGN_HOME"]) / "screenshots.sqlite"
+    if not db.exists():
+        print(f"Seeding {args.verdicts} verdicts with {model.name}...", flush=True)
+        seed_history(db, model, args.verdicts)
+
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    from medalign_desktop.engine import SamplingSettings
+    from medalign_desktop.ui.main_window import MainWindow, StartupOptions
+    from medalign_desktop.ui.settings import AppSettings
+    from medalign_desktop.ui.style import apply_style
+
+    app = QApplication([sys.argv[0]])
+    apply_style(app)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    settings = AppSettings()
+    settings.set_sampling(SamplingSettings(temperature=0.0, max_new_tokens=320))
+    settings.annotator = "Dr A. Okafor"
+    options = StartupOptions(
+        db_path=db, model_dir=model, model_label=model.name, load_options={"dtype": "float32"}
+    )
+    window = MainWindow(options, settings=settings)
+    window.resize(1280, 800)
+    try:
+        loop.run_until_complete(capture(window, args.out, app, args.all_states))
+    finally:
+        window.close()
+        window.shutdown()
+        loop.close()
+    print(f"Wrote {', '.join(p.name for p in sorted(args.out.glob('*.png')))} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
