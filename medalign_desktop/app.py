@@ -66,9 +66,18 @@ async def run_session(window, *, quit_after_load: bool) -> int:
         if not loaded:
             print(f"medalign-desktop: {window.startup_error}", file=sys.stderr, flush=True)
         window.close()
-        return 0 if loaded else 1
-    await closed.wait()
-    return 0
+        code = 0 if loaded else 1
+    else:
+        await closed.wait()
+        code = 0
+    await window.wind_down()
+    return code
+
+
+def report_loop_error(window, context: dict) -> None:
+    """asyncio errors outside our tasks (callbacks): logged with traceback, shown in one sentence."""
+    exc = context.get("exception") or RuntimeError(context.get("message", "unknown event-loop error"))
+    window.ctx.errors.report(exc, "Background error")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     asyncio.set_event_loop(loop)
     window = MainWindow(options)
     install_excepthook(window.ctx.errors)
+    loop.set_exception_handler(lambda _loop, context: report_loop_error(window, context))
     if warning:
         window.ctx.errors.show("Settings", warning)
     try:

@@ -14,31 +14,11 @@ from enum import Enum, auto
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import (
-    QAbstractSpinBox,
-    QApplication,
-    QCheckBox,
-    QComboBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPlainTextEdit,
-    QPushButton,
-    QTextEdit,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLineEdit, QPlainTextEdit, QTextEdit, QWidget
 
-from medalign_desktop.engine import GenerationResult
 from medalign_desktop.store import Prompt, StoreValidationError
 from medalign_desktop.ui import dialogs, labels
-from medalign_desktop.ui.annotate_widgets import (
-    ActionBar,
-    AnswerPanel,
-    QuestionPanel,
-    RejectPanel,
-    ReviewExtras,
-)
+from medalign_desktop.ui.annotate_view import AnnotateView, describe_result
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.queue_cursor import QueueCursor
 
@@ -67,80 +47,24 @@ def typing_in_text_field() -> bool:
     return isinstance(widget, QPlainTextEdit | QTextEdit) and not widget.isReadOnly()
 
 
-class AnnotatePage(QWidget):
+class AnnotatePage(AnnotateView):
     answer_ready = Signal()  # a generation is stored and the verdict buttons are live
     verdict_saved = Signal(str)  # the verdict, after the store call returned
     phase_changed = Signal(object)
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(context.settings, parent)
         self.ctx = context
         self.cursor = QueueCursor()
         self.phase = Phase.EMPTY
         self.prompt: Prompt | None = None
         self.generation_id: int | None = None
         self._flow: asyncio.Task | None = None
-        self._build()
         self._connect()
         self._install_shortcuts()
         self._feedback_timer = QTimer(self, singleShot=True, interval=FEEDBACK_MS)
         self._feedback_timer.timeout.connect(lambda: self.actions.feedback.clear())
         self._set_phase(Phase.EMPTY)
-
-    # ------------------------------------------------------------------ layout
-    def _build(self) -> None:
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 18, 24, 18)
-        layout.setSpacing(12)
-        layout.addLayout(self._build_top_bar())
-        self.question = QuestionPanel()
-        self.answer = AnswerPanel()
-        self.reject_panel = RejectPanel()
-        self.extras = ReviewExtras()
-        self.actions = ActionBar()
-        layout.addWidget(self.question)
-        layout.addWidget(self.answer, 1)
-        layout.addWidget(self.reject_panel)
-        layout.addWidget(self.extras)
-        layout.addWidget(self.actions)
-        layout.addLayout(self._build_ask_row())
-
-    def _build_top_bar(self) -> QHBoxLayout:
-        bar = QHBoxLayout()
-        bar.setSpacing(12)
-        self.position = QLabel()
-        self.position.setObjectName("positionLabel")
-        self.queue_filter = QComboBox()
-        self.queue_filter.addItem("Not yet annotated", "unannotated")
-        self.queue_filter.addItem("All questions", "all")
-        self.queue_filter.setCurrentIndex(0 if self.ctx.settings.queue_mode == "unannotated" else 1)
-        self.held_out = QCheckBox("Include held-out")
-        self.held_out.setToolTip("Held-out questions are kept for evaluation and hidden by default")
-        self.held_out.setChecked(self.ctx.settings.include_held_out)
-        self.samples = QLabel()
-        self.samples.setObjectName("pillLabel")
-        self.settings_button = QPushButton("Generation settings...")
-        self.settings_button.setObjectName("secondaryButton")
-        self.settings_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
-        self.settings_button.setToolTip(dialogs.describe_sampling(self.ctx.settings.sampling()))
-        for widget in (self.position, self.queue_filter, self.held_out):
-            bar.addWidget(widget)
-        bar.addStretch(1)
-        for widget in (self.samples, self.settings_button):
-            bar.addWidget(widget)
-        return bar
-
-    def _build_ask_row(self) -> QHBoxLayout:
-        row = QHBoxLayout()
-        self.ask_box = QLineEdit()
-        self.ask_box.setObjectName("askBox")
-        self.ask_box.setPlaceholderText("Ask your own question, then press Enter")
-        self.ask_button = QPushButton("Ask")
-        self.ask_button.setObjectName("secondaryButton")
-        row.addWidget(self.ask_box, 1)
-        row.addWidget(self.ask_button)
-        return row
 
     def _connect(self) -> None:
         a = self.actions
@@ -312,23 +236,13 @@ class AnnotatePage(QWidget):
             settings=settings.to_dict(), time_to_first_token_s=result.time_to_first_token_s,
             tokens_per_s=result.tokens_per_s, n_tokens=result.n_tokens, finish_reason=result.finish_reason,
         )  # fmt: skip
-        self.answer.status.setText(self._describe_result(result))
+        self.answer.status.setText(describe_result(result))
         self._set_phase(Phase.READY)
         self.answer_ready.emit()
 
     def _text_arrived(self, number: int, piece: str) -> None:
         if number == self.ctx.engine.current_generation and self.phase is Phase.STREAMING:
             self.answer.append(piece)
-
-    @staticmethod
-    def _describe_result(result: GenerationResult) -> str:
-        ending = {"length": " · hit the token limit", "cancelled": " · stopped"}.get(result.finish_reason, "")
-        first = (
-            f" · first word after {result.time_to_first_token_s:.1f} s"
-            if result.time_to_first_token_s
-            else ""
-        )
-        return f"{result.n_tokens} tokens · {result.tokens_per_s:.1f} tokens/s{first}{ending}"
 
     # ------------------------------------------------------------------ verdicts
     def _ensure_annotator(self) -> bool:

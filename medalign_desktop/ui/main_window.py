@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.options = options
         self.startup_error: str | None = None
+        self._import_cancel = threading.Event()
         errors = ErrorReporter(self)
         self.ctx = AppContext(
             store=StoreService(options.db_path, self),
@@ -228,7 +229,7 @@ class MainWindow(QMainWindow):
 
     def import_questions(self, path: Path) -> asyncio.Task:
         """Import on the store thread with a progress dialog; Cancel stops it (nothing is written)."""
-        cancel = threading.Event()
+        cancel = self._import_cancel = threading.Event()
         progress = QProgressDialog(f"Importing {path.name}...", "Cancel", 0, 0, self)
         progress.setWindowTitle("Import questions")
         progress.setWindowModality(Qt.WindowModality.NonModal)  # a modal one re-enters the event loop
@@ -282,8 +283,15 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
         self.closed.emit()
 
+    async def wind_down(self) -> None:
+        """Stop the answer being written, cancel an import, and end every task (before ``shutdown``)."""
+        self.ctx.engine.stop()
+        self._import_cancel.set()
+        await self.ctx.tasks.cancel_and_wait(keep=asyncio.current_task())
+
     def shutdown(self, *, wait_for_engine: bool = True) -> None:
         """Stop everything and close the database. Safe to call more than once."""
+        self._import_cancel.set()
         self.ctx.tasks.cancel_all()
         self.ctx.engine.shutdown(wait=wait_for_engine)
         self.ctx.store.shutdown()

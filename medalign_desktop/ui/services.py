@@ -47,6 +47,7 @@ class EngineService(QObject):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medalign-engine")
         self._stop = threading.Event()
         self._busy = 0
+        self._loading = False
         self.load_options = dict(load_options or {})  # device / dtype / quantization for Engine.load
         self.current_generation = 0
         self.adapter_name: str | None = None
@@ -78,7 +79,11 @@ class EngineService(QObject):
             self.adapter_name = self._engine.load_adapter(adapter_dir) if adapter_dir else None
             return loaded
 
-        loaded = await self._run(work)
+        self._loading = True
+        try:
+            loaded = await self._run(work)
+        finally:
+            self._loading = False
         self.model_loaded.emit(loaded)
         return loaded
 
@@ -100,9 +105,13 @@ class EngineService(QObject):
         self._stop.set()
 
     def shutdown(self, *, wait: bool = True) -> None:
-        """Stop generating and end the worker thread (a model load in progress cannot be interrupted)."""
+        """Stop generating and end the worker thread.
+
+        A generation ends within a token, so it is always waited for; a model load cannot be interrupted,
+        so with ``wait=False`` the thread is left to finish it on its own.
+        """
         self._stop.set()
-        self._executor.shutdown(wait=wait, cancel_futures=True)
+        self._executor.shutdown(wait=wait or not self._loading, cancel_futures=True)
 
 
 class StoreService(QObject):

@@ -45,3 +45,10 @@ class TaskRunner:
     def cancel_all(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+
+    async def cancel_and_wait(self, *, keep: asyncio.Task | None = None) -> None:
+        """Cancel every task (but ``keep``, usually the caller's own) and wait until they have ended."""
+        tasks = [task for task in self._tasks if task is not keep]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

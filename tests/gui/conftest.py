@@ -111,6 +111,8 @@ def make_window(qtbot, qt_loop, tmp_path, tiny_model_dir, db_path):
     yield make
     for window in windows:
         window.close()
+        wind_down = asyncio.ensure_future(window.wind_down())
+        qtbot.waitUntil(wind_down.done, timeout=10000)
         window.shutdown()
         window.deleteLater()
     QApplication.processEvents()

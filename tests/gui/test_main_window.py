@@ -79,3 +79,32 @@ def test_open_model_folder_validates_before_loading(qtbot, make_window, tmp_path
     empty.mkdir()
     assert window.open_model_folder(empty) is None
     assert "the model configuration is missing (config.json)" in window.ctx.errors.shown[-1]
+
+
+def test_an_adapter_is_loaded_on_top_and_named_in_the_status_bar(
+    qtbot, make_window, seeded_db, tiny_adapters
+):
+    adapter = tiny_adapters[0]
+    window = make_window(db=seeded_db, start=False)
+    window.options.adapter_dir = adapter
+    assert run(qtbot, window.ctx.tasks.start(window.start())) is True
+    assert f"+ {adapter.name} · CPU" in window.status.model.text()
+    assert window.ctx.model_version.endswith(f"+{adapter.name}")
+    wait_answer(qtbot, window.annotate, QUESTIONS[0])
+    generation = run(
+        qtbot, window.ctx.tasks.start(window.ctx.store.call("get_generation", window.annotate.generation_id))
+    )
+    assert generation.model_version == window.ctx.model_version
+
+
+def test_open_model_folder_loads_it_and_remembers_it(
+    qtbot, make_window, seeded_db, tiny_model_dir, tmp_path, monkeypatch
+):
+    from medalign_desktop.config import load_config
+
+    monkeypatch.setenv("MEDALIGN_HOME", str(tmp_path / "home"))  # the shared settings file stays untouched
+    window = make_window(model=None, db=seeded_db)
+    run(qtbot, window.start_task)
+    run(qtbot, window.open_model_folder(tiny_model_dir))
+    wait_answer(qtbot, window.annotate, QUESTIONS[0])
+    assert load_config().base_model == str(tiny_model_dir.resolve())

@@ -1,0 +1,100 @@
+"""The Annotate page's layout: top bar, question, answer, reject panel, flags and rating, actions, ask box.
+
+Widgets only; :mod:`annotate_page` adds the behaviour (the queue, generating, verdicts, shortcuts).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medalign_desktop.engine import GenerationResult
+from medalign_desktop.ui import dialogs
+from medalign_desktop.ui.annotate_widgets import (
+    ActionBar,
+    AnswerPanel,
+    QuestionPanel,
+    RejectPanel,
+    ReviewExtras,
+)
+from medalign_desktop.ui.settings import AppSettings
+
+
+def describe_result(result: GenerationResult) -> str:
+    """The answer card's caption once an answer is complete, e.g. '48 tokens · 11.3 tokens/s · ...'."""
+    ending = {"length": " · hit the token limit", "cancelled": " · stopped"}.get(result.finish_reason, "")
+    first = (
+        f" · first word after {result.time_to_first_token_s:.1f} s" if result.time_to_first_token_s else ""
+    )
+    return f"{result.n_tokens} tokens · {result.tokens_per_s:.1f} tokens/s{first}{ending}"
+
+
+class AnnotateView(QWidget):
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._settings = settings
+        self._build()
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 18, 24, 18)
+        layout.setSpacing(12)
+        layout.addLayout(self._build_top_bar())
+        self.question = QuestionPanel()
+        self.answer = AnswerPanel()
+        self.reject_panel = RejectPanel()
+        self.extras = ReviewExtras()
+        self.actions = ActionBar()
+        layout.addWidget(self.question)
+        layout.addWidget(self.answer, 1)
+        layout.addWidget(self.reject_panel)
+        layout.addWidget(self.extras)
+        layout.addWidget(self.actions)
+        layout.addLayout(self._build_ask_row())
+
+    def _build_top_bar(self) -> QHBoxLayout:
+        bar = QHBoxLayout()
+        bar.setSpacing(12)
+        self.position = QLabel()
+        self.position.setObjectName("positionLabel")
+        self.queue_filter = QComboBox()
+        self.queue_filter.addItem("Not yet annotated", "unannotated")
+        self.queue_filter.addItem("All questions", "all")
+        self.queue_filter.setCurrentIndex(0 if self._settings.queue_mode == "unannotated" else 1)
+        self.held_out = QCheckBox("Include held-out")
+        self.held_out.setToolTip("Held-out questions are kept for evaluation and hidden by default")
+        self.held_out.setChecked(self._settings.include_held_out)
+        self.samples = QLabel()
+        self.samples.setObjectName("pillLabel")
+        self.settings_button = QPushButton("Generation settings...")
+        self.settings_button.setObjectName("secondaryButton")
+        self.settings_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.settings_button.setToolTip(dialogs.describe_sampling(self._settings.sampling()))
+        for widget in (self.position, self.queue_filter, self.held_out):
+            bar.addWidget(widget)
+        bar.addStretch(1)
+        for widget in (self.samples, self.settings_button):
+            bar.addWidget(widget)
+        return bar
+
+    def _build_ask_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.ask_box = QLineEdit()
+        self.ask_box.setObjectName("askBox")
+        self.ask_box.setPlaceholderText("Ask your own question, then press Enter")
+        self.ask_button = QPushButton("Ask")
+        self.ask_button.setObjectName("secondaryButton")
+        row.addWidget(self.ask_box, 1)
+        row.addWidget(self.ask_button)
+        return row
