@@ -159,9 +159,6 @@ class AnnotatePage(AnnotateView):
             await asyncio.wait({self._flow})
 
     # ------------------------------------------------------------------ queue and questions
-    def start(self) -> asyncio.Task:
-        return self._run(self._reload_queue, "Loading the question queue")
-
     def model_ready(self) -> None:
         """The model has loaded: answer the question on screen."""
         if self.prompt is not None and self.phase in (Phase.WAITING, Phase.EMPTY, Phase.READY):
@@ -338,6 +335,7 @@ class AnnotatePage(AnnotateView):
         await self._show_current(generate=False)
         self.answer.set_text(detail.original_text)
         self.answer.status.setText("The answer you judged before")
+        self.extras.show_values(detail.safety_flags, detail.rating)  # as the clinician left them
         self.generation_id = detail.generation_id
         self._set_phase(Phase.READY)
         self.show_feedback(f"Undone: {labels.verdict_label(detail.verdict).lower()} withdrawn")

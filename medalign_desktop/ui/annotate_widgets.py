@@ -308,10 +308,13 @@ class ReviewExtras(QWidget):
     def flags(self) -> list[str]:
         return [code for code, box in self.flag_boxes.items() if box.isChecked()]
 
+    def show_values(self, flags: tuple[str, ...] | list[str], rating: int | None) -> None:
+        for code, box in self.flag_boxes.items():
+            box.setChecked(code in flags)
+        self.rating.set_value(rating)
+
     def reset(self) -> None:
-        for box in self.flag_boxes.values():
-            box.setChecked(False)
-        self.rating.set_value(None)
+        self.show_values((), None)
 
 
 class ActionBar(QWidget):

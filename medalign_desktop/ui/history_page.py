@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QPushButton,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -26,7 +27,10 @@ from medalign_desktop.ui.detail_dialog import FeedbackDetailDialog, keep_open
 from medalign_desktop.ui.history_model import HistoryTableModel
 
 SEARCH_DEBOUNCE_MS = 300
-NO_DATE = QDate(2000, 1, 1)  # the date edits' minimum, shown as "any"
+NO_DATE = QDate(2000, 1, 1)
+VERDICT_WRITES = frozenset(
+    {"record_verdict", "change_verdict", "withdraw_verdict", "undo_last_verdict"}
+)  # the date edits' minimum, shown as "any"
 # Widths of the short columns as sample texts; the question and answer columns share the rest.
 # Long flags and version names are elided (tooltips show them whole).
 COLUMN_SAMPLES = ("24 Sep 19:02", "Dr M. Lindqvist", "Rejected (with", "Rating", "Missing red fl",
@@ -131,6 +135,10 @@ class HistoryPage(QWidget):
         self.withdrawn.toggled.connect(self.apply_filters)
         bottom.addWidget(self.withdrawn)
         bottom.addStretch(1)
+        self.clear_button = QPushButton("Clear filters")
+        self.clear_button.setObjectName("secondaryButton")
+        self.clear_button.clicked.connect(self.clear_filters)
+        bottom.addWidget(self.clear_button)
         rows.addLayout(top)
         rows.addLayout(bottom)
         return rows
@@ -158,6 +166,21 @@ class HistoryPage(QWidget):
             "date_to": day(self.date_to),
             "include_withdrawn": self.withdrawn.isChecked(),
         }
+
+    def clear_filters(self):
+        widgets = (self.search, self.verdict, self.annotator, self.model_version, self.flag,
+                   self.date_from, self.date_to, self.withdrawn)  # fmt: skip
+        for widget in widgets:
+            widget.blockSignals(True)
+        self.search.clear()
+        for combo in (self.verdict, self.annotator, self.model_version, self.flag):
+            combo.setCurrentIndex(0)
+        self.date_from.setDate(NO_DATE)
+        self.date_to.setDate(NO_DATE)
+        self.withdrawn.setChecked(False)
+        for widget in widgets:
+            widget.blockSignals(False)
+        return self.apply_filters()
 
     def apply_filters(self):
         self._search_timer.stop()
@@ -187,7 +210,7 @@ class HistoryPage(QWidget):
 
     def _store_changed(self, what: str) -> None:
         # Reload now if the clinician is looking at the page, else when it is next shown.
-        if what != "add_generation":
+        if what in VERDICT_WRITES:
             self._stale = True
             if self.isVisible():
                 self.refresh()

@@ -153,7 +153,7 @@ class MainWindow(QMainWindow):
             self.ctx.errors.report(exc, "Opening the database")
             return False
         await self.refresh_status()
-        self.annotate.start()
+        self.annotate.reload_queue()
         if self.isVisible() and self.pages.currentWidget() is self.history:
             self.history.refresh()
         return await self.load_model(

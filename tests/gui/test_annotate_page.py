@@ -45,7 +45,9 @@ def test_keyboard_session_records_exactly_what_the_clinician_did(
     wait_answer(qtbot, page, QUESTIONS[2])
     assert page.answer.text.isReadOnly()
 
-    # Reject [R]: reason by its number, Tab to the note, Enter confirms.
+    # Reject [R]: reason by its number, Tab to the note, Enter confirms; a rating and a flag by mouse.
+    qtbot.mouseClick(page.extras.rating.group.button(2), Qt.MouseButton.LeftButton)
+    page.extras.flag_boxes["missing_red_flag"].click()
     press(qtbot, page, Qt.Key.Key_R)
     assert page.phase is Phase.REJECTING and page.reject_panel.isVisible()
     press(qtbot, page, Qt.Key.Key_3)
@@ -65,6 +67,7 @@ def test_keyboard_session_records_exactly_what_the_clinician_did(
     press(qtbot, page, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     wait_answer(qtbot, page, QUESTIONS[2])
     assert "withdrawn" in page.actions.feedback.text()
+    assert (page.extras.rating.value(), page.extras.flags()) == (2, ["missing_red_flag"])  # as left
     rejected_generation = page.generation_id
     with qtbot.waitSignal(page.verdict_saved):
         press(qtbot, page, Qt.Key.Key_A)
@@ -85,6 +88,8 @@ def test_keyboard_session_records_exactly_what_the_clinician_did(
         assert edit_q2.edited_text == "Start an ACE inhibitor or a thiazide; recheck in 4 weeks."
         assert edit_q2.original_text == original_q2  # the model's answer is kept beside the edit
         assert (reject_q3.reject_reason, reject_q3.reject_note) == ("incomplete", "Misses red flags")
+        assert (reject_q3.rating, reject_q3.safety_flags) == (2, ("missing_red_flag",))
+        assert (accept_q3.rating, accept_q3.safety_flags) == (2, ("missing_red_flag",))
         assert [e.action for e in reject_q3.audit] == ["create", "undo"]
         assert accept_q3.generation_id == reject_q3.generation_id == rejected_generation
         generation = store.get_generation(accept_q1.generation_id)

@@ -64,6 +64,9 @@ def test_filter_search_open_diff_and_withdraw(qtbot, make_window, db_path, monke
     qtbot.waitUntil(lambda: model.total == 5 and not model.loading)
     assert sum("withdrawn" in model.data(model.index(r, 2)) for r in range(5)) == 1
     dialog.close()
+    history.clear_filters()
+    qtbot.waitUntil(lambda: model.total == 29 and not model.loading)  # 30 seeded, one withdrawn
+    assert history.search.text() == "" and history.verdict.currentIndex() == 0
 
     with Store.open(db_path) as store:
         detail = store.feedback_detail(dialog.feedback_id)
