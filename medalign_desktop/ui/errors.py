@@ -27,12 +27,17 @@ LOG_FILE_NAME = "medalign-desktop.log"
 EXPECTED_ERRORS = (EngineError, StoreError, ConfigError, OSError, ValueError)
 
 
+_configured_log: Path | None = None
+
+
 def log_path() -> Path:
-    return paths.data_dir() / "logs" / LOG_FILE_NAME
+    """The log file in use (set by ``setup_logging``), else where it would be under the data folder."""
+    return _configured_log or paths.data_dir() / "logs" / LOG_FILE_NAME
 
 
-def setup_logging(path: Path | None = None) -> Path:
-    """Send this app's log records (warnings and up) to a file; returns the file's path."""
+def setup_logging(path: Path | None = None) -> logging.Handler:
+    """Send this app's log records (info and up) to a file; returns the handler (tests remove it)."""
+    global _configured_log
     path = path or log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
@@ -40,7 +45,8 @@ def setup_logging(path: Path | None = None) -> Path:
     root = logging.getLogger("medalign_desktop")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    return path
+    _configured_log = path
+    return handler
 
 
 def readable_message(exc: BaseException) -> tuple[str, bool]:

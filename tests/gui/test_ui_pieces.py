@@ -73,3 +73,35 @@ def test_sampling_settings_round_trip_through_qsettings(tmp_path):
     again = AppSettings(QSettings(path, QSettings.Format.IniFormat))
     assert again.sampling() == chosen and again.annotator == "Dr B"
     assert describe_sampling(chosen) == "Temperature 0.3 · top-p 0.8 · up to 200 tokens · seed 11"
+
+
+def test_uncaught_errors_are_logged_with_traceback_and_shown_in_one_sentence(qapp, tmp_path, monkeypatch):
+    import logging
+    import sys
+
+    from medalign_desktop.store import StoreValidationError
+    from medalign_desktop.ui import errors
+
+    log_file = tmp_path / "logs" / "app.log"
+    handler = errors.setup_logging(log_file)
+    monkeypatch.setattr(errors, "_configured_log", log_file)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    reporter = errors.ErrorReporter()
+    errors.install_excepthook(reporter)
+    try:
+        try:
+            raise KeyError("boom")
+        except KeyError as exc:
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+        sys.excepthook(StoreValidationError, StoreValidationError("rating", "must be 1-5"), None)
+    finally:
+        logging.getLogger("medalign_desktop").removeHandler(handler)
+        handler.close()
+    unexpected, expected = reporter.shown
+    assert "KeyError" in unexpected and str(log_file) in unexpected and "Traceback" not in unexpected
+    assert expected == "rating: must be 1-5"
+    logged = log_file.read_text()
+    assert "Traceback (most recent call last)" in logged and 'raise KeyError("boom")' in logged
+    for widget in qapp.topLevelWidgets():
+        if widget.objectName() == "errorMessage":
+            widget.close()
