@@ -1,7 +1,8 @@
 """`medalign-desktop`: the GUI. A QApplication driven by a qasync event loop, and the main window.
 
     medalign-desktop [--db PATH] [--model DIR] [--adapter DIR] [--annotator NAME]
-                     [--device auto|cpu|cuda] [--dtype auto|float32|bfloat16|float16] [--quit-after-load]
+                     [--device auto|cpu|cuda] [--dtype auto|float32|bfloat16|float16]
+                     [--retrain-threshold N] [--no-auto-retrain] [--quit-after-load]
 
 The window appears at once; the database opens and the model loads in the background. With
 ``--quit-after-load`` (smoke tests, the README's demo check) the app exits 0 as soon as the model is loaded
@@ -29,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
     parser.add_argument(
+        "--retrain-threshold",
+        type=int,
+        metavar="N",
+        help="retrain automatically after N new accepted or edited answers (saved; default 20)",
+    )
+    parser.add_argument("--no-auto-retrain", action="store_true", help="never retrain automatically (saved)")
+    parser.add_argument(
         "--quit-after-load", action="store_true", help="exit once the model is loaded (for checks)"
     )
     return parser
@@ -53,6 +61,8 @@ def startup_options(args: argparse.Namespace):
         adapter_dir=args.adapter.expanduser() if args.adapter else None,
         annotator=args.annotator,
         load_options={"device": args.device, "dtype": args.dtype},
+        retrain_threshold=args.retrain_threshold,
+        auto_retrain=False if args.no_auto_retrain else None,
     ), warning
 
 
@@ -82,6 +92,8 @@ def report_loop_error(window, context: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.retrain_threshold is not None and args.retrain_threshold < 1:
+        build_parser().error("--retrain-threshold must be at least 1")
     # Qt and the UI are imported here so `--help` and `--version` answer instantly.
     import qasync
     from PySide6.QtCore import Qt

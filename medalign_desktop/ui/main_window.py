@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from medalign_desktop.config import load_config, save_config
 from medalign_desktop.engine import Engine, LoadedModel, check_model_folder
+from medalign_desktop.jobs.retrain_policy import RetrainPolicy
 from medalign_desktop.ui import dialogs
 from medalign_desktop.ui.annotate_page import AnnotatePage
 from medalign_desktop.ui.context import AppContext
@@ -35,6 +36,7 @@ from medalign_desktop.ui.services import EngineService, StoreService
 from medalign_desktop.ui.settings import AppSettings
 from medalign_desktop.ui.status_bar import StatusPanel, describe_model
 from medalign_desktop.ui.tasks import TaskRunner
+from medalign_desktop.ui.training_controller import TrainingController
 
 NO_MODEL_MESSAGE = (
     "No model is set up yet. Install the demo model by running `medalign models install-demo` in a "
@@ -51,6 +53,8 @@ class StartupOptions:
     adapter_dir: Path | None = None
     annotator: str | None = None
     load_options: dict[str, str] = field(default_factory=dict)  # device / dtype / quantization
+    retrain_threshold: int | None = None  # None: the saved setting (default 20)
+    auto_retrain: bool | None = None  # None: the saved setting (default on)
 
 
 class MainWindow(QMainWindow):
@@ -75,6 +79,14 @@ class MainWindow(QMainWindow):
         )
         if options.annotator:
             self.ctx.settings.annotator = options.annotator
+        if options.retrain_threshold is not None:
+            self.ctx.settings.retrain_threshold = options.retrain_threshold
+        if options.auto_retrain is not None:
+            self.ctx.settings.auto_retrain = options.auto_retrain
+        policy = RetrainPolicy(self.ctx.settings.retrain_threshold, self.ctx.settings.auto_retrain)
+        self.training = TrainingController(
+            self.ctx, policy=policy, launcher=self.ctx.settings.launcher, parent=self
+        )
         self.setWindowTitle("MedAlign Desktop")
         self.setMinimumSize(960, 640)
         self._build_pages()
@@ -84,6 +96,11 @@ class MainWindow(QMainWindow):
         self._status_timer.timeout.connect(lambda: self.ctx.tasks.start(self.refresh_status(), "Status"))
         self.ctx.store.changed.connect(lambda _what: self._status_timer.start())
         self.ctx.engine.load_progress.connect(self.status.set_busy)
+        self.training.status_message.connect(self.status.set_idle)
+        self.training.version_activated.connect(lambda _name: self._show_model_status())
+        self.annotate.verdict_saved.connect(
+            lambda _verdict: self.ctx.tasks.start(self.training.on_verdict_saved(), "Auto-retrain")
+        )
         if not self.ctx.settings.restore_geometry(self):
             self.resize(1280, 800)
 
@@ -96,7 +113,13 @@ class MainWindow(QMainWindow):
         self.pages = QStackedWidget()
         self.annotate = AnnotatePage(self.ctx)
         self.history = HistoryPage(self.ctx)
-        for title, page in (("Annotate", self.annotate), ("History", self.history)):
+        pages = (
+            ("Annotate", self.annotate),
+            ("History", self.history),
+            ("Train", self.training.train_page),
+            ("Models", self.training.models_page),
+        )
+        for title, page in pages:
             self.nav.addItem(title)
             self.pages.addWidget(page)
         self.nav.currentRowChanged.connect(self.show_page)
@@ -126,6 +149,8 @@ class MainWindow(QMainWindow):
         go = self.menuBar().addMenu("&Go")
         action(go, "&Annotate", lambda: self.show_page(0), "Ctrl+1")
         action(go, "&History", lambda: self.show_page(1), "Ctrl+2")
+        action(go, "&Train", lambda: self.show_page(2), "Ctrl+3")
+        action(go, "&Models", lambda: self.show_page(3), "Ctrl+4")
         annotate = self.menuBar().addMenu("&Annotate")
         action(annotate, "&Generation settings...", self.annotate.open_sampling_dialog)
         action(annotate, "Change &annotator name...", self.change_annotator)
@@ -153,6 +178,7 @@ class MainWindow(QMainWindow):
             self.ctx.errors.report(exc, "Opening the database")
             return False
         await self.refresh_status()
+        await self.training.start()
         self.annotate.reload_queue()
         if self.isVisible() and self.pages.currentWidget() is self.history:
             self.history.refresh()
@@ -180,17 +206,23 @@ class MainWindow(QMainWindow):
             self.ctx.errors.report(exc, "Loading the model")
             return False
         self.startup_error = None
-        self.ctx.model_version = await self._model_version_name(loaded)
-        self.status.set_model(describe_model(loaded, self.ctx.engine.adapter_name), loaded.folder.describe())
+        self.ctx.model_version = (
+            await self.training.restore_active_version() or await self._model_version_name(loaded)
+        )
+        self._show_model_status()
         self.status.set_idle(f"Model loaded in {loaded.load_time_s:.1f} s.")
         self.model_loaded.emit(loaded)
         self.annotate.model_ready()
         return True
 
+    def _show_model_status(self) -> None:
+        loaded = self.ctx.engine.loaded
+        if loaded is not None:
+            self.status.set_model(
+                describe_model(loaded, self.ctx.engine.adapter_name), loaded.folder.describe()
+            )
+
     async def _model_version_name(self, loaded: LoadedModel) -> str:
-        active = await self.ctx.store.call("active_model_version")
-        if active is not None:
-            return active.name
         adapter = self.ctx.engine.adapter_name
         return loaded.label + (f"+{adapter}" if adapter else "")
 
@@ -284,9 +316,10 @@ class MainWindow(QMainWindow):
         self.closed.emit()
 
     async def wind_down(self) -> None:
-        """Stop the answer being written, cancel an import, and end every task (before ``shutdown``)."""
+        """Stop the answer being written, cancel an import and any training job, end every task."""
         self.ctx.engine.stop()
         self._import_cancel.set()
+        await self.training.shutdown()
         await self.ctx.tasks.cancel_and_wait(keep=asyncio.current_task())
 
     def shutdown(self, *, wait_for_engine: bool = True) -> None:

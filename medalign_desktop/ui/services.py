@@ -100,6 +100,21 @@ class EngineService(QObject):
         work = functools.partial(self._engine.generate, question, settings, on_text=on_text, stop=stop)
         return await self._run(work)
 
+    async def activate_adapter(self, adapter_dir: str | Path | None, name: str | None) -> None:
+        """Hot-swap: answer with the named adapter (loaded onto the base on first use), or with the base
+        model alone when ``name`` is None. The base is never reloaded; a running answer finishes first."""
+
+        def work() -> None:
+            if name is None:
+                self._engine.disable_adapter()
+            elif name in self._engine.adapters:
+                self._engine.set_adapter(name)
+            else:
+                self._engine.load_adapter(adapter_dir, name)
+            self.adapter_name = name
+
+        await self._run(work)
+
     def stop(self) -> None:
         """Ask the running generation to end after its current token (thread-safe, returns at once)."""
         self._stop.set()

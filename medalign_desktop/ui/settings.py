@@ -11,6 +11,8 @@ from PySide6.QtWidgets import QWidget
 
 from medalign_desktop import paths
 from medalign_desktop.engine import SamplingSettings
+from medalign_desktop.jobs.command import DEFAULT_LAUNCHER
+from medalign_desktop.jobs.retrain_policy import DEFAULT_THRESHOLD
 
 GUI_SETTINGS_FILE = "gui.ini"
 NO_SEED = -1  # QSettings has no None; -1 means "a different random answer every time"
@@ -84,6 +86,28 @@ class AppSettings:
     @last_page.setter
     def last_page(self, index: int) -> None:
         self.qsettings.setValue("window/last_page", int(index))
+
+    # training ---------------------------------------------------------------------------------------------
+    @property
+    def retrain_threshold(self) -> int:
+        return max(1, int(self._get("training/retrain_threshold", DEFAULT_THRESHOLD, int)))
+
+    @retrain_threshold.setter
+    def retrain_threshold(self, value: int) -> None:
+        self.qsettings.setValue("training/retrain_threshold", int(value))
+
+    @property
+    def auto_retrain(self) -> bool:
+        return bool(self._get("training/auto_retrain", True, bool))
+
+    @auto_retrain.setter
+    def auto_retrain(self, value: bool) -> None:
+        self.qsettings.setValue("training/auto_retrain", bool(value))
+
+    @property
+    def launcher(self) -> str:
+        """How training programs start (e.g. ``accelerate launch --multi_gpu -m training``)."""
+        return str(self._get("training/launcher", DEFAULT_LAUNCHER, str)).strip() or DEFAULT_LAUNCHER
 
     def save_geometry(self, window: QWidget) -> None:
         self.qsettings.setValue("window/geometry", window.saveGeometry())

@@ -1,0 +1,121 @@
+"""Training and model versions in the running app: the job queue, the Train and Models pages, auto-retrain,
+and hot-swapping a version's adapter into the loaded model.
+
+    verdict saved -> counter >= threshold and no job active -> hitl job (trigger "auto")
+    Retrain now / SFT from dataset -> job request from the active version -> JobManager
+    job succeeded -> new version registered -> activated: adapter loaded onto the base, no reload
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from medalign_desktop.jobs.command import DEFAULT_LAUNCHER
+from medalign_desktop.jobs.manager import JobManager
+from medalign_desktop.jobs.requests import training_request
+from medalign_desktop.jobs.retrain_policy import RetrainPolicy
+from medalign_desktop.ui.context import AppContext
+from medalign_desktop.ui.models_page import ModelsPage
+from medalign_desktop.ui.train_page import TrainPage
+
+
+def jobs_folder(db_path: Path) -> Path:
+    """Job folders live beside the workspace database: ``medalign.sqlite`` -> ``medalign-jobs/``."""
+    return db_path.parent / f"{db_path.stem}-jobs"
+
+
+class TrainingController(QObject):
+    status_message = Signal(str)  # one sentence for the status bar
+    version_activated = Signal(str)  # the version now answering ("base model" when none)
+
+    def __init__(
+        self, ctx: AppContext, *, policy: RetrainPolicy, launcher: str = DEFAULT_LAUNCHER, parent=None
+    ) -> None:
+        super().__init__(parent)
+        self.ctx, self.policy = ctx, policy
+        self.jobs = JobManager(ctx.store.call, jobs_folder(ctx.store.path), launcher=launcher, parent=self)
+        self.train_page = TrainPage(ctx, self.jobs)
+        self.models_page = ModelsPage(ctx)
+        self.train_page.training_requested.connect(self.request_training)
+        self.models_page.activate_requested.connect(
+            lambda version: ctx.tasks.start(self.activate(version), "Activating the model version")
+        )
+        self.jobs.version_ready.connect(
+            lambda version: ctx.tasks.start(self._on_version_ready(version), "Activating the new version")
+        )
+        self.jobs.job_changed.connect(lambda _job: self.ctx.tasks.start(self._after_job_change(), "Jobs"))
+
+    async def start(self) -> None:
+        """After the database opened: fail jobs a crash left running, then show the lists."""
+        stale = await self.jobs.recover()
+        if stale:
+            self.status_message.emit(
+                f"{len(stale)} training job(s) were interrupted when the app last closed."
+            )
+        self.train_page.refresh()
+        self.models_page.refresh()
+
+    async def restore_active_version(self) -> str | None:
+        """After the base model loaded: put the workspace's active version's adapter on it again."""
+        active = await self.ctx.store.call("active_model_version")
+        if active is None or not active.adapter_path:
+            return None
+        await self.ctx.engine.activate_adapter(active.adapter_path, active.name)
+        self.ctx.model_version = active.name
+        return active.name
+
+    # ------------------------------------------------------------------------------------- training
+    def request_training(self, kind: str, trigger: str = "manual") -> None:
+        self.ctx.tasks.start(self._submit(kind, trigger), "Starting a training job")
+
+    async def _submit(self, kind: str, trigger: str) -> int | None:
+        loaded = self.ctx.engine.loaded
+        if loaded is None:
+            raise ValueError("Load a model first: training starts from the loaded base model.")
+        request = await self.ctx.store.call(
+            training_request, kind=kind, base_model=str(loaded.folder.path),
+            system_prompt=self.ctx.settings.sampling().system_prompt, trigger=trigger,
+        )  # fmt: skip
+        job_id = await self.jobs.submit(request)
+        self.train_page.select_job(job_id)
+        what = "Retraining automatically" if trigger == "auto" else "Training job started"
+        self.status_message.emit(f"{what} (job #{job_id}).")
+        return job_id
+
+    async def on_verdict_saved(self) -> None:
+        """The auto-retrain rule, checked after every verdict."""
+        count = await self.ctx.store.call("samples_since_last_retrain")
+        self.train_page.show_counter(count)
+        if (
+            self.policy.should_retrain(count, job_active=self.jobs.busy)
+            and self.ctx.engine.loaded is not None
+        ):
+            await self._submit("hitl", "auto")
+
+    async def _after_job_change(self) -> None:
+        if not self.jobs.busy:
+            self.models_page.refresh()
+
+    # ------------------------------------------------------------------------------------- versions
+    async def _on_version_ready(self, version) -> None:
+        await self.activate(version)
+        self.status_message.emit(f"{version.name} is trained and now answers.")
+
+    async def activate(self, version) -> None:
+        """Hot-swap ``version`` (None: the base model alone) into the loaded model and mark it active."""
+        if self.ctx.engine.loaded is not None:
+            if version is None:
+                await self.ctx.engine.activate_adapter(None, None)
+            else:
+                await self.ctx.engine.activate_adapter(version.adapter_path, version.name)
+        await self.ctx.store.call("set_active_model_version", version.id if version else None)
+        name = version.name if version else "base model"
+        loaded = self.ctx.engine.loaded
+        self.ctx.model_version = version.name if version else (loaded.label if loaded else None)
+        self.models_page.refresh()
+        self.version_activated.emit(name)
+
+    async def shutdown(self) -> None:
+        await self.jobs.shutdown()
