@@ -228,8 +228,11 @@ class AnnotatePage(AnnotateView):
         result = await self.ctx.engine.generate(prompt.text, settings)
         self.answer.set_text(result.text)  # the authoritative text, whatever the queued pieces did
         self._set_phase(Phase.SAVING)
+        # The version is the adapter that actually wrote this answer (versions are loaded under their own
+        # names), not whatever is active by the time the answer is saved: a hot-swap may happen meanwhile.
+        version = result.adapter or result.model_label
         self.generation_id = await self.ctx.store.call(
-            "add_generation", prompt.id, result.text, model_version=self.ctx.model_version,
+            "add_generation", prompt.id, result.text, model_version=version,
             settings=settings.to_dict(), time_to_first_token_s=result.time_to_first_token_s,
             tokens_per_s=result.tokens_per_s, n_tokens=result.n_tokens, finish_reason=result.finish_reason,
         )  # fmt: skip

@@ -35,6 +35,7 @@ class TrainingController(QObject):
     ) -> None:
         super().__init__(parent)
         self.ctx, self.policy = ctx, policy
+        self.overrides: dict = {}  # hyperparameters for every job's config.json (training/README.md)
         self.jobs = JobManager(ctx.store.call, jobs_folder(ctx.store.path), launcher=launcher, parent=self)
         self.train_page = TrainPage(ctx, self.jobs)
         self.models_page = ModelsPage(ctx)
@@ -76,7 +77,7 @@ class TrainingController(QObject):
             raise ValueError("Load a model first: training starts from the loaded base model.")
         request = await self.ctx.store.call(
             training_request, kind=kind, base_model=str(loaded.folder.path),
-            system_prompt=self.ctx.settings.sampling().system_prompt, trigger=trigger,
+            system_prompt=self.ctx.settings.sampling().system_prompt, trigger=trigger, overrides=self.overrides,
         )  # fmt: skip
         job_id = await self.jobs.submit(request)
         self.train_page.select_job(job_id)
@@ -105,15 +106,15 @@ class TrainingController(QObject):
 
     async def activate(self, version) -> None:
         """Hot-swap ``version`` (None: the base model alone) into the loaded model and mark it active."""
-        if self.ctx.engine.loaded is not None:
+        loaded = self.ctx.engine.loaded
+        if loaded is not None:
             if version is None:
                 await self.ctx.engine.activate_adapter(None, None)
             else:
                 await self.ctx.engine.activate_adapter(version.adapter_path, version.name)
+        self.ctx.model_version = version.name if version else (loaded.label if loaded else None)
         await self.ctx.store.call("set_active_model_version", version.id if version else None)
         name = version.name if version else "base model"
-        loaded = self.ctx.engine.loaded
-        self.ctx.model_version = version.name if version else (loaded.label if loaded else None)
         self.models_page.refresh()
         self.version_activated.emit(name)
 
