@@ -82,6 +82,7 @@ class JobManager(QObject):
     log = Signal(int, str)
     version_ready = Signal(object)  # the ModelVersion registered by a successful job
     idle = Signal()  # the queue is empty and nothing runs
+    event = Signal(int, object)  # job id, every protocol event as parsed (timings, benchmarks)
 
     def __init__(
         self,
@@ -199,6 +200,7 @@ class JobManager(QObject):
 
     # ------------------------------------------------------------------------------------------ events
     def _on_event(self, running: _Running, event: protocol.Event) -> None:
+        self.event.emit(running.job_id, event)
         kind = event.EVENT
         if kind == "metric":
             values = {name: getattr(event, name, None) for name in METRIC_FIELDS}
