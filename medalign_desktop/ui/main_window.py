@@ -223,8 +223,8 @@ class MainWindow(QMainWindow):
             )
 
     async def _model_version_name(self, loaded: LoadedModel) -> str:
-        adapter = self.ctx.engine.adapter_name
-        return loaded.label + (f"+{adapter}" if adapter else "")
+        # The same name the Annotate page records on each generation: the adapter that answers, else the base.
+        return self.ctx.engine.adapter_name or loaded.label
 
     async def refresh_status(self) -> None:
         if self.ctx.store.is_open:
