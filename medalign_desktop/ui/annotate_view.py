@@ -77,6 +77,12 @@ class AnnotateView(QWidget):
         self.held_out.setChecked(self._settings.include_held_out)
         self.samples = QLabel()
         self.samples.setObjectName("pillLabel")
+        self.retrain_button = QPushButton("Retrain now")
+        self.retrain_button.setObjectName("secondaryButton")
+        self.retrain_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # single-letter keys stay with the page
+        self.retrain_button.setToolTip(
+            "Train a new version on the answers accepted or edited since the last retrain"
+        )
         self.settings_button = QPushButton("Generation settings...")
         self.settings_button.setObjectName("secondaryButton")
         self.settings_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
@@ -84,7 +90,7 @@ class AnnotateView(QWidget):
         for widget in (self.position, self.queue_filter, self.held_out):
             bar.addWidget(widget)
         bar.addStretch(1)
-        for widget in (self.samples, self.settings_button):
+        for widget in (self.samples, self.retrain_button, self.settings_button):
             bar.addWidget(widget)
         return bar
 

@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
         self.ctx.engine.load_progress.connect(self.status.set_busy)
         self.training.status_message.connect(self.status.set_idle)
         self.training.version_activated.connect(lambda _name: self._show_model_status())
+        self.annotate.retrain_button.clicked.connect(lambda: self.training.request_training("hitl"))
         self.annotate.verdict_saved.connect(
             lambda _verdict: self.ctx.tasks.start(self.training.on_verdict_saved(), "Auto-retrain")
         )
