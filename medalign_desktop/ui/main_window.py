@@ -270,11 +270,9 @@ class MainWindow(QMainWindow):
         progress.canceled.connect(cancel.set)
         self.import_progress = progress
 
-        def show_progress(done: int, total: int) -> None:
-            progress.setMaximum(max(total, 0))
-            progress.setValue(min(done, total) if total else 0)
-
-        self.ctx.store.import_progress.connect(show_progress)
+        # A bound method of this window (a QObject), so progress emitted on the store thread is queued to
+        # the GUI thread; a plain closure would run on the store thread and touch widgets from there.
+        self.ctx.store.import_progress.connect(self._show_import_progress)
         self.import_action.setEnabled(False)
         progress.show()
 
@@ -282,7 +280,7 @@ class MainWindow(QMainWindow):
             try:
                 report = await self.ctx.store.import_questions(path, cancel)
             finally:
-                self.ctx.store.import_progress.disconnect(show_progress)
+                self.ctx.store.import_progress.disconnect(self._show_import_progress)
                 progress.reset()
                 progress.close()
                 self.import_action.setEnabled(True)
@@ -293,6 +291,11 @@ class MainWindow(QMainWindow):
                 self.annotate.reload_queue()
 
         return self.ctx.tasks.start(flow(), f"Importing {path.name}")
+
+    def _show_import_progress(self, done: int, total: int) -> None:
+        progress = self.import_progress
+        progress.setMaximum(max(total, 0))
+        progress.setValue(min(done, total) if total else 0)
 
     def change_annotator(self) -> None:
         name = dialogs.ask_annotator_name(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from medalign_desktop.engine import LoadedModel
@@ -22,8 +23,12 @@ def describe_database(path: Path, stats: dict[str, int]) -> str:
             f"{verdicts:,} verdict{'s' if verdicts != 1 else ''}")  # fmt: skip
 
 
-class StatusPanel:
+class StatusPanel(QObject):
+    """A QObject so that signals emitted on worker threads (model-load progress) reach it queued, on the
+    GUI thread, rather than running its slots on the worker."""
+
     def __init__(self, bar: QStatusBar) -> None:
+        super().__init__(bar)
         self.bar = bar
         self.message = QLabel()
         self.message.setObjectName("statusMessage")
@@ -42,6 +47,7 @@ class StatusPanel:
         bar.addPermanentWidget(self.model)
         bar.addPermanentWidget(self.database)
 
+    @Slot(str)
     def set_busy(self, text: str) -> None:
         self.busy.show()
         self.message.setText(text)
