@@ -1,5 +1,6 @@
 # The two commands of the README:
 #   make demo   set everything up, install the demo model and sample questions, start the app
+#               (DEMO_ARGS="--quit-after-load" checks it starts, then exits: 0 once the model is loaded)
 #   make test   set everything up and run the whole test suite
 #
 # torch is installed first and pinned to the CPU wheel this machine keeps on disk, so pip never fetches a
@@ -29,7 +30,7 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/medalign models install-demo
 	$(BIN)/medalign import resources/sample_questions.jsonl
-	$(BIN)/medalign-desktop
+	$(BIN)/medalign-desktop $(DEMO_ARGS)
 
 # pytest exits 5 when it collected no test: make treats any non-zero exit as a failure, so an empty
 # run can never pass silently.
