@@ -133,9 +133,13 @@ class Engine:
         with self._lock:
             self.model = self.tokenizer = self.loaded = None
             self._active_adapter = None
-            import gc
+            # A full collection on a worker thread may finalise a GUI's Qt objects off their thread (it hung
+            # a test: a window's garbage collected in the engine thread). Tensors are freed by reference
+            # counting when the model is dropped; the cycle collector runs here only on the main thread.
+            if threading.current_thread() is threading.main_thread():
+                import gc
 
-            gc.collect()
+                gc.collect()
             try:
                 import torch
 
