@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from medalign_desktop.ui.errors import install_excepthook, setup_logging
+    from medalign_desktop.ui.gc_guard import GuiThreadGarbageCollector
     from medalign_desktop.ui.main_window import MainWindow
     from medalign_desktop.ui.style import apply_style
 
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("MedAlign")
     app.setQuitOnLastWindowClosed(False)  # the session coroutine decides when to stop
     apply_style(app)
+    collector = GuiThreadGarbageCollector(app)  # worker threads must never finalise Qt objects
     setup_logging()
     options, warning = startup_options(args)
     loop = qasync.QEventLoop(app)
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # A model load still running cannot be interrupted; do not make the user wait for it.
         window.shutdown(wait_for_engine=False)
+        collector.stop()
         loop.close()
 
 

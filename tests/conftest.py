@@ -112,3 +112,18 @@ def tiny_adapters(tiny_model_dir, tmp_path_factory) -> tuple[Path, Path]:
         make_lora_adapter(tiny_model_dir, root / "adapter-a", 1),
         make_lora_adapter(tiny_model_dir, root / "adapter-b", 2),
     )
+
+
+@pytest.fixture(autouse=True)
+def gui_thread_garbage_collection(request):
+    """In tests that use Qt, collect garbage on the main thread only (see medalign_desktop/ui/gc_guard.py),
+    and collect each test's Qt objects before the next test starts its worker threads."""
+    if "qapp" not in request.fixturenames and "qtbot" not in request.fixturenames:
+        yield
+        return
+    from medalign_desktop.ui.gc_guard import GuiThreadGarbageCollector
+
+    collector = GuiThreadGarbageCollector()
+    yield
+    collector.stop()
+    collector.deleteLater()

@@ -76,7 +76,7 @@ def long_stream(page) -> bool:
     return page.phase is Phase.STREAMING and len(page.answer.edited_text()) > 240
 
 
-async def capture(window, out: Path, app, states: bool) -> None:
+async def capture(window, out: Path, app, states: bool, training: bool = False) -> None:
     from medalign_desktop.ui.annotate_page import Phase
 
     async def until(condition, timeout: float = 120.0) -> None:
@@ -123,6 +123,24 @@ async def capture(window, out: Path, app, states: bool) -> None:
     dialog.grab().save(str(out / "detail.png"))
     dialog.close()
     await start
+    if training:
+        await capture_training(window, out, until)
+
+
+async def capture_training(window, out: Path, until) -> None:
+    """A short real retrain of the loaded model on the seeded feedback, then the Train and Models pages."""
+    window.training.overrides = {"max_steps": 12, "per_device_train_batch_size": 2, "max_length": 384,
+                                 "gradient_checkpointing": False}  # fmt: skip
+    window.show_page(2)
+    window.training.request_training("hitl")
+    page = window.training.train_page
+    await until(lambda: window.ctx.engine.adapter_name == "B-iter-1", timeout=900)
+    await asyncio.sleep(1.0)
+    page.plot.redraw()
+    window.grab().save(str(out / "train.png"))
+    window.show_page(3)
+    await asyncio.sleep(0.5)
+    window.grab().save(str(out / "models.png"))
 
 
 def main() -> int:
@@ -131,6 +149,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--verdicts", type=int, default=30)
     parser.add_argument("--all-states", action="store_true", help="also the ready, edit and reject states")
+    parser.add_argument("--training", action="store_true", help="also a short real retrain: Train and Models")
     parser.add_argument(
         "--db", type=Path, help="reuse this database if it exists (seeding takes a minute or two)"
     )
@@ -163,9 +182,10 @@ def main() -> int:
     window = MainWindow(options, settings=settings)
     window.resize(1280, 800)
     try:
-        loop.run_until_complete(capture(window, args.out, app, args.all_states))
+        loop.run_until_complete(capture(window, args.out, app, args.all_states, args.training))
     finally:
         window.close()
+        loop.run_until_complete(window.wind_down())
         window.shutdown()
         loop.close()
     print(f"Wrote {', '.join(p.name for p in sorted(args.out.glob('*.png')))} to {args.out}")

@@ -56,6 +56,7 @@ class _Running:
     finished: Any = None  # the `finished` event, when it came
     failed: Any = None  # the `failed` event, when it came
     metric_rows: list = field(default_factory=list)
+    ending: bool = False
 
 
 def _prepare(store: Store, *, job_id: int, request: SnapshotRequest, job_dir: Path):
@@ -272,10 +273,13 @@ class JobManager(QObject):
         return next(v for v in store.list_model_versions() if v.id == version_id)
 
     async def _finish(self, running: _Running, state: str, error: str | None) -> None:
+        if running.ending:  # a start failure can be followed by a `finished` signal: end once
+            return
+        running.ending = True
         self._flush_timer.stop()
+        await self._end_job(running.job_id, state, error)  # stored before the queue reports not busy
         self._running = None
         running.process.deleteLater()
-        await self._end_job(running.job_id, state, error)
         await self._start_next()
 
     async def _end_job(self, job_id: int, state: str, error: str | None) -> None:
