@@ -1,9 +1,10 @@
 """Which device, precision and quantisation to load a model with. Pure, so it is tested exactly.
 
 The research project's settings: on CUDA with bitsandbytes, 4-bit NF4 with double quantisation and bf16
-compute; on CUDA without it, bf16. On the CPU fp32: on this 2-core AVX2 machine SmolLM2's time to first
-token was 0.42 s in fp32 against 1.39 s in bf16 (CPUs without native bf16 matmul emulate it, and the
-prompt's prefill is compute bound), with no gain in decode speed (docs/BENCHMARKS.md).
+compute; on CUDA without it, bf16. On the CPU bf16 too: measured side by side on this 2-core AVX2 machine
+(docs/BENCHMARKS.md), SmolLM2 decodes at 16.2 tok/s in bf16 against 12.9 in fp32, so a whole answer is
+done sooner, although bf16's first token comes later (1.16 s against 0.34 s: without native bf16 matmul
+the prompt's prefill is emulated). ``dtype="float32"`` picks the quicker first token.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def choose_load_plan(
         raise ValueError("CUDA was asked for but no CUDA device is available to torch.")
     on_cuda = device.startswith("cuda") or (device == "auto" and cuda_available)
     target = device if device.startswith("cuda") else ("cuda" if on_cuda else "cpu")
-    chosen_dtype = dtype if dtype != "auto" else ("bfloat16" if on_cuda else "float32")
+    chosen_dtype = "bfloat16" if dtype == "auto" else dtype
 
     if quantization == "4bit" and not (on_cuda and bitsandbytes_available):
         needs = "a CUDA device" if not on_cuda else "the bitsandbytes package (pip install '.[cuda]')"

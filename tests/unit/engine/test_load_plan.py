@@ -13,13 +13,13 @@ def plan(**kw):
     return choose_load_plan(**kw)
 
 
-def test_cpu_defaults_to_fp32():
+def test_cpu_defaults_to_bf16():
     p = plan()
-    assert (p.device, p.dtype, p.quantization) == ("cpu", "float32", "none")
+    assert (p.device, p.dtype, p.quantization) == ("cpu", "bfloat16", "none")
 
 
-def test_cpu_bf16_on_request():
-    assert plan(dtype="bfloat16").dtype == "bfloat16"
+def test_cpu_fp32_on_request():
+    assert plan(dtype="float32").dtype == "float32"
 
 
 def test_cuda_with_bitsandbytes_loads_nf4():
