@@ -129,7 +129,7 @@ async def capture(window, out: Path, app, states: bool, training: bool = False) 
 
 async def capture_training(window, out: Path, until) -> None:
     """A short real retrain of the loaded model on the seeded feedback, then the Train and Models pages."""
-    window.training.overrides = {"max_steps": 12, "per_device_train_batch_size": 2, "max_length": 384,
+    window.training.overrides = {"max_steps": 6, "per_device_train_batch_size": 2, "max_length": 256,
                                  "gradient_checkpointing": False}  # fmt: skip
     window.show_page(2)
     window.training.request_training("hitl")
