@@ -127,3 +127,41 @@ def gui_thread_garbage_collection(request):
     yield
     collector.stop()
     collector.deleteLater()
+
+
+@pytest.fixture
+def loop(qapp):
+    """A qasync event loop on the test's QApplication, for code that awaits and uses Qt signals."""
+    import asyncio
+
+    import qasync
+
+    loop = qasync.QEventLoop(qapp, already_running=False)
+    asyncio.set_event_loop(loop)
+    yield loop
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def job_manager_for(loop, tmp_path):
+    """Build JobManagers whose store calls run on one store thread, as the app's StoreService does."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medalign_desktop.jobs.manager import JobManager
+
+    executor = ThreadPoolExecutor(max_workers=1)
+    managers = []
+
+    def make(store, **kwargs):
+        async def store_call(fn):
+            return await asyncio.get_running_loop().run_in_executor(executor, fn, store)
+
+        managers.append(JobManager(store_call, tmp_path / "jobs", **kwargs))
+        return managers[-1]
+
+    yield make
+    for manager in managers:
+        loop.run_until_complete(manager.shutdown(grace_ms=500))
+    executor.shutdown()

@@ -9,15 +9,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import qasync
 import torch
 from safetensors.torch import load_file
 
 from medalign_desktop.engine import Engine, SamplingSettings
-from medalign_desktop.jobs.manager import JobManager
 from medalign_desktop.jobs.requests import training_request
 from medalign_desktop.store import Store
 
@@ -28,15 +25,6 @@ QUESTIONS = [
     ("What is a normal resting adult heart rate?", "60 to 100 beats per minute."),
     ("Name a red flag for headache.", "Sudden thunderclap onset."),
 ]
-
-
-@pytest.fixture
-def loop(qapp):
-    loop = qasync.QEventLoop(qapp, already_running=False)
-    asyncio.set_event_loop(loop)
-    yield loop
-    loop.close()
-    asyncio.set_event_loop(None)
 
 
 @pytest.fixture
@@ -54,16 +42,8 @@ def store(tmp_path):
 
 
 @pytest.fixture
-def manager(store, tmp_path, loop):
-    executor = ThreadPoolExecutor(max_workers=1)
-
-    async def store_call(fn):
-        return await asyncio.get_running_loop().run_in_executor(executor, fn, store)
-
-    manager = JobManager(store_call, tmp_path / "jobs")
-    yield manager
-    loop.run_until_complete(manager.shutdown(grace_ms=500))
-    executor.shutdown()
+def manager(store, job_manager_for):
+    return job_manager_for(store)
 
 
 def run_job(loop, manager, store, tiny_model_dir, *, on_progress=None, timeout=180):

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import qasync
 
 from medalign_desktop.jobs.manager import INTERRUPTED, JobManager, JobRequest, version_name
 from medalign_desktop.store import Store
 
 FAKE = Path(__file__).resolve().parents[2] / "data" / "fake_training.py"
-
-
-@pytest.fixture
-def loop(qapp):
-    loop = qasync.QEventLoop(qapp, already_running=False)
-    asyncio.set_event_loop(loop)
-    yield loop
-    loop.close()
-    asyncio.set_event_loop(None)
 
 
 @pytest.fixture
@@ -36,16 +25,8 @@ def store(tmp_path):
 
 
 @pytest.fixture
-def manager(store, tmp_path, loop):
-    executor = ThreadPoolExecutor(max_workers=1)
-
-    async def store_call(fn):
-        return await asyncio.get_running_loop().run_in_executor(executor, fn, store)
-
-    manager = JobManager(store_call, tmp_path / "jobs", launcher=f"python {FAKE}")
-    yield manager
-    loop.run_until_complete(manager.shutdown(grace_ms=500))
-    executor.shutdown()
+def manager(store, job_manager_for):
+    return job_manager_for(store, launcher=f"python {FAKE}")
 
 
 def request(mode: str, adapter_source: Path | None = None) -> JobRequest:
