@@ -64,6 +64,8 @@ def build_environment(parent: Mapping[str, str], *, extra: Mapping[str, str] | N
             "HF_HUB_DISABLE_TELEMETRY": "1",
             "TOKENIZERS_PARALLELISM": "false",
             "TQDM_DISABLE": "1",
+            # Library deprecation notices are for developers; the Train page's log is read by clinicians.
+            "PYTHONWARNINGS": "ignore::FutureWarning,ignore::DeprecationWarning",
         }
     )
     env.update(extra or {})

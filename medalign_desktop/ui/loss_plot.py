@@ -57,6 +57,7 @@ class LossPlot(QWidget):
         self.loss_plot.addLegend(offset=(-10, 10))
         self.lr_plot = pg.PlotWidget(background="w")
         self.lr_plot.setLabel("left", "learning rate")
+        self.lr_plot.getAxis("left").enableAutoSIPrefix(False)  # 1e-4, not "100" with a hidden (x1e-6)
         self.lr_plot.setXLink(self.loss_plot)
         self.lr_plot.setMaximumHeight(140)
         layout.addWidget(self.loss_plot, 3)

@@ -54,4 +54,5 @@ def test_environment_is_explicit_and_offline():
     )
     assert "SECRET_TOKEN" not in env
     assert env["HF_HUB_OFFLINE"] == "1" and env["PYTHONUNBUFFERED"] == "1" and env["TQDM_DISABLE"] == "1"
+    assert env["PYTHONWARNINGS"] == "ignore::FutureWarning,ignore::DeprecationWarning"
     assert env["PATH"] == "/bin" and env["CUDA_VISIBLE_DEVICES"] == "1" and env["OMP_NUM_THREADS"] == "2"
