@@ -185,8 +185,6 @@ class Engine:
                 raise AdapterError(f"{folder}: the adapter does not fit the loaded model ({exc}).") from exc
             if activate:
                 self.set_adapter(name)
-            elif self._active_adapter is None and len(self.adapters) == 1:
-                pass  # still disabled: generation runs with adapters off until one is activated
         return name
 
     def set_adapter(self, name: str | None) -> None:
@@ -251,7 +249,7 @@ class Engine:
             model = self._require_model()
             started = time.perf_counter()
             enc = self.encode(question, settings.system_prompt)
-            streamer = TextStreamer(self.tokenizer, on_text, started)
+            streamer = TextStreamer(self.tokenizer, on_text)
             sampling = settings.temperature > 0
             gen_kwargs = dict(
                 max_new_tokens=settings.max_new_tokens,

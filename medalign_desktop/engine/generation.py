@@ -71,10 +71,9 @@ class TextStreamer:
     unfinished UTF-8 sequence). The first ``put`` carries the prompt and is skipped.
     """
 
-    def __init__(self, tokenizer, on_text: TokenCallback | None, started_at: float):
+    def __init__(self, tokenizer, on_text: TokenCallback | None):
         self.tokenizer = tokenizer
         self.on_text = on_text
-        self.started_at = started_at
         self.first_token_at: float | None = None
         self.n_tokens = 0
         self.pieces: list[str] = []

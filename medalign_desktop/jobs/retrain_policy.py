@@ -19,6 +19,3 @@ class RetrainPolicy:
     def should_retrain(self, new_samples: int, *, job_active: bool) -> bool:
         """True when enough new samples have arrived and no training job is queued or running."""
         return self.enabled and not job_active and new_samples >= self.threshold
-
-    def remaining(self, new_samples: int) -> int:
-        return max(0, self.threshold - new_samples)

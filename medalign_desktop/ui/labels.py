@@ -6,6 +6,14 @@ from datetime import datetime
 
 from medalign_desktop.store import REJECT_REASONS, SAFETY_FLAGS, VERDICTS
 
+# Training methods by job / version kind, with the research project's model letter first.
+METHOD_LABELS = {
+    "hitl": "B  incremental LoRA",
+    "sft": "A  SFT",
+    "dpo": "D  DPO",
+    "ppo": "C  PPO",
+    "reward": "C  reward model",
+}
 VERDICT_LABELS = {"accept": "Accepted", "edit": "Edited", "reject": "Rejected"}
 # The colours of the verdict buttons, reused in the History table so a verdict reads the same everywhere.
 VERDICT_COLOURS = {"accept": "#2e7d32", "edit": "#1565c0", "reject": "#c62828"}
@@ -17,6 +25,10 @@ def code_label(code: str | None) -> str:
         return ""
     words = code.replace("_", " ")
     return words[0].upper() + words[1:]
+
+
+def method_label(kind: str) -> str:
+    return METHOD_LABELS.get(kind, kind)
 
 
 def verdict_label(verdict: str | None) -> str:

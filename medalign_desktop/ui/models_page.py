@@ -21,16 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medalign_desktop.ui import labels
 from medalign_desktop.ui.context import AppContext
 
 COLUMNS = ("Version", "Method", "Created", "Examples", "Final loss", "Adapter")
-KIND_NAMES = {
-    "hitl": "B  incremental LoRA",
-    "sft": "A  SFT",
-    "dpo": "D  DPO",
-    "ppo": "C  PPO",
-    "reward": "reward model",
-}
 
 
 def final_loss(metrics: dict) -> str:
@@ -83,15 +77,15 @@ class ModelsPage(QWidget):
             return
         versions = await self.ctx.store.call("list_model_versions")
         self.versions = {v.id: v for v in versions}
-        active = next((v for v in versions if v.is_active), None)
+        active = self.active_version()
         self.active_label.setText(f"Answering with: {active.name if active else 'the base model only'}")
         self.tree.clear()
         items: dict[int, QTreeWidgetItem] = {}
         for version in sorted(versions, key=lambda v: v.id):
             cells = (
                 version.name + ("   (active)" if version.is_active else ""),
-                KIND_NAMES.get(version.kind, version.kind),
-                version.created_at[:16].replace("T", " "),
+                labels.method_label(version.kind),
+                labels.local_time(version.created_at),
                 "" if version.data_size is None else str(version.data_size),
                 final_loss(version.metrics),
                 version.adapter_path or "",
@@ -108,13 +102,16 @@ class ModelsPage(QWidget):
         self.tree.expandAll()
         self._update_buttons()
 
+    def active_version(self):
+        return next((v for v in self.versions.values() if v.is_active), None)
+
     def selected_version(self):
         items = self.tree.selectedItems()
         return self.versions.get(items[0].data(0, Qt.ItemDataRole.UserRole)) if items else None
 
     def _update_buttons(self) -> None:
         version = self.selected_version()
-        active = next((v for v in self.versions.values() if v.is_active), None)
+        active = self.active_version()
         self.activate_button.setEnabled(version is not None and not version.is_active)
         self.delete_button.setEnabled(version is not None and not version.is_active)
         self.rollback_button.setEnabled(active is not None)
@@ -126,7 +123,7 @@ class ModelsPage(QWidget):
             self.activate_requested.emit(version)
 
     def roll_back(self) -> None:
-        active = next((v for v in self.versions.values() if v.is_active), None)
+        active = self.active_version()
         if active is not None:
             self.activate_requested.emit(self.versions.get(active.parent_id))
 

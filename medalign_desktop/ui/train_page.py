@@ -28,18 +28,12 @@ from PySide6.QtWidgets import (
 )
 
 from medalign_desktop.jobs.manager import JobManager
+from medalign_desktop.ui import labels
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.loss_plot import LossPlot
 
 LOG_LINES = 5000
 COLUMNS = ("Job", "Method", "State", "Started", "Duration", "Examples")
-METHOD_NAMES = {
-    "hitl": "B  incremental LoRA",
-    "sft": "A  SFT",
-    "dpo": "D  DPO",
-    "reward": "C  reward",
-    "ppo": "C  PPO",
-}
 STATE_COLOURS = {"succeeded": "#1e7b34", "failed": "#b42318", "cancelled": "#6b7785", "running": "#1565c0"}
 
 
@@ -163,11 +157,9 @@ class TrainPage(QWidget):
         for row, job in enumerate(sorted(jobs, key=lambda j: j.id, reverse=True)):
             cells = (
                 f"#{job.id}",
-                METHOD_NAMES.get(job.kind, job.kind),
+                labels.method_label(job.kind),
                 job.state,
-                (_parse_time(job.started_at) or _parse_time(job.created_at))
-                .astimezone()
-                .strftime("%d %b %H:%M"),
+                labels.short_time(job.started_at or job.created_at),
                 format_duration(job_duration(job, now)),
                 "" if job.data_size is None else str(job.data_size),
             )
@@ -217,7 +209,7 @@ class TrainPage(QWidget):
             self.log_view.setPlainText("\n".join(self.live_logs.get(job_id, [])))
 
     def _show_job_header(self, job) -> None:
-        self.title.setText(f"Job #{job.id}: {METHOD_NAMES.get(job.kind, job.kind)} ({job.state})")
+        self.title.setText(f"Job #{job.id}: {labels.method_label(job.kind)} ({job.state})")
         self.error_label.setText(job.error or "")
         self.error_label.setVisible(bool(job.error))
         if job.state == "succeeded":
