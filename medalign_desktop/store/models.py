@@ -211,3 +211,73 @@ class JobMetric:
     name: str
     value: float | None
     time: str
+
+
+# -- preference pairs (issue 5) ---------------------------------------------------------------------------
+
+PAIR_SOURCES: tuple[str, ...] = ("edit", "comparison", "reject", "imported")
+COMPARISON_CHOICES: tuple[str, ...] = ("first", "second", "tie", "both_bad")
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """One (chosen > rejected) pair, derived from live rows each time it is read (never copied).
+
+    ``key`` is stable across reads: ``edit-<feedback id>``, ``cmp-<comparison id>``,
+    ``cmp-<comparison id>-edit`` (an edited winner over the original winner),
+    ``rej-<reject feedback id>-<better feedback id>``, ``imp-<imported pair id>``.
+    """
+
+    key: str
+    source: str  # one of PAIR_SOURCES
+    prompt_id: int | None  # None for imported pairs (their prompt is kept with the pair)
+    prompt: str
+    chosen: str
+    rejected: str
+    annotator: str | None  # None for imported pairs
+    feedback_ids: tuple[int, ...]  # the verdict(s) the pair comes from
+    comparison_id: int | None
+    chosen_version: str | None  # model version names as recorded on the generations
+    rejected_version: str | None
+    split: str  # "train" or "held_out" (imported pairs: "train")
+    safety_flags: tuple[str, ...]  # flags on the source verdict(s) / comparison
+    import_batch_id: int | None
+    created_at: str  # when the (latest) source verdict / comparison / import was made
+
+
+@dataclass(frozen=True)
+class PairFilter:
+    """Which pairs to read or export. Empty / None fields do not filter.
+
+    Dates are ISO-8601 UTC strings compared to ``created_at`` (``date_to`` exclusive) or ``datetime.date``
+    (whole UTC days, ``date_to`` inclusive).
+    """
+
+    date_from: Any = None
+    date_to: Any = None
+    annotator: str | None = None
+    model_version: str | None = None  # matches the chosen or the rejected answer's version
+    sources: tuple[str, ...] = PAIR_SOURCES
+    flags: tuple[str, ...] = ()  # only pairs carrying any of these safety flags
+    exclude_flagged: bool = False  # drop pairs carrying any safety flag
+    include_held_out: bool = False
+    import_batch_ids: tuple[int, ...] | None = None  # None: every imported batch
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A clinician's choice between two answers to one question, shown as Answer 1 / Answer 2."""
+
+    id: int
+    prompt_id: int
+    first_generation_id: int  # shown as "Answer 1"
+    second_generation_id: int  # shown as "Answer 2"
+    swapped: bool  # True when the random order showed the second-generated answer first
+    mode: str  # "seeds" (two samples of one version) or "versions" (two model versions)
+    choice: str  # one of COMPARISON_CHOICES
+    edited_text: str | None  # the clinician's edit of the winner, if any
+    safety_flags: tuple[str, ...]
+    notes: str | None
+    annotator: str
+    created_at: str
+    withdrawn: bool
