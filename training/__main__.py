@@ -27,6 +27,8 @@ from training.config import ConfigError, load_config
 PROGRAMS: dict[str, str] = {
     "sft": "training.sft:run",
     "hitl": "training.sft:run",
+    "dpo": "training.dpo:run",
+    "reward": "training.reward:run",
 }
 
 OOM_ADVICE = (
