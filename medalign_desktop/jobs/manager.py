@@ -44,6 +44,10 @@ class JobRequest:
     parent_adapter: str | None = None
     overrides: dict = field(default_factory=dict)
     trigger: str = "manual"  # "manual" or "auto"
+    import_batch_ids: tuple[int, ...] = ()  # dpo / reward: imported pair batches chosen by the user
+    reward_adapter: str | None = None  # ppo: the chosen reward model's adapter
+    prompt_scope: str = "all"  # ppo: which train-split questions to answer
+    max_prompts: int | None = None
 
 
 @dataclass
@@ -65,6 +69,17 @@ def _prepare(store: Store, *, job_id: int, request: SnapshotRequest, job_dir: Pa
     store.update_job(job_id, job_dir=job_dir, data_size=info.n_train)
     store.set_job_state(job_id, "running")
     return info
+
+
+def metric_values(event: protocol.Metric) -> dict[str, float]:
+    """The named fields and the program-specific extras (DPO's ``rewards/accuracies``, PPO's ``kl``, ...)."""
+    values = {name: getattr(event, name, None) for name in METRIC_FIELDS}
+    values.update(event.extra)
+    return {
+        name: float(value)
+        for name, value in values.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
 
 
 def version_name(kind: str, existing: list[str]) -> str:
@@ -129,6 +144,8 @@ class JobManager(QObject):
         config = {
             "trigger": request.trigger,
             "parent_version_id": request.parent_version_id,
+            **({"import_batch_ids": list(request.import_batch_ids)} if request.import_batch_ids else {}),
+            **({"reward_adapter": request.reward_adapter} if request.reward_adapter else {}),
             **request.overrides,
         }
         job_id = await self.store_call(lambda store: store.create_job(request.kind, config))
@@ -172,6 +189,10 @@ class JobManager(QObject):
                 parent_adapter=request.parent_adapter,
                 seed=job_id,
                 overrides=request.overrides,
+                import_batch_ids=tuple(request.import_batch_ids),
+                reward_adapter=request.reward_adapter,
+                prompt_scope=request.prompt_scope,
+                max_prompts=request.max_prompts,
             )
 
             try:
@@ -204,8 +225,7 @@ class JobManager(QObject):
         self.event.emit(running.job_id, event)
         kind = event.EVENT
         if kind == "metric":
-            values = {name: getattr(event, name, None) for name in METRIC_FIELDS}
-            values = {k: v for k, v in values.items() if v is not None}
+            values = metric_values(event)
             running.metric_rows += [(event.step, name, value) for name, value in values.items()]
             self.metric.emit(running.job_id, {"step": event.step, **values})
         elif kind == "progress":

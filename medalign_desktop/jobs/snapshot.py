@@ -4,8 +4,10 @@ The training process reads only this folder, so the database keeps one writer (t
 re-run or audited later from exactly the data it saw:
 
     <job_dir>/config.json       the training program's config (training/README.md)
-    <job_dir>/data/train.jsonl  conversational prompt/completion examples (loss on the answer only)
-    <job_dir>/snapshot.json     provenance: which verdicts and questions went in, and why
+    <job_dir>/data/train.jsonl  sft / hitl: conversational prompt/completion examples (loss on the answer
+                                only); dpo / reward: preference pairs (jobs/preference_snapshot.py)
+    <job_dir>/data/prompts.jsonl ppo: the questions to generate answers for
+    <job_dir>/snapshot.json     provenance: which verdicts, pairs and questions went in, and why
 
 Incremental retraining (``hitl``) learns from the feedback that arrived since the last retrain plus a
 seeded random replay sample of earlier feedback, so old lessons are not forgotten.
@@ -20,6 +22,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from medalign_desktop.jobs import preference_snapshot as prefs
 from medalign_desktop.store import Store
 from medalign_desktop.store.training_data import (
     TrainingExample,
@@ -38,13 +41,17 @@ class SnapshotError(Exception):
 
 @dataclass(frozen=True)
 class SnapshotRequest:
-    kind: str  # "hitl" or "sft"
+    kind: str  # "hitl", "sft", "dpo", "reward" or "ppo"
     base_model: str
     system_prompt: str
     parent_adapter: str | None = None
     replay_fraction: float = DEFAULT_REPLAY_FRACTION
     seed: int = 0
     overrides: dict = field(default_factory=dict)  # hyperparameters for the training config
+    import_batch_ids: tuple[int, ...] = ()  # dpo / reward: imported pair batches to learn from too
+    reward_adapter: str | None = None  # ppo: the reward model's adapter folder
+    prompt_scope: str = "all"  # ppo: "all" train-split questions or "unannotated" ones
+    max_prompts: int | None = None  # ppo: a seeded sample of at most this many questions
 
 
 @dataclass(frozen=True)
@@ -100,36 +107,99 @@ def _write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
-def write_snapshot(store: Store, request: SnapshotRequest, job_dir: str | Path) -> SnapshotInfo:
-    """Write config.json, data/train.jsonl and snapshot.json into ``job_dir`` (created, must be new/empty)."""
-    job_dir = Path(job_dir)
-    examples, info = select_examples(store, request)
-    assert_no_held_out(store, examples)
-    (job_dir / "data").mkdir(parents=True, exist_ok=True)
-    with (job_dir / "data" / "train.jsonl").open("w", encoding="utf-8") as handle:
-        for example in examples:
-            handle.write(
-                json.dumps(to_conversation(example, request.system_prompt), ensure_ascii=False) + "\n"
-            )
+def _fsync_jsonl(path: Path, records) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _write_examples(store: Store, request: SnapshotRequest, job_dir: Path) -> tuple[SnapshotInfo, dict]:
+    examples, info = select_examples(store, request)
+    assert_no_held_out(store, examples)
+    _fsync_jsonl(
+        job_dir / "data" / "train.jsonl", (to_conversation(e, request.system_prompt) for e in examples)
+    )
+    provenance = {
+        "replay_fraction": request.replay_fraction,
+        "prompt_ids": [e.prompt_id for e in examples],
+        "feedback_ids": [e.feedback_id for e in examples if e.feedback_id is not None],
+    }
+    return info, provenance
+
+
+def _write_pairs(store: Store, request: SnapshotRequest, job_dir: Path) -> tuple[SnapshotInfo, dict]:
+    try:
+        selection = prefs.select_pairs(store, request.import_batch_ids)
+        prefs.assert_pairs_not_held_out(store, selection.pairs)
+    except prefs.PreferenceSnapshotError as exc:
+        raise SnapshotError(str(exc)) from None
+    _fsync_jsonl(
+        job_dir / "data" / "train.jsonl",
+        (prefs.pair_record(p, request.system_prompt) for p in selection.pairs),
+    )
+    n = len(selection.pairs)
+    provenance = {
+        "pair_keys": [p.key for p in selection.pairs],
+        "n_feedback_pairs": selection.n_feedback,
+        "n_imported_pairs": selection.n_imported,
+        "n_dropped_held_out": selection.n_dropped_held_out,
+        "import_batch_ids": list(request.import_batch_ids),
+        "prompt_ids": sorted({p.prompt_id for p in selection.pairs if p.prompt_id is not None}),
+    }
+    return SnapshotInfo(n, n, 0, ""), provenance
+
+
+def _write_prompts(store: Store, request: SnapshotRequest, job_dir: Path) -> tuple[SnapshotInfo, dict]:
+    if not request.reward_adapter:
+        raise SnapshotError("PPO needs a reward model: train one first (Reward model on the Train page).")
+    try:
+        prompts = prefs.select_prompts(
+            store, scope=request.prompt_scope, max_prompts=request.max_prompts, seed=request.seed
+        )
+    except prefs.PreferenceSnapshotError as exc:
+        raise SnapshotError(str(exc)) from None
+    splits = prompt_splits(store.db, [pid for pid, _ in prompts])
+    if any(split != "train" for split in splits.values()):
+        raise SnapshotError("Held-out questions would be used for PPO rollouts; the job was not started.")
+    records = (
+        {"id": f"p-{pid}", "prompt": prefs.conversation_prompt(text, request.system_prompt)}
+        for pid, text in prompts
+    )
+    _fsync_jsonl(job_dir / "data" / "prompts.jsonl", records)
+    provenance = {"prompt_scope": request.prompt_scope, "prompt_ids": [pid for pid, _ in prompts]}
+    return SnapshotInfo(len(prompts), len(prompts), 0, ""), provenance
+
+
+WRITERS = {
+    "sft": _write_examples,
+    "hitl": _write_examples,
+    "dpo": _write_pairs,
+    "reward": _write_pairs,
+    "ppo": _write_prompts,
+}
+
+
+def write_snapshot(store: Store, request: SnapshotRequest, job_dir: str | Path) -> SnapshotInfo:
+    """Write config.json, the data files and snapshot.json into ``job_dir`` (created, must be new/empty)."""
+    job_dir = Path(job_dir)
+    writer = WRITERS.get(request.kind)
+    if writer is None:
+        raise SnapshotError(f"Snapshots for '{request.kind}' jobs are not supported yet.")
+    info, provenance = writer(store, request, job_dir)
     config = {
         "kind": request.kind,
         "base_model": request.base_model,
         "parent_adapter": request.parent_adapter,
         "output_name": "adapter",
+        **({"reward_adapter": request.reward_adapter} if request.kind == "ppo" else {}),
         **request.overrides,
     }
     _write_json(job_dir / "config.json", config)
     _write_json(
         job_dir / "snapshot.json",
-        {
-            **asdict(info),
-            "kind": request.kind,
-            "seed": request.seed,
-            "replay_fraction": request.replay_fraction,
-            "prompt_ids": [e.prompt_id for e in examples],
-            "feedback_ids": [e.feedback_id for e in examples if e.feedback_id is not None],
-        },
+        {**asdict(info), "kind": request.kind, "seed": request.seed, **provenance},
     )
     return info

@@ -65,3 +65,19 @@ def prompt_splits(db: Database, prompt_ids: list[int]) -> dict[int, str]:
         return {}
     marks = ",".join("?" * len(prompt_ids))
     return dict(db.execute(f"SELECT id, split FROM prompts WHERE id IN ({marks})", prompt_ids).fetchall())
+
+
+def held_out_texts(db: Database) -> set[str]:
+    """The (stripped) text of every held-out question, to keep imported pairs about them out of training."""
+    rows = db.execute("SELECT text FROM prompts WHERE split = 'held_out'").fetchall()
+    return {text.strip() for (text,) in rows}
+
+
+def train_prompts(db: Database, *, unannotated_only: bool = False) -> list[tuple[int, str]]:
+    """(id, text) of train-split questions, oldest first; optionally only those without a live verdict."""
+    sql = "SELECT p.id, p.text FROM prompts p WHERE p.split = 'train'"
+    if unannotated_only:
+        sql += """ AND NOT EXISTS (
+            SELECT 1 FROM generations g JOIN feedback f ON f.generation_id = g.id
+            WHERE g.prompt_id = p.id AND f.withdrawn = 0)"""
+    return [(pid, text) for pid, text in db.execute(sql + " ORDER BY p.id").fetchall()]

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medalign_desktop.jobs.requests import POLICY_KINDS
 from medalign_desktop.ui import labels
 from medalign_desktop.ui.context import AppContext
 
@@ -112,14 +113,20 @@ class ModelsPage(QWidget):
     def _update_buttons(self) -> None:
         version = self.selected_version()
         active = self.active_version()
-        self.activate_button.setEnabled(version is not None and not version.is_active)
+        answers = version is not None and version.kind in POLICY_KINDS  # a reward model only scores
+        self.activate_button.setEnabled(answers and not version.is_active)
+        self.activate_button.setToolTip(
+            "A reward model scores answers; it does not answer questions itself"
+            if version is not None and not answers
+            else ""
+        )
         self.delete_button.setEnabled(version is not None and not version.is_active)
         self.rollback_button.setEnabled(active is not None)
         self.base_button.setEnabled(active is not None)
 
     def activate_selected(self) -> None:
         version = self.selected_version()
-        if version is not None and not version.is_active:
+        if version is not None and not version.is_active and version.kind in POLICY_KINDS:
             self.activate_requested.emit(version)
 
     def roll_back(self) -> None:

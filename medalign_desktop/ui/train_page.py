@@ -1,7 +1,8 @@
 """The Train page: the job list, and for the selected job its live loss plot, progress, ETA and log.
 
-Buttons: Retrain now (Model B, incremental LoRA on the new feedback), SFT from dataset (Model A, on the
-imported reference answers), Cancel. The page asks for jobs through ``training_requested``; the main window
+Buttons: Retrain now (Model B, incremental LoRA on the new feedback), SFT (Model A, on the imported reference
+answers), DPO (Model D, on preference pairs), Reward model and PPO (Model C), Cancel. The page asks for jobs
+through ``training_requested``; the training controller asks for the data to use where there is a choice,
 builds the request (it knows the base model and the system prompt) and submits it to the JobManager.
 """
 
@@ -58,7 +59,7 @@ def job_duration(job, now: datetime) -> float | None:
 
 
 class TrainPage(QWidget):
-    training_requested = Signal(str)  # job kind: "hitl" or "sft"
+    training_requested = Signal(str)  # job kind: "hitl", "sft", "dpo", "reward" or "ppo"
 
     def __init__(self, ctx: AppContext, jobs: JobManager, parent=None) -> None:
         super().__init__(parent)
@@ -80,17 +81,40 @@ class TrainPage(QWidget):
         self.retrain_button.setToolTip(
             "Train a new LoRA adapter on the feedback collected since the last retrain"
         )
-        self.sft_button = QPushButton("SFT from dataset (Model A)")
+        self.sft_button = QPushButton("SFT (Model A)")
         self.sft_button.setToolTip("Fine-tune the base model on the imported questions' reference answers")
+        self.dpo_button = QPushButton("DPO (Model D)…")
+        self.dpo_button.setToolTip(
+            "Direct preference optimisation of the active version on pairs of a better and a worse answer"
+        )
+        self.reward_button = QPushButton("Reward model…")
+        self.reward_button.setToolTip("Train a reward model on preference pairs (the first step of Model C)")
+        self.ppo_button = QPushButton("PPO (Model C)…")
+        self.ppo_button.setToolTip(
+            "Optimise the active version against a reward model with PPO, kept close to it by a KL penalty"
+        )
         self.cancel_button = QPushButton("Cancel job")
         self.cancel_button.setEnabled(False)
-        self.retrain_button.clicked.connect(lambda: self.training_requested.emit("hitl"))
-        self.sft_button.clicked.connect(lambda: self.training_requested.emit("sft"))
+        for button, kind in (
+            (self.retrain_button, "hitl"),
+            (self.sft_button, "sft"),
+            (self.dpo_button, "dpo"),
+            (self.reward_button, "reward"),
+            (self.ppo_button, "ppo"),
+        ):
+            button.clicked.connect(lambda _checked=False, kind=kind: self.training_requested.emit(kind))
         self.cancel_button.clicked.connect(self.cancel_selected)
         self.counter_label = QLabel()
         self.counter_label.setObjectName("metaLabel")
         buttons = QHBoxLayout()
-        for widget in (self.retrain_button, self.sft_button, self.cancel_button):
+        for widget in (
+            self.retrain_button,
+            self.sft_button,
+            self.dpo_button,
+            self.reward_button,
+            self.ppo_button,
+            self.cancel_button,
+        ):
             buttons.addWidget(widget)
         buttons.addStretch(1)
         buttons.addWidget(self.counter_label)
@@ -205,7 +229,7 @@ class TrainPage(QWidget):
         else:
             points = [(m.step, m.name, m.value) for m in await self.ctx.store.call("job_metrics", job_id)]
         if self.selected_job == job_id:
-            self.plot.show_series(points)
+            self.plot.show_series(points, kind=job.kind)
             self.log_view.setPlainText("\n".join(self.live_logs.get(job_id, [])))
 
     def _show_job_header(self, job) -> None:

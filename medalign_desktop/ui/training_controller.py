@@ -3,6 +3,7 @@ and hot-swapping a version's adapter into the loaded model.
 
     verdict saved -> counter >= threshold and no job active -> hitl job (trigger "auto")
     Retrain now / SFT from dataset -> job request from the active version -> JobManager
+    DPO / Reward model / PPO -> a dialog for the data to use (job_dialogs.py) -> job request -> JobManager
     job succeeded -> new version registered -> activated: adapter loaded onto the base, no reload
 """
 
@@ -14,9 +15,15 @@ from PySide6.QtCore import QObject, Signal
 
 from medalign_desktop.jobs.command import DEFAULT_LAUNCHER
 from medalign_desktop.jobs.manager import JobManager
-from medalign_desktop.jobs.requests import training_request
+from medalign_desktop.jobs.requests import (
+    RequestError,
+    ppo_job_inputs,
+    preference_job_inputs,
+    training_request,
+)
 from medalign_desktop.jobs.retrain_policy import RetrainPolicy
 from medalign_desktop.ui.context import AppContext
+from medalign_desktop.ui.job_dialogs import ImportedBatch, PPOJobDialog, PreferenceJobDialog, RewardChoice
 from medalign_desktop.ui.models_page import ModelsPage
 from medalign_desktop.ui.train_page import TrainPage
 
@@ -36,6 +43,8 @@ class TrainingController(QObject):
         super().__init__(parent)
         self.ctx, self.policy = ctx, policy
         self.overrides: dict = {}  # hyperparameters for every job's config.json (training/README.md)
+        self.kind_overrides: dict[str, dict] = {}  # and per kind, e.g. {"ppo": {"max_new_tokens": 64}}
+        self.job_dialog = None  # the open DPO / reward / PPO dialog, if any
         self.jobs = JobManager(ctx.store.call, jobs_folder(ctx.store.path), launcher=launcher, parent=self)
         self.train_page = TrainPage(ctx, self.jobs)
         self.models_page = ModelsPage(ctx)
@@ -69,16 +78,44 @@ class TrainingController(QObject):
 
     # ------------------------------------------------------------------------------------- training
     def request_training(self, kind: str, trigger: str = "manual") -> None:
-        self.ctx.tasks.start(self._submit(kind, trigger), "Starting a training job")
+        if kind in ("dpo", "reward", "ppo"):
+            self.ctx.tasks.start(self.choose_job_data(kind), "Preparing the training choices")
+        else:
+            self.ctx.tasks.start(self._submit(kind, trigger), "Starting a training job")
 
-    async def _submit(self, kind: str, trigger: str) -> int | None:
+    async def choose_job_data(self, kind: str) -> None:
+        """Read what the job could learn from, then ask which (the dialog is modal but never blocks)."""
+        if kind == "ppo":
+            rewards, n_all, n_unannotated = await self.ctx.store.call(ppo_job_inputs)
+            choices = [RewardChoice(v.id, v.name, v.metrics.get("eval_accuracy")) for v in rewards]
+            dialog = PPOJobDialog(choices, n_all, n_unannotated, self.train_page)
+        else:
+            n_feedback, batches = await self.ctx.store.call(preference_job_inputs)
+            imported = [
+                ImportedBatch(b["id"], b["source_path"], b.get("n_imported") or 0, b["created_at"])
+                for b in batches
+            ]
+            dialog = PreferenceJobDialog(kind, n_feedback, imported, self.train_page)
+        dialog.accepted.connect(
+            lambda: self.ctx.tasks.start(self._submit(kind, "manual", **dialog.options()), "Starting a job")
+        )
+        dialog.finished.connect(lambda _result: setattr(self, "job_dialog", None))
+        self.job_dialog = dialog
+        dialog.open()
+
+    async def _submit(self, kind: str, trigger: str, **options) -> int | None:
         loaded = self.ctx.engine.loaded
         if loaded is None:
             raise ValueError("Load a model first: training starts from the loaded base model.")
-        request = await self.ctx.store.call(
-            training_request, kind=kind, base_model=str(loaded.folder.path),
-            system_prompt=self.ctx.settings.sampling().system_prompt, trigger=trigger, overrides=self.overrides,
-        )  # fmt: skip
+        try:
+            request = await self.ctx.store.call(
+                training_request, kind=kind, base_model=str(loaded.folder.path),
+                system_prompt=self.ctx.settings.sampling().system_prompt, trigger=trigger,
+                overrides={**self.overrides, **self.kind_overrides.get(kind, {})}, **options,
+            )  # fmt: skip
+        except RequestError as exc:
+            self.status_message.emit(str(exc))
+            return None
         job_id = await self.jobs.submit(request)
         self.train_page.select_job(job_id)
         what = "Retraining automatically" if trigger == "auto" else "Training job started"
