@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 
 ROLES = ("system", "user", "assistant")
 
@@ -52,7 +53,7 @@ class Examples:
         )
 
 
-def _messages(value: Any, key: str, where: str, allowed: tuple[str, ...]) -> list[dict[str, str]]:
+def parse_messages(value: Any, key: str, where: str, allowed: tuple[str, ...]) -> list[dict[str, str]]:
     if not isinstance(value, list) or not value:
         raise DataError(
             f'{where}: \'{key}\' must be a non-empty list of messages ({{"role": ..., "content": ...}}).'
@@ -77,10 +78,10 @@ def parse_example(data: Any, where: str) -> tuple[list[dict[str, str]], list[dic
     for key in ("prompt", "completion"):
         if key not in data:
             raise DataError(f"{where}: '{key}' is missing.")
-    prompt = _messages(data["prompt"], "prompt", where, ROLES)
+    prompt = parse_messages(data["prompt"], "prompt", where, ROLES)
     if prompt[-1]["role"] != "user":
         raise DataError(f"{where}: the prompt must end with a user message.")
-    completion = _messages(data["completion"], "completion", where, ("assistant",))
+    completion = parse_messages(data["completion"], "completion", where, ("assistant",))
     if not any(m["content"].strip() for m in completion):
         raise DataError(f"{where}: the completion (the answer to learn) is empty.")
     example_id = data.get("id")
@@ -89,8 +90,8 @@ def parse_example(data: Any, where: str) -> tuple[list[dict[str, str]], list[dic
     return prompt, completion, None if example_id is None else str(example_id)
 
 
-def load_examples(path: str | Path) -> Examples:
-    """Read and check a JSONL file; raises DataError naming the file (and line) on the first problem."""
+def read_json_lines(path: str | Path) -> Iterator[tuple[Any, str, int]]:
+    """(decoded object, "FILE line N", N) for each non-blank line; raises DataError naming the file and line."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -98,7 +99,6 @@ def load_examples(path: str | Path) -> Examples:
         raise DataError(f"{path} is missing.") from None
     except OSError as exc:
         raise DataError(f"{path} cannot be read ({exc}).") from exc
-    examples = Examples()
     for number, line in enumerate(raw.split(b"\n"), start=1):
         if not line.strip():
             continue
@@ -109,6 +109,13 @@ def load_examples(path: str | Path) -> Examples:
             raise DataError(f"{where}: not valid UTF-8 (byte {exc.start}).") from None
         except json.JSONDecodeError as exc:
             raise DataError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno}).") from None
+        yield data, where, number
+
+
+def load_examples(path: str | Path) -> Examples:
+    """Read and check a JSONL file; raises DataError naming the file (and line) on the first problem."""
+    examples = Examples()
+    for data, where, number in read_json_lines(path):
         prompt, completion, example_id = parse_example(data, where)
         examples.prompt.append(prompt)
         examples.completion.append(completion)
@@ -118,7 +125,15 @@ def load_examples(path: str | Path) -> Examples:
     return examples
 
 
-def split_eval(examples: Examples, fraction: float, seed: int) -> tuple[Examples, Examples | None]:
+class Splittable(Protocol):  # Examples here, Pairs in training/pair_data.py
+    def __len__(self) -> int: ...
+    def subset(self, indices: list[int]) -> Self: ...
+
+
+S = TypeVar("S", bound=Splittable)
+
+
+def split_eval(examples: S, fraction: float, seed: int) -> tuple[S, S | None]:
     """Hold out ``fraction`` of the examples (at least one, never all) for evaluation; same seed, same split."""
     if fraction <= 0 or len(examples) < 2:
         return examples, None

@@ -96,11 +96,17 @@ def load_tokenizer(base_model: str | Path) -> Any:
     return tokenizer
 
 
-def load_base_model(base_model: str | Path, plan: DevicePlan, gradient_checkpointing: bool) -> Any:
+def load_base_model(
+    base_model: str | Path, plan: DevicePlan, gradient_checkpointing: bool, scorer: bool = False
+) -> Any:
+    """The base causal LM, or with ``scorer`` the same base with a fresh one-output score head (reward models)."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    auto_class = AutoModelForSequenceClassification if scorer else AutoModelForCausalLM
     kwargs: dict[str, Any] = {"trust_remote_code": False, "use_safetensors": True}
+    if scorer:
+        kwargs["num_labels"] = 1
     kwargs["dtype"] = getattr(torch, plan.dtype)
     if plan.quantization == "nf4":
         from accelerate import PartialState
@@ -114,7 +120,7 @@ def load_base_model(base_model: str | Path, plan: DevicePlan, gradient_checkpoin
         )
         kwargs["device_map"] = {"": PartialState().local_process_index}  # one full copy per GPU
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(base_model), **kwargs)
+        model = auto_class.from_pretrained(str(base_model), **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"Base model {base_model} cannot be loaded: {exc}") from exc
     if plan.quantization == "nf4":
@@ -131,20 +137,26 @@ def load_base_model(base_model: str | Path, plan: DevicePlan, gradient_checkpoin
 
 def add_lora(model: Any, config: SFTJobConfig) -> Any:
     """Wrap the base in a trainable LoRA: the parent adapter's weights when given, else a fresh one."""
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import PeftModel, get_peft_model
 
     if config.parent_adapter:
         folder = check_adapter_folder(config.parent_adapter)
         return PeftModel.from_pretrained(model, str(folder), is_trainable=True)
-    lora = LoraConfig(
+    return get_peft_model(model, lora_config(config))
+
+
+def lora_config(config: SFTJobConfig, task_type: str = "CAUSAL_LM") -> Any:
+    """A fresh LoRA's peft.LoraConfig from the job config ("SEQ_CLS" also trains and saves a score head)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=list(config.lora_target_modules),
         bias="none",
-        task_type="CAUSAL_LM",
+        task_type=task_type,
     )
-    return get_peft_model(model, lora)
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

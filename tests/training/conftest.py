@@ -82,3 +82,50 @@ def events_buffer():
 
 def parse_events(text: str) -> list:
     return [protocol.parse_line(line) for line in text.splitlines() if line.strip()]
+
+
+def pair(
+    i: int, good: str = "Take {n} mg twice daily with food.", bad: str = "No idea, maybe {n} grams."
+) -> dict:
+    """One preference pair in TRL's explicit-prompt conversational form (the dpo / reward jobs' data)."""
+    return {
+        "id": f"pair-{i}",
+        "prompt": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"What is the usual adult dose of drug {i}?"},
+        ],
+        "chosen": [{"role": "assistant", "content": good.format(n=i + 1)}],
+        "rejected": [{"role": "assistant", "content": bad.format(n=i + 1)}],
+    }
+
+
+@pytest.fixture
+def make_pair_job(tmp_path, tiny_model_dir):
+    """make_pair_job(kind="dpo", n_pairs=8, eval_pairs=0, **overrides) -> job folder of pairs for the tiny model.
+
+    Defaults keep runs short: 3 steps, max length 64, batch 2, no accumulation."""
+
+    def make(kind: str = "dpo", n_pairs: int = 8, eval_pairs: int = 0, name: str = "job", **overrides):
+        config = {
+            "kind": kind,
+            "base_model": str(tiny_model_dir),
+            "parent_adapter": None,
+            "output_name": "adapter",
+            "max_steps": 3,
+            "max_length": 64,
+            "per_device_train_batch_size": 2,
+            "per_device_eval_batch_size": 2,
+            "gradient_accumulation_steps": 1,
+            **overrides,
+        }
+        job_dir = tmp_path / name
+        (job_dir / "data").mkdir(parents=True, exist_ok=True)
+        (job_dir / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        lines = [json.dumps(pair(i)) for i in range(n_pairs)]
+        (job_dir / "data" / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        if eval_pairs:
+            lines = [json.dumps(pair(100 + i)) for i in range(eval_pairs)]
+            (job_dir / "data" / "eval.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return job_dir
+
+    return make
