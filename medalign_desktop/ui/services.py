@@ -87,8 +87,8 @@ class EngineService(QObject):
         self.model_loaded.emit(loaded)
         return loaded
 
-    async def generate(self, question: str, settings: SamplingSettings) -> GenerationResult:
-        """Answer ``question``; pieces arrive on ``text_arrived`` tagged with ``current_generation``."""
+    def _next_generation(self, question: str, settings: SamplingSettings) -> Callable[[], GenerationResult]:
+        """Number the next answer and return the blocking call that writes it."""
         self.current_generation += 1
         number = self.current_generation
         # A fresh event per answer, so a late stop() aimed at the previous answer cannot cut this one.
@@ -97,7 +97,30 @@ class EngineService(QObject):
         def on_text(piece: str) -> None:
             self.text_arrived.emit(number, piece)
 
-        work = functools.partial(self._engine.generate, question, settings, on_text=on_text, stop=stop)
+        return functools.partial(self._engine.generate, question, settings, on_text=on_text, stop=stop)
+
+    async def generate(self, question: str, settings: SamplingSettings) -> GenerationResult:
+        """Answer ``question``; pieces arrive on ``text_arrived`` tagged with ``current_generation``."""
+        return await self._run(self._next_generation(question, settings))
+
+    async def generate_with_adapter(
+        self, question: str, settings: SamplingSettings, adapter_dir: str | Path | None, name: str | None
+    ) -> GenerationResult:
+        """Answer once with the named adapter (None: the base model alone), then put the active adapter back.
+
+        Switching, answering and restoring run as one piece of work on the engine thread, so nothing else
+        is answered in between, and the active adapter is restored even when the answer fails or is stopped.
+        """
+        generate = self._next_generation(question, settings)
+
+        def work() -> GenerationResult:
+            previous = self._engine.active_adapter
+            try:
+                self._switch_adapter(adapter_dir, name)
+                return generate()
+            finally:
+                self._engine.set_adapter(previous)
+
         return await self._run(work)
 
     async def activate_adapter(self, adapter_dir: str | Path | None, name: str | None) -> None:
@@ -105,15 +128,19 @@ class EngineService(QObject):
         model alone when ``name`` is None. The base is never reloaded; a running answer finishes first."""
 
         def work() -> None:
-            if name is None:
-                self._engine.disable_adapter()
-            elif name in self._engine.adapters:
-                self._engine.set_adapter(name)
-            else:
-                self._engine.load_adapter(adapter_dir, name)
+            self._switch_adapter(adapter_dir, name)
             self.adapter_name = name
 
         await self._run(work)
+
+    def _switch_adapter(self, adapter_dir: str | Path | None, name: str | None) -> None:
+        """On the engine thread: make ``name`` answer, loading it from ``adapter_dir`` on first use."""
+        if name is None:
+            self._engine.disable_adapter()
+        elif name in self._engine.adapters:
+            self._engine.set_adapter(name)
+        else:
+            self._engine.load_adapter(adapter_dir, name)
 
     def stop(self) -> None:
         """Ask the running generation to end after its current token (thread-safe, returns at once)."""
@@ -146,6 +173,8 @@ class StoreService(QObject):
             "withdraw_verdict",
             "undo_last_verdict",
             "import_questions",
+            "record_comparison",
+            "withdraw_comparison",
         }
     )
 

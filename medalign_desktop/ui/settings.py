@@ -79,6 +79,40 @@ class AppSettings:
     def include_held_out(self, value: bool) -> None:
         self.qsettings.setValue("queue/include_held_out", bool(value))
 
+    # compare mode: two answers side by side -------------------------------------------------------------
+    @property
+    def annotate_mode(self) -> str:
+        """Either "single" (one answer, accept / edit / reject) or "compare" (two answers, pick the better)."""
+        mode = self._get("annotate/mode", "single", str)
+        return mode if mode in ("single", "compare") else "single"
+
+    @annotate_mode.setter
+    def annotate_mode(self, mode: str) -> None:
+        self.qsettings.setValue("annotate/mode", mode)
+
+    @property
+    def compare_source(self) -> str:
+        """Either "seeds" (two samples of the active version) or "versions" (two chosen model versions)."""
+        source = self._get("annotate/compare_source", "seeds", str)
+        return source if source in ("seeds", "versions") else "seeds"
+
+    @compare_source.setter
+    def compare_source(self, source: str) -> None:
+        self.qsettings.setValue("annotate/compare_source", source)
+
+    @property
+    def compare_versions(self) -> tuple[str, str]:
+        """The two version names compared in "versions" mode; "" is the base model alone."""
+        return (
+            str(self._get("annotate/compare_version_x", "", str)),
+            str(self._get("annotate/compare_version_y", "", str)),
+        )
+
+    @compare_versions.setter
+    def compare_versions(self, names: tuple[str, str]) -> None:
+        self.qsettings.setValue("annotate/compare_version_x", names[0])
+        self.qsettings.setValue("annotate/compare_version_y", names[1])
+
     @property
     def last_page(self) -> int:
         return int(self._get("window/last_page", 0, int))
