@@ -109,6 +109,10 @@ def count_kept(trainer: Any, events: Any, n_given: int, config: SFTJobConfig, wh
         log(f"Dropped {n_given - kept} of {n_given} pairs: {why}.", "warning")
     events.n_train = kept  # what `started` reports: the pairs actually trained on
     n_eval = 0 if trainer.eval_dataset is None else len(trainer.eval_dataset)
+    if trainer.eval_dataset is not None and n_eval == 0:
+        log(f"No evaluation pair is left ({why}): training without evaluation.", "warning")
+        trainer.eval_dataset = None
+        trainer.args.eval_strategy = "no"
     events.n_eval = n_eval
     return kept, n_eval
 

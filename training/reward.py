@@ -1,0 +1,136 @@
+"""The `reward` program (first half of model C): a reward model trained with TRL's RewardTrainer and peft.
+
+The reward model is the base loaded as ``AutoModelForSequenceClassification(num_labels=1)`` (a fresh linear
+score head on the last token's hidden state) with a LoRA of ``task_type="SEQ_CLS"``: peft then also trains
+the score head (its ``modules_to_save``) and saves it with the adapter, so the adapter folder alone turns the
+shared base into the reward model (see training/reward_score.py). Loss: Bradley-Terry,
+``-log sigmoid(score(prompt + chosen) - score(prompt + rejected))``. TRL logs ``accuracy`` (share of pairs
+scored the right way round), ``margin`` and min / mean / max reward per step, and the same with ``eval_`` on
+the held-back slice (``eval_accuracy`` is the pairwise accuracy the Train page plots).
+
+Pairs longer than ``max_length`` are left out by TRL (not truncated): a cut answer would be scored on
+something else than what the clinician judged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from training.cancel import CancelToken
+from training.config import RewardJobConfig
+from training.dpo import check_inputs, count_kept, dataset, run_program
+from training.lora import ModelError
+from training.sft import TRAINER_DIR, Prepared, log
+
+# Numbers TRL's RewardTrainer logs whose last values go into result.json (and with "eval_" for the slice).
+REWARD_SUMMARY_KEYS = ("accuracy", "margin", "mean_reward")
+
+
+def build_reward_args(
+    config: RewardJobConfig, job_dir: Path, on_cpu: bool, bf16: bool, has_eval: bool
+) -> Any:
+    """The trl.RewardConfig for a job: our hyperparameters plus the settings the protocol needs."""
+    from trl import RewardConfig
+
+    return RewardConfig(
+        output_dir=str(job_dir / TRAINER_DIR),  # nothing is saved there; removed at the end
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        seed=config.seed,
+        data_seed=config.seed,
+        max_length=config.max_length,
+        gradient_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        use_cpu=on_cpu,
+        bf16=bf16,
+        fp16=False,
+        logging_strategy="steps",
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        eval_strategy="epoch" if has_eval else "no",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+    )
+
+
+def check_reward_adapter(folder: str | Path) -> None:
+    """A parent for a reward job must be a reward adapter (LoRA + score head), not a chat (causal LM) one."""
+    config_file = Path(folder) / "adapter_config.json"
+    task_type = json.loads(config_file.read_text(encoding="utf-8")).get("task_type")
+    if task_type != "SEQ_CLS":
+        raise ModelError(
+            f"Parent adapter {folder} is not a reward adapter (task_type {task_type!r} in {config_file}, "
+            "expected 'SEQ_CLS'); leave parent_adapter empty to train a new reward model."
+        )
+
+
+def prepare(config: RewardJobConfig, job_dir: str | Path, cancel: CancelToken | None = None) -> Prepared:
+    """Check inputs, load data, base + score head and LoRA, and build the RewardTrainer (nothing trained yet)."""
+    job_dir = Path(job_dir)
+    cancel = cancel or CancelToken()
+    train, evaluation = check_inputs(config, job_dir)
+    if config.parent_adapter:
+        check_reward_adapter(config.parent_adapter)
+
+    from training.lora import choose_device, count_parameters, load_base_model, load_tokenizer, lora_config
+
+    plan = choose_device(config.device, config.quantization)
+    log(f"Loading {config.base_model} with a score head on {plan.describe()}.")
+    tokenizer = load_tokenizer(config.base_model)
+    model = load_base_model(config.base_model, plan, config.gradient_checkpointing, scorer=True)
+    model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
+    cancel.check()
+    peft_config = None
+    if config.parent_adapter:  # continue an earlier reward model: its LoRA and its score head
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, config.parent_adapter, is_trainable=True)
+        log(f"Continuing the reward model {config.parent_adapter}.")
+    else:
+        peft_config = lora_config(config, task_type="SEQ_CLS")  # LoRA + the score head, saved together
+
+    from trl import RewardTrainer
+
+    from training.callbacks import EventCallback, remove_console_callbacks
+
+    n_eval = 0 if evaluation is None else len(evaluation)
+    args = build_reward_args(
+        config,
+        job_dir,
+        on_cpu=plan.device == "cpu",
+        bf16=plan.device == "cuda" and plan.dtype == "bfloat16",
+        has_eval=n_eval > 0,
+    )
+    events = EventCallback(config.kind, len(train), n_eval, plan.describe(), cancel=cancel)
+    trainer = RewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset(train),
+        eval_dataset=dataset(evaluation),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[events],
+    )
+    remove_console_callbacks(trainer)
+    n_train, n_eval = count_kept(trainer, events, len(train), config, "prompt + answer is longer")
+    trainable, total = count_parameters(trainer.model)
+    log(f"LoRA + score head: {trainable:,} trainable of {total:,} parameters.")
+    return Prepared(trainer, events, n_train, n_eval, trainable)
+
+
+def run(config: RewardJobConfig, job_dir: str | Path, cancel: CancelToken | None = None) -> dict[str, Any]:
+    """Train one reward adapter (LoRA + score head) and save it; returns {adapter_path, metrics, duration_s}."""
+    return run_program(prepare, REWARD_SUMMARY_KEYS, config, job_dir, cancel)

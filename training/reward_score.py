@@ -1,0 +1,80 @@
+"""Score answers with a reward adapter made by the `reward` job (training/reward.py).
+
+The reward model is the base loaded as a one-output sequence classifier plus the adapter folder (LoRA weights
+and the trained score head, peft's ``modules_to_save``). The score of a conversation (prompt messages + the
+assistant's answer) is the head's output at its last non-padding token, with the chat template applied exactly
+as TRL's RewardTrainer did in training. Higher is better; only differences between scores of answers to the
+same question mean something. Used by the app to score answers, and reusable by PPO.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from training.lora import check_adapter_folder, check_model_folder, load_tokenizer
+from training.reward import check_reward_adapter
+
+Conversation = list[dict[str, str]]
+
+
+def load_reward_model(
+    base_model_dir: str | Path, adapter_dir: str | Path, device: str = "cpu"
+) -> tuple[Any, Any]:
+    """(model, tokenizer) of a reward adapter on its base, in eval mode on ``device`` ("cpu" or "cuda")."""
+    check_model_folder(base_model_dir)
+    check_adapter_folder(adapter_dir)
+    check_reward_adapter(adapter_dir)
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    tokenizer = load_tokenizer(base_model_dir)
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    # The fresh head transformers adds here is replaced by the adapter's trained one (modules_to_save).
+    base = AutoModelForSequenceClassification.from_pretrained(
+        str(base_model_dir), num_labels=1, dtype=dtype, trust_remote_code=False, use_safetensors=True
+    )
+    base.config.pad_token_id = tokenizer.pad_token_id
+    model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=False)
+    return model.to(device).eval(), tokenizer
+
+
+def score_conversations(
+    model: Any, tokenizer: Any, conversations: list[Conversation], batch_size: int = 8
+) -> list[float]:
+    """Scores of conversations with a loaded reward model (see load_reward_model)."""
+    import torch
+
+    scores: list[float] = []
+    device = next(model.parameters()).device
+    for start in range(0, len(conversations), batch_size):
+        # Tokenised one by one as TRL does (apply_chat_template per conversation), padded on the right.
+        ids = [
+            tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+            for messages in conversations[start : start + batch_size]
+        ]
+        width = max(len(row) for row in ids)
+        input_ids = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)  # (B, T)
+        attention_mask = torch.zeros((len(ids), width), dtype=torch.long)  # (B, T)
+        for row, tokens in enumerate(ids):
+            input_ids[row, : len(tokens)] = torch.tensor(tokens)
+            attention_mask[row, : len(tokens)] = 1
+        with torch.no_grad():
+            logits = model(
+                input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)
+            ).logits  # (B, 1)
+        scores.extend(float(v) for v in logits[:, 0].float().cpu())
+    return scores
+
+
+def score_texts(
+    base_model_dir: str | Path,
+    adapter_dir: str | Path,
+    conversations: list[Conversation],
+    device: str = "cpu",
+) -> list[float]:
+    """Load base + reward adapter and return one scalar score per conversation (prompt messages + answer)."""
+    model, tokenizer = load_reward_model(base_model_dir, adapter_dir, device)
+    return score_conversations(model, tokenizer, conversations)
