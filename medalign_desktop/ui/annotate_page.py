@@ -4,23 +4,29 @@ Flow: show the current question -> generate -> store the generation -> wait for 
 verdict -> next question, generating automatically. Every step that touches the model or the database is
 a coroutine run through the services, one flow at a time: starting a new flow (skip, regenerate, undo,
 a typed question) first stops the answer being written and waits for the previous flow to finish.
+
+Compare mode (C switches) shows two answers instead and asks which is better; its steps live in
+:mod:`compare_flow`, and this page routes the keys and the shared parts (queue, flags, undo) to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
-from enum import Enum, auto
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLineEdit, QPlainTextEdit, QTextEdit, QWidget
+from PySide6.QtWidgets import QWidget
 
 from medalign_desktop.store import Prompt, StoreValidationError
 from medalign_desktop.ui import dialogs, labels
-from medalign_desktop.ui.annotate_view import AnnotateView, describe_result
+from medalign_desktop.ui.annotate_view import AnnotateView, Phase, describe_result, typing_in_text_field
+from medalign_desktop.ui.compare_flow import CompareFlow
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.queue_cursor import QueueCursor
+
+__all__ = ["AnnotatePage", "Phase", "typing_in_text_field"]
 
 FEEDBACK_MS = 4000
 EMPTY_QUEUE_TEXT = (
@@ -29,37 +35,23 @@ EMPTY_QUEUE_TEXT = (
 )
 
 
-class Phase(Enum):
-    WAITING = auto()  # a question is shown but no model is loaded yet
-    EMPTY = auto()  # nothing to annotate
-    STREAMING = auto()
-    SAVING = auto()  # a store call is in flight
-    READY = auto()  # the answer is stored; waiting for a verdict
-    EDITING = auto()
-    REJECTING = auto()
-
-
-def typing_in_text_field() -> bool:
-    """True when the keyboard focus is in an editable text field (single-letter shortcuts stand back)."""
-    widget = QApplication.focusWidget()
-    if isinstance(widget, QLineEdit | QAbstractSpinBox):
-        return True
-    return isinstance(widget, QPlainTextEdit | QTextEdit) and not widget.isReadOnly()
-
-
 class AnnotatePage(AnnotateView):
     answer_ready = Signal()  # a generation is stored and the verdict buttons are live
-    verdict_saved = Signal(str)  # the verdict, after the store call returned
+    verdict_saved = Signal(str)  # the verdict ("comparison" for a comparison), after the store call returned
     phase_changed = Signal(object)
 
-    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, context: AppContext, parent: QWidget | None = None, *, rng: random.Random | None = None
+    ) -> None:
         super().__init__(context.settings, parent)
         self.ctx = context
+        self.rng = rng or random.Random()  # compare mode's answer order (and seeds); tests inject their own
         self.cursor = QueueCursor()
         self.phase = Phase.EMPTY
         self.prompt: Prompt | None = None
         self.generation_id: int | None = None
         self._flow: asyncio.Task | None = None
+        self.compare_flow = CompareFlow(self)
         self._connect()
         self._install_shortcuts()
         self._feedback_timer = QTimer(self, singleShot=True, interval=FEEDBACK_MS)
@@ -70,6 +62,12 @@ class AnnotatePage(AnnotateView):
         a = self.actions
         a.accept.clicked.connect(lambda: self._verdict("accept"))
         a.edit.clicked.connect(self._start_edit)
+        self.choices.chosen.connect(self.compare_flow.choose)
+        self.choices.edit_requested.connect(self.compare_flow.start_pick)
+        self.compare.save_edit.connect(self._save_edit)
+        self.compare.cancel_edit.connect(self._escape)
+        self.mode_box.currentIndexChanged.connect(self._mode_changed)
+        self.compare_options.changed.connect(self._compare_options_changed)
         a.reject.clicked.connect(self._start_reject)
         a.skip.clicked.connect(lambda: self._run(self._skip_flow, "Skipping"))
         a.regenerate.clicked.connect(lambda: self._run(self._generate, "Generating an answer"))
@@ -86,37 +84,50 @@ class AnnotatePage(AnnotateView):
         self.ctx.engine.text_arrived.connect(self._text_arrived)
 
     def _install_shortcuts(self) -> None:
-        letters = {"A": self.actions.accept, "E": self.actions.edit, "R": self.actions.reject,
-                   "S": self.actions.skip, "G": self.actions.regenerate}  # fmt: skip
+        letters = {"A": self.actions.accept, "R": self.actions.reject, "S": self.actions.skip,
+                   "G": self.actions.regenerate, "T": self.choices.buttons["tie"],
+                   "B": self.choices.buttons["both_bad"]}  # fmt: skip
         for key, button in letters.items():
             self._shortcut(key, lambda b=button: None if typing_in_text_field() else b.click())
+        self._shortcut("E", lambda: None if typing_in_text_field() else self._edit_key())
+        self._shortcut("C", lambda: None if typing_in_text_field() else self._toggle_mode())
+        # 1 and 2 only in compare mode: in single mode the digits pick a reject reason.
+        self._digit_keys = [
+            self._shortcut(key, lambda c=choice: self.compare_flow.choose(c))
+            for key, choice in (("1", "first"), ("2", "second"))
+        ]
         self._shortcut("Esc", self._escape)
         self._shortcut("Ctrl+Return", self._save_edit)
         self._shortcut("Ctrl+Enter", self._save_edit)
         self._shortcut("Ctrl+Z", self._undo)
 
-    def _shortcut(self, key: str, handler: Callable[[], None]) -> None:
+    def _shortcut(self, key: str, handler: Callable[[], None]) -> QShortcut:
         shortcut = QShortcut(QKeySequence(key), self)
         shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         shortcut.activated.connect(handler)
+        return shortcut
 
     # ------------------------------------------------------------------ state
     def _set_phase(self, phase: Phase) -> None:
         self.phase = phase
         ready = phase is Phase.READY
         have_model = self.ctx.engine.loaded is not None
+        compare = self.compare_mode
         a = self.actions
-        for button in (a.accept, a.edit, a.reject):
-            button.setEnabled(ready)
+        for button in a.verdict_buttons:
+            button.setEnabled(ready and not compare)
+        self.choices.set_live(ready=ready and compare, picking=phase is Phase.PICKING)
+        for shortcut in self._digit_keys:
+            shortcut.setEnabled(compare)
         a.skip.setEnabled(phase in (Phase.READY, Phase.STREAMING, Phase.WAITING))
         a.regenerate.setEnabled(have_model and phase in (Phase.READY, Phase.STREAMING))
         a.stop.setEnabled(phase is Phase.STREAMING)
-        self.extras.setEnabled(phase in (Phase.READY, Phase.EDITING, Phase.REJECTING))
-        can_switch = phase not in (Phase.SAVING, Phase.EDITING, Phase.REJECTING)
+        self.extras.setEnabled(phase in (Phase.READY, Phase.EDITING, Phase.REJECTING, Phase.PICKING))
+        can_switch = phase not in (Phase.SAVING, Phase.EDITING, Phase.REJECTING, Phase.PICKING)
         self.ask_box.setEnabled(have_model and can_switch)
         self.ask_button.setEnabled(have_model and can_switch)
-        self.queue_filter.setEnabled(can_switch)
-        self.held_out.setEnabled(can_switch)
+        for widget in (self.queue_filter, self.held_out, self.mode_box, self.compare_options):
+            widget.setEnabled(can_switch)
         self.reject_panel.setVisible(phase is Phase.REJECTING)
         self.position.setText(self.cursor.position_text())
         self.phase_changed.emit(phase)
@@ -135,6 +146,7 @@ class AnnotatePage(AnnotateView):
 
         async def flow() -> None:
             if previous is not None and not previous.done():
+                self.compare_flow.abort()
                 self.ctx.engine.stop()
                 await asyncio.wait({previous})
             try:
@@ -148,7 +160,10 @@ class AnnotatePage(AnnotateView):
 
     def _recover(self) -> None:
         """After a failed flow, fall back to a state the clinician can act from."""
-        if not self.answer.text.isReadOnly():  # a failed edit save: keep the clinician's text editable
+        if self.compare_mode:
+            editing, shown = self.compare.editing_slot is not None, self.compare_flow.pair is not None
+            self._set_phase(Phase.EDITING if editing else Phase.READY if shown else Phase.WAITING)
+        elif not self.answer.text.isReadOnly():  # a failed edit save: keep the clinician's text editable
             self._set_phase(Phase.EDITING)
         elif self.phase is not Phase.REJECTING:
             self._set_phase(Phase.READY if self.generation_id else Phase.WAITING)
@@ -170,6 +185,8 @@ class AnnotatePage(AnnotateView):
         return self._run(self._reload_queue, "Loading the question queue")
 
     async def _reload_queue(self) -> None:
+        if self.compare_mode:
+            await self.compare_flow.refresh_versions()
         ids = await self.ctx.store.call(
             "queue", mode=self.ctx.settings.queue_mode, include_held_out=self.ctx.settings.include_held_out
         )
@@ -184,13 +201,12 @@ class AnnotatePage(AnnotateView):
 
     async def _show_current(self, *, generate: bool) -> None:
         self.extras.reset()
-        self.generation_id = None
+        self.generation_id = self.compare_flow.pair = None
         prompt_id = self.cursor.current
         if prompt_id is None:
             self.prompt = None
             self.question.show_message(EMPTY_QUEUE_TEXT)
-            self.answer.clear()
-            self.answer.status.clear()
+            self._clear_answers()
             self._set_phase(Phase.EMPTY)
             return
         self.prompt = await self.ctx.store.call("get_prompt", prompt_id)
@@ -203,9 +219,13 @@ class AnnotatePage(AnnotateView):
         if generate and self.ctx.engine.loaded is not None:
             await self._generate()
         else:
-            self.answer.clear("The answer will appear here once the model has loaded.")
-            self.answer.status.clear()
+            self._clear_answers("The answer will appear here once the model has loaded.")
             self._set_phase(Phase.WAITING)
+
+    def _clear_answers(self, placeholder: str = "") -> None:
+        self.answer.clear(placeholder)
+        self.answer.status.clear()
+        self.compare.clear(placeholder)
 
     async def _skip_flow(self) -> None:
         self.cursor.advance()
@@ -219,6 +239,9 @@ class AnnotatePage(AnnotateView):
     async def _generate(self) -> None:
         prompt = self.prompt
         if prompt is None or self.ctx.engine.loaded is None:
+            return
+        if self.compare_mode:
+            await self.compare_flow.generate(prompt)
             return
         settings = self.ctx.settings.sampling()
         self.generation_id = None
@@ -242,7 +265,10 @@ class AnnotatePage(AnnotateView):
 
     def _text_arrived(self, number: int, piece: str) -> None:
         if number == self.ctx.engine.current_generation and self.phase is Phase.STREAMING:
-            self.answer.append(piece)
+            if self.compare_mode:
+                self.compare_flow.text_arrived(piece)
+            else:
+                self.answer.append(piece)
 
     # ------------------------------------------------------------------ verdicts
     def _ensure_annotator(self) -> bool:
@@ -291,6 +317,9 @@ class AnnotatePage(AnnotateView):
             self.answer.begin_edit()
 
     def _save_edit(self) -> None:
+        if self.compare_mode:
+            self.compare_flow.save_edit()
+            return
         if self.phase is not Phase.EDITING:
             return
         text = self.answer.edited_text()
@@ -311,6 +340,8 @@ class AnnotatePage(AnnotateView):
             self._verdict("reject", reject_reason=reason, reject_note=note or None)
 
     def _escape(self) -> None:
+        if self.compare_mode and self.compare_flow.escape():
+            return
         if self.phase is Phase.STREAMING:
             self.ctx.engine.stop()
         elif self.phase is Phase.EDITING:
@@ -322,9 +353,12 @@ class AnnotatePage(AnnotateView):
             self.setFocus()
 
     def _undo(self) -> None:
-        if self.phase in (Phase.EDITING, Phase.SAVING) or not self.ctx.annotator:
+        if self.phase in (Phase.EDITING, Phase.SAVING, Phase.PICKING) or not self.ctx.annotator:
             return
-        self._run(self._undo_flow, "Undoing the last verdict")
+        if self.compare_mode:
+            self._run(self.compare_flow.undo_flow, "Undoing the last comparison")
+        else:
+            self._run(self._undo_flow, "Undoing the last verdict")
 
     async def _undo_flow(self) -> None:
         feedback_id = await self.ctx.store.call("undo_last_verdict", self.ctx.annotator)
@@ -342,6 +376,40 @@ class AnnotatePage(AnnotateView):
         self.generation_id = detail.generation_id
         self._set_phase(Phase.READY)
         self.show_feedback(f"Undone: {labels.verdict_label(detail.verdict).lower()} withdrawn")
+
+    # ------------------------------------------------------------------ compare mode
+    def _edit_key(self) -> None:
+        if self.compare_mode:
+            self.compare_flow.start_pick()
+        else:
+            self.actions.edit.click()
+
+    def _toggle_mode(self) -> None:
+        if self.mode_box.isEnabled():
+            self.mode_box.setCurrentIndex(1 - self.mode_box.currentIndex())
+
+    def _mode_changed(self) -> None:
+        compare = self.compare_mode
+        self.ctx.settings.annotate_mode = "compare" if compare else "single"
+        self.show_compare(compare)
+        self.setFocus()
+        self._set_phase(self.phase)
+        if self.ctx.store.is_open:
+            self._run(self._reload_current, "Switching the annotation mode")
+
+    def _compare_options_changed(self) -> None:
+        self.ctx.settings.compare_source = self.compare_options.current_source()
+        self.ctx.settings.compare_versions = self.compare_options.versions()
+        self.setFocus()
+        if self.ctx.store.is_open:
+            self._run(self._reload_current, "Generating two answers")
+
+    async def _reload_current(self) -> None:
+        """Show the question on screen again in the current mode (and answer it)."""
+        if self.compare_mode:
+            await self.compare_flow.refresh_versions()
+        if self.cursor.current is not None:
+            await self._show_current(generate=True)
 
     # ------------------------------------------------------------------ typed questions and settings
     def _ask(self) -> None:

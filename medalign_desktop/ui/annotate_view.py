@@ -1,18 +1,26 @@
-"""The Annotate page's layout: top bar, question, answer, reject panel, flags and rating, actions, ask box.
+"""The Annotate page's layout: top bar, question, answer (or two answers to compare), reject panel, flags
+and rating, actions, ask box.
 
-Widgets only; :mod:`annotate_page` adds the behaviour (the queue, generating, verdicts, shortcuts).
+Widgets only; :mod:`annotate_page` adds the behaviour (the queue, generating, verdicts, shortcuts) and
+:mod:`compare_flow` the behaviour of compare mode.
 """
 
 from __future__ import annotations
 
+from enum import Enum, auto
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
     QCheckBox,
     QComboBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -26,7 +34,27 @@ from medalign_desktop.ui.annotate_widgets import (
     RejectPanel,
     ReviewExtras,
 )
+from medalign_desktop.ui.compare_widgets import ChoiceBar, CompareOptions, TwoAnswerView
 from medalign_desktop.ui.settings import AppSettings
+
+
+class Phase(Enum):
+    WAITING = auto()  # a question is shown but no model is loaded yet
+    EMPTY = auto()  # nothing to annotate
+    STREAMING = auto()
+    SAVING = auto()  # a store call is in flight
+    READY = auto()  # the answer (or both answers) stored; waiting for a verdict
+    EDITING = auto()
+    REJECTING = auto()
+    PICKING = auto()  # compare mode, after E: waiting for 1 or 2, the answer to correct
+
+
+def typing_in_text_field() -> bool:
+    """True when the keyboard focus is in an editable text field (single-letter shortcuts stand back)."""
+    widget = QApplication.focusWidget()
+    if isinstance(widget, QLineEdit | QAbstractSpinBox):
+        return True
+    return isinstance(widget, QPlainTextEdit | QTextEdit) and not widget.isReadOnly()
 
 
 def describe_result(result: GenerationResult) -> str:
@@ -51,17 +79,40 @@ class AnnotateView(QWidget):
         layout.setContentsMargins(24, 18, 24, 18)
         layout.setSpacing(12)
         layout.addLayout(self._build_top_bar())
+        self.compare_options = CompareOptions()
         self.question = QuestionPanel()
         self.answer = AnswerPanel()
+        self.compare = TwoAnswerView()
         self.reject_panel = RejectPanel()
         self.extras = ReviewExtras()
         self.actions = ActionBar()
+        self.choices = ChoiceBar()
+        self.actions.add_leading(self.choices)
+        layout.addWidget(self.compare_options)
         layout.addWidget(self.question)
         layout.addWidget(self.answer, 1)
+        layout.addWidget(self.compare, 1)
         layout.addWidget(self.reject_panel)
         layout.addWidget(self.extras)
         layout.addWidget(self.actions)
         layout.addLayout(self._build_ask_row())
+        self.show_compare(self._settings.annotate_mode == "compare")
+
+    def show_compare(self, compare: bool) -> None:
+        """Lay the page out for one answer (accept / edit / reject) or for two answers side by side."""
+        self.mode_box.blockSignals(True)
+        self.mode_box.setCurrentIndex(1 if compare else 0)
+        self.mode_box.blockSignals(False)
+        self.answer.setVisible(not compare)
+        self.compare.setVisible(compare)
+        self.compare_options.setVisible(compare)
+        self.choices.setVisible(compare)
+        self.actions.show_verdicts(not compare)
+        self.extras.show_rating(not compare)
+
+    @property
+    def compare_mode(self) -> bool:
+        return self.mode_box.currentData() == "compare"
 
     def _build_top_bar(self) -> QHBoxLayout:
         bar = QHBoxLayout()
@@ -75,6 +126,11 @@ class AnnotateView(QWidget):
         self.held_out = QCheckBox("Include held-out")
         self.held_out.setToolTip("Held-out questions are kept for evaluation and hidden by default")
         self.held_out.setChecked(self._settings.include_held_out)
+        self.mode_box = QComboBox()
+        self.mode_box.addItem("Single answer", "single")
+        self.mode_box.addItem("Compare two answers", "compare")
+        self.mode_box.setToolTip("One answer to accept, edit or reject, or two to compare  [C switches]")
+        self.mode_box.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # single-letter keys stay with the page
         self.samples = QLabel()
         self.samples.setObjectName("pillLabel")
         self.retrain_button = QPushButton("Retrain now")
@@ -87,7 +143,7 @@ class AnnotateView(QWidget):
         self.settings_button.setObjectName("secondaryButton")
         self.settings_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.settings_button.setToolTip(dialogs.describe_sampling(self._settings.sampling()))
-        for widget in (self.position, self.queue_filter, self.held_out):
+        for widget in (self.position, self.queue_filter, self.held_out, self.mode_box):
             bar.addWidget(widget)
         bar.addStretch(1)
         for widget in (self.samples, self.retrain_button, self.settings_button):

@@ -125,9 +125,10 @@ class AnswerPanel(QFrame):
     save_edit = Signal()
     cancel_edit = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, title: str = "Model answer", parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        frame, body, caption = card("Model answer")
+        frame, body, caption = card(title)
+        self.frame = frame
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(frame)
@@ -191,6 +192,14 @@ class AnswerPanel(QFrame):
 
     def edited_text(self) -> str:
         return self.text.toPlainText()
+
+    @property
+    def editing(self) -> bool:
+        return not self.text.isReadOnly()
+
+    def set_marked(self, marked: bool) -> None:
+        """Outline the card (the answer the clinician picked as better)."""
+        self.frame.setStyleSheet("#card { border: 2px solid #1565c0; }" if marked else "")
 
     def _repolish(self) -> None:
         self.text.style().unpolish(self.text)
@@ -299,9 +308,9 @@ class ReviewExtras(QWidget):
             self.flag_boxes[code] = box
             layout.addWidget(box)
         layout.addStretch(1)
-        rating_caption = QLabel("Rating")
-        rating_caption.setObjectName("fieldLabel")
-        layout.addWidget(rating_caption)
+        self.rating_caption = QLabel("Rating")
+        self.rating_caption.setObjectName("fieldLabel")
+        layout.addWidget(self.rating_caption)
         self.rating = RatingSelector()
         layout.addWidget(self.rating)
 
@@ -315,6 +324,11 @@ class ReviewExtras(QWidget):
 
     def reset(self) -> None:
         self.show_values((), None)
+
+    def show_rating(self, shown: bool) -> None:
+        """A comparison has no 1-5 rating of its own: compare mode hides it."""
+        self.rating_caption.setVisible(shown)
+        self.rating.setVisible(shown)
 
 
 class ActionBar(QWidget):
@@ -337,6 +351,7 @@ class ActionBar(QWidget):
         self.accept = button("Accept  [A]", "acceptButton", "The answer is right as it is")
         self.edit = button("Edit  [E]", "editButton", "Correct the answer; the original is kept")
         self.reject = button("Reject  [R]", "rejectButton", "The answer is wrong or unsafe")
+        self.verdict_buttons = (self.accept, self.edit, self.reject)
         layout.addSpacing(16)
         self.skip = button("Skip  [S]", "secondaryButton", "Next question without a verdict")
         self.regenerate = button("Regenerate  [G]", "secondaryButton", "Ask the model again")
@@ -345,3 +360,11 @@ class ActionBar(QWidget):
         self.feedback = QLabel()
         self.feedback.setObjectName("feedbackLabel")
         layout.addWidget(self.feedback)
+
+    def add_leading(self, widget: QWidget) -> None:
+        """Put another set of choice buttons first in the row (compare mode's)."""
+        self.layout().insertWidget(0, widget)
+
+    def show_verdicts(self, shown: bool) -> None:
+        for button in self.verdict_buttons:
+            button.setVisible(shown)
