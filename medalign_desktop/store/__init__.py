@@ -9,15 +9,21 @@ from medalign_desktop.store.errors import StoreError, StoreImportError, StoreVal
 from medalign_desktop.store.importers import ImportIssue, ImportReport, import_questions
 from medalign_desktop.store.migrations import MIGRATIONS, Migration, latest_version
 from medalign_desktop.store.models import (
+    COMPARISON_CHOICES,
+    PAIR_SOURCES,
     AuditEntry,
+    Comparison,
     FeedbackDetail,
     Generation,
     HistoryRow,
     Job,
     JobMetric,
     ModelVersion,
+    PairFilter,
+    PreferencePair,
     Prompt,
 )
+from medalign_desktop.store.preference_import import ImportBatch
 from medalign_desktop.store.store import Store
 from medalign_desktop.store.vocab import (
     AUDIT_ACTIONS,
@@ -30,22 +36,28 @@ from medalign_desktop.store.vocab import (
 
 __all__ = [
     "AUDIT_ACTIONS",
+    "COMPARISON_CHOICES",
     "JOB_STATES",
     "MIGRATIONS",
+    "PAIR_SOURCES",
     "REJECT_REASONS",
     "SAFETY_FLAGS",
     "SPLITS",
     "VERDICTS",
     "AuditEntry",
+    "Comparison",
     "FeedbackDetail",
     "Generation",
     "HistoryRow",
+    "ImportBatch",
     "ImportIssue",
     "ImportReport",
     "Job",
     "JobMetric",
     "Migration",
     "ModelVersion",
+    "PairFilter",
+    "PreferencePair",
     "Prompt",
     "Store",
     "StoreError",

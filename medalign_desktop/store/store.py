@@ -19,19 +19,33 @@ from typing import Any, ParamSpec, TypeVar
 
 from sqlite_utils import Database
 
-from medalign_desktop.store import catalog, generations, history, migrations, prompts, verdicts
+from medalign_desktop.store import (
+    catalog,
+    comparisons,
+    generations,
+    history,
+    migrations,
+    pairs,
+    preference_import,
+    prompts,
+    verdicts,
+)
 from medalign_desktop.store.db import connect, utc_now
 from medalign_desktop.store.errors import StoreError
 from medalign_desktop.store.models import (
     AuditEntry,
+    Comparison,
     FeedbackDetail,
     Generation,
     HistoryRow,
     Job,
     JobMetric,
     ModelVersion,
+    PairFilter,
+    PreferencePair,
     Prompt,
 )
+from medalign_desktop.store.preference_import import ImportBatch
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -224,6 +238,61 @@ class Store:
     @_guarded
     def audit_trail(self, feedback_id: int) -> list[AuditEntry]:
         return verdicts.audit_trail(self.db, feedback_id)
+
+    # comparisons and preference pairs ---------------------------------------------------------------
+
+    @_guarded
+    def record_comparison(
+        self,
+        first_generation_id: int,
+        second_generation_id: int,
+        choice: str,
+        *,
+        annotator: str,
+        swapped: bool,
+        mode: str,
+        edited_text: str | None = None,
+        safety_flags: Iterable[str] = (),
+        notes: str | None = None,
+    ) -> int:
+        """Save a choice between two answers to one question (one transaction); return its id.
+
+        ``choice``: first / second / tie / both_bad; ``edited_text`` (a correction of the winner) only
+        with first / second. StoreValidationError names a refused field.
+        """
+        return comparisons.record_comparison(
+            self.db, self.clock, first_generation_id, second_generation_id, choice, annotator=annotator,
+            swapped=swapped, mode=mode, edited_text=edited_text, safety_flags=safety_flags, notes=notes,
+        )  # fmt: skip
+
+    @_guarded
+    def withdraw_comparison(self, comparison_id: int, *, annotator: str) -> None:
+        comparisons.withdraw_comparison(self.db, self.clock, comparison_id, annotator=annotator)
+
+    @_guarded
+    def get_comparison(self, comparison_id: int) -> Comparison:
+        return comparisons.get_comparison(self.db, comparison_id)
+
+    @_guarded
+    def list_comparisons(
+        self, *, prompt_id: int | None = None, include_withdrawn: bool = False
+    ) -> list[Comparison]:
+        return comparisons.list_comparisons(self.db, prompt_id=prompt_id, include_withdrawn=include_withdrawn)
+
+    @_guarded
+    def preference_pairs(self, filters: PairFilter = pairs.ALL_PAIRS) -> list[PreferencePair]:
+        """Every pair matching ``filters``, oldest first. To stream many, use ``pairs.iter_pairs``
+        under :meth:`exclusive`."""
+        return list(pairs.iter_pairs(self.db, filters))
+
+    @_guarded
+    def count_pairs(self, filters: PairFilter = pairs.ALL_PAIRS) -> int:
+        return pairs.count_pairs(self.db, filters)
+
+    @_guarded
+    def import_batches(self, kind: str | None = None) -> list[ImportBatch]:
+        """Import batches newest first; ``kind``: 'questions', 'pairs' or None for both."""
+        return preference_import.list_import_batches(self.db, kind)
 
     # history ------------------------------------------------------------------------------------------
 

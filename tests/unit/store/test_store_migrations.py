@@ -16,6 +16,8 @@ V1_TABLES = {
     "prompts", "generations", "feedback", "feedback_flags", "model_versions", "jobs", "job_metrics",
     "import_batches", "audit_log",
 }  # fmt: skip
+V2_TABLES = {"comparisons", "comparison_flags", "imported_pairs"}
+V1_ONLY = MIGRATIONS[:1]
 
 
 def _version(path: Path) -> int:
@@ -26,22 +28,22 @@ def _version(path: Path) -> int:
         conn.close()
 
 
-def _add_v2_step(monkeypatch, apply=None) -> list[str]:
-    """Register a fake version-2 step (as a later issue would) and record when it runs."""
+def _add_v3_step(monkeypatch, apply=None) -> list[str]:
+    """Register a fake version-3 step (as a later issue would) and record when it runs."""
     calls: list[str] = []
 
     def add_column(db) -> None:
-        calls.append("v2")
+        calls.append("v3")
         db.execute("ALTER TABLE prompts ADD COLUMN difficulty INTEGER")
 
-    step = Migration(2, "test: prompts.difficulty", apply or add_column)
+    step = Migration(3, "test: prompts.difficulty", apply or add_column)
     monkeypatch.setattr(migrations_module, "MIGRATIONS", [*MIGRATIONS, step])
     return calls
 
 
 def test_fresh_database_gets_the_latest_schema(store: Store) -> None:
-    assert store.schema_version == latest_version() == 1
-    assert V1_TABLES <= set(store.db.table_names())
+    assert store.schema_version == latest_version() == 2
+    assert V1_TABLES | V2_TABLES <= set(store.db.table_names())
     assert store.last_backup is None
     assert list(store.path.parent.glob("*.bak-*")) == []
 
@@ -54,28 +56,28 @@ def test_opening_current_version_writes_no_backup(db_path: Path) -> None:
 
 
 def test_older_database_is_backed_up_then_migrated(db_path: Path, monkeypatch) -> None:
-    with Store.open(db_path) as v1:
-        prompt_id = v1.add_prompt("Kept across the migration")
-    calls = _add_v2_step(monkeypatch)
-
     with Store.open(db_path) as v2:
-        assert calls == ["v2"]
-        assert v2.schema_version == 2
-        assert "difficulty" in v2.db["prompts"].columns_dict
-        assert v2.get_prompt(prompt_id).text == "Kept across the migration"
-        backup = v2.last_backup
+        prompt_id = v2.add_prompt("Kept across the migration")
+    calls = _add_v3_step(monkeypatch)
+
+    with Store.open(db_path) as v3:
+        assert calls == ["v3"]
+        assert v3.schema_version == 3
+        assert "difficulty" in v3.db["prompts"].columns_dict
+        assert v3.get_prompt(prompt_id).text == "Kept across the migration"
+        backup = v3.last_backup
 
     assert backup is not None and backup.parent == db_path.parent
-    assert re.fullmatch(re.escape(db_path.name) + r"\.bak-v1-\d{8}T\d{6}Z", backup.name)
+    assert re.fullmatch(re.escape(db_path.name) + r"\.bak-v2-\d{8}T\d{6}Z", backup.name)
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
-    assert _version(backup) == 1
+    assert _version(backup) == 2
     conn = sqlite3.connect(backup)
     assert conn.execute("SELECT text FROM prompts").fetchall() == [("Kept across the migration",)]
     assert "difficulty" not in [r[1] for r in conn.execute("PRAGMA table_info(prompts)")]
     conn.close()
 
-    with Store.open(db_path):  # already at v2: nothing runs again
-        assert calls == ["v2"]
+    with Store.open(db_path):  # already at v3: nothing runs again
+        assert calls == ["v3"]
 
 
 def test_failed_migration_leaves_the_file_unchanged(db_path: Path, monkeypatch) -> None:
@@ -86,17 +88,48 @@ def test_failed_migration_leaves_the_file_unchanged(db_path: Path, monkeypatch) 
         db.execute("ALTER TABLE prompts ADD COLUMN difficulty INTEGER")
         db.execute("THIS IS NOT SQL")
 
-    _add_v2_step(monkeypatch, apply=half_done)
+    _add_v3_step(monkeypatch, apply=half_done)
     with pytest.raises(StoreError) as info:
         Store.open(db_path)
     message = str(info.value)
-    assert str(db_path) in message and "version 1 to 2" in message and "test: prompts.difficulty" in message
-    assert _version(db_path) == 1
-    assert len(list(db_path.parent.glob("*.bak-v1-*"))) == 1
+    assert str(db_path) in message and "version 2 to 3" in message and "test: prompts.difficulty" in message
+    assert _version(db_path) == 2
+    assert len(list(db_path.parent.glob("*.bak-v2-*"))) == 1
     monkeypatch.setattr(migrations_module, "MIGRATIONS", list(MIGRATIONS))
-    with Store.open(db_path) as v1_again:
-        assert "difficulty" not in v1_again.db["prompts"].columns_dict
-        assert v1_again.get_prompt(1).text == "Still here"
+    with Store.open(db_path) as v2_again:
+        assert "difficulty" not in v2_again.db["prompts"].columns_dict
+        assert v2_again.get_prompt(1).text == "Still here"
+
+
+def test_v1_database_migrates_to_v2_with_a_backup(db_path: Path, monkeypatch) -> None:
+    """A workspace written before issue 5 gains comparisons and imported pairs; its verdicts give pairs."""
+    monkeypatch.setattr(migrations_module, "MIGRATIONS", list(V1_ONLY))
+    with Store.open(db_path) as v1:
+        assert v1.schema_version == 1 and not V2_TABLES & set(v1.db.table_names())
+        prompt_id = v1.add_prompt("Dose of IM adrenaline?")
+        generation = v1.add_generation(prompt_id, "1 mg.", model_version="base", settings={})
+        feedback_id = v1.record_verdict(generation, "edit", annotator="dr a", edited_text="0.5 mg.")
+        v1.db.execute(
+            "INSERT INTO import_batches (source_path, sha256, format, created_at) VALUES ('q.jsonl', '0', 'jsonl', 't')"
+        )
+    monkeypatch.setattr(migrations_module, "MIGRATIONS", list(MIGRATIONS))
+
+    with Store.open(db_path) as v2:
+        assert v2.schema_version == 2
+        assert V2_TABLES <= set(v2.db.table_names())
+        backup = v2.last_backup
+        assert [(b.kind, b.source_path) for b in v2.import_batches()] == [("questions", "q.jsonl")]
+        [pair] = v2.preference_pairs()
+        assert (pair.key, pair.chosen, pair.rejected) == (f"edit-{feedback_id}", "0.5 mg.", "1 mg.")
+        second = v2.add_generation(prompt_id, "2 mg.", settings={})
+        assert v2.record_comparison(generation, second, "first", annotator="a", swapped=False, mode="seeds")
+    assert backup is not None and re.fullmatch(
+        re.escape(db_path.name) + r"\.bak-v1-\d{8}T\d{6}Z", backup.name
+    )
+    assert _version(backup) == 1
+    conn = sqlite3.connect(backup)
+    assert "comparisons" not in [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
+    conn.close()
 
 
 def test_newer_database_is_refused_untouched(db_path: Path) -> None:
@@ -110,7 +143,7 @@ def test_newer_database_is_refused_untouched(db_path: Path) -> None:
         Store.open(db_path)
     message = str(info.value)
     assert str(db_path) in message
-    assert "schema version 7" in message and "up to 1" in message
+    assert "schema version 7" in message and "up to 2" in message
     assert db_path.read_bytes() == before
     assert list(db_path.parent.glob("*.bak-*")) == []
 

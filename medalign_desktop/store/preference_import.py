@@ -1,0 +1,39 @@
+"""Import preference pairs (UltraMedical-Preferences format) and list import batches.
+
+The format: one record per line / row, ``{"prompt": str, "chosen": [{"role", "content"}, ...],
+"rejected": [...]}``; other keys (``id``, ``score`` ...) are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+from medalign_desktop.store.validation import check_choice
+
+BATCH_KINDS: tuple[str, ...] = ("questions", "pairs")
+
+
+@dataclass(frozen=True)
+class ImportBatch:
+    """One import, for choosing which imported data a job or an export uses."""
+
+    id: int
+    kind: str  # "questions" or "pairs"
+    source_path: str
+    format: str
+    n_imported: int
+    created_at: str
+
+
+def list_import_batches(db: Database, kind: str | None = None) -> list[ImportBatch]:
+    """Import batches newest first, of one kind if given."""
+    where, params = "", []
+    if kind is not None:
+        where, params = "WHERE kind = ?", [check_choice("kind", kind, BATCH_KINDS)]
+    sql = f"""
+        SELECT id, kind, source_path, format, n_imported, created_at FROM import_batches {where}
+        ORDER BY id DESC
+    """
+    return [ImportBatch(*row) for row in db.execute(sql, params).fetchall()]
