@@ -129,3 +129,62 @@ def make_pair_job(tmp_path, tiny_model_dir):
         return job_dir
 
     return make
+
+
+def make_reward_adapter(model_dir: Path, out: Path, seed: int) -> Path:
+    """A reward adapter as the `reward` job saves one: peft ``save_pretrained`` of
+    ``AutoModelForSequenceClassification(num_labels=1)`` with ``LoraConfig(task_type="SEQ_CLS")`` (LoRA weights
+    plus the score head as modules_to_save), with random non-zero LoRA B and score weights."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(seed)
+    base = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, dtype=torch.float32)
+    base.config.pad_token_id = 2
+    config = LoraConfig(
+        task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+    model = get_peft_model(base, config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name or "score" in name:
+                param.normal_(0, 0.5)
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_adapter(tiny_model_dir, tmp_path_factory) -> Path:
+    return make_reward_adapter(tiny_model_dir, tmp_path_factory.mktemp("tiny-reward") / "reward", 3)
+
+
+@pytest.fixture
+def make_ppo_job(tmp_path, tiny_model_dir, tiny_reward_adapter):
+    """make_ppo_job(n_prompts=6, name="job", **overrides) -> a `ppo` job folder (data/prompts.jsonl) for the
+    tiny model. Defaults keep runs to seconds: 2 PPO steps of 2 rollouts, 8 new tokens, 1 epoch."""
+
+    def make(n_prompts: int = 6, name: str = "job", **overrides):
+        config = {
+            "kind": "ppo",
+            "base_model": str(tiny_model_dir),
+            "parent_adapter": None,
+            "reward_adapter": str(tiny_reward_adapter),
+            "output_name": "adapter",
+            "max_steps": 2,
+            "batch_size": 2,
+            "mini_batch_size": 1,
+            "ppo_epochs": 1,
+            "max_new_tokens": 8,
+            "max_length": 128,
+            "checkpoint_every": 1,
+            **overrides,
+        }
+        job_dir = tmp_path / name
+        (job_dir / "data").mkdir(parents=True, exist_ok=True)
+        (job_dir / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        lines = [json.dumps({"id": f"p-{i}", "prompt": example(i)["prompt"]}) for i in range(n_prompts)]
+        (job_dir / "data" / "prompts.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return job_dir
+
+    return make

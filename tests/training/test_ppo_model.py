@@ -36,7 +36,10 @@ def rollouts(tokenizer) -> list[Rollout]:
     raw = [("a", example(1)["prompt"]), ("b", [{"role": "user", "content": "Dose of drug 22 for a child?"}])]
     prompts, _ = tokenize_prompts(tokenizer, raw, 512)
     answers = [torch.tensor([504, 2784, 314, 2]), torch.tensor([46, 1345, 17, 3041, 412, 9, 2])]
-    return [Rollout(p, a, tokenizer.decode(a, skip_special_tokens=True)) for p, a in zip(prompts, answers)]
+    return [
+        Rollout(p, a, tokenizer.decode(a, skip_special_tokens=True))
+        for p, a in zip(prompts, answers, strict=True)
+    ]
 
 
 def separate_causal_lm(tiny_model_dir, adapter=None):
@@ -61,7 +64,9 @@ def separate_reward_scores(tiny_model_dir, reward, input_ids, attention_mask) ->
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1, dtype=torch.float32)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_model_dir, num_labels=1, dtype=torch.float32
+    )
     model.config.pad_token_id = 2
     model = PeftModel.from_pretrained(model, str(reward)).eval()
     with torch.no_grad():
@@ -89,7 +94,9 @@ def test_switching_adapters_matches_separate_models(tiny_model_dir, tiny_adapter
     mask = batch.answer_mask.bool()
     torch.testing.assert_close(policy_first[mask], expected_policy[mask], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(policy_again, policy_first)
-    torch.testing.assert_close(ref[mask], expected_policy[mask], rtol=1e-5, atol=1e-5)  # ref = starting adapter
+    torch.testing.assert_close(
+        ref[mask], expected_policy[mask], rtol=1e-5, atol=1e-5
+    )  # ref = starting adapter
     torch.testing.assert_close(scores, expected_scores, rtol=1e-5, atol=1e-5)
     assert values.shape == policy_first.shape and (values == 0).all()  # the value head starts at zero
     assert models.peft.active_adapter == POLICY
@@ -152,7 +159,9 @@ def test_generation_samples_from_the_distribution_the_policy_scores(tiny_model_d
     torch.manual_seed(0)
     out = models.generate(input_ids, attention_mask, settings, None)
     answers = out.sequences[:, input_ids.shape[1] :]
-    seen = torch.log_softmax(torch.stack(out.logits, 1) / TEMPERATURE, -1).gather(2, answers[..., None])[..., 0]
+    seen = torch.log_softmax(torch.stack(out.logits, 1) / TEMPERATURE, -1).gather(2, answers[..., None])[
+        ..., 0
+    ]
     batch = collate([p.ids for p in prompts], list(answers), tokenizer.pad_token_id)
     with torch.no_grad():
         logprobs, _ = models.policy(batch.input_ids, batch.attention_mask, batch.prompt_len, TEMPERATURE)
