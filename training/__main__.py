@@ -29,6 +29,7 @@ PROGRAMS: dict[str, str] = {
     "hitl": "training.sft:run",
     "dpo": "training.dpo:run",
     "reward": "training.reward:run",
+    "ppo": "training.ppo.program:run",
 }
 
 OOM_ADVICE = (

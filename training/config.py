@@ -19,6 +19,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from training.ppo.config import PPOJobConfig  # stdlib only, and no import of this module at load time
+
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEVICES = ("auto", "cpu", "cuda")
 QUANTIZATIONS = ("auto", "none", "4bit")
@@ -201,11 +203,12 @@ class RewardJobConfig(SFTJobConfig):
 
 
 # Kinds with a config; training/__main__.py maps each kind to its program.
-CONFIG_CLASSES: dict[str, type[SFTJobConfig]] = {
+CONFIG_CLASSES: dict[str, type[SFTJobConfig | PPOJobConfig]] = {
     "sft": SFTJobConfig,
     "hitl": HITLJobConfig,
     "dpo": DPOJobConfig,
     "reward": RewardJobConfig,
+    "ppo": PPOJobConfig,
 }
 
 
