@@ -5,6 +5,10 @@
     medalign models use DIR          use a Hugging Face folder (e.g. Llama-3.2-3B-Instruct) in place
     medalign models show
     medalign import FILE [--db PATH] [--held-out FRACTION]
+    medalign import-pairs FILE [--db PATH]      preference pairs (UltraMedical-Preferences format)
+    medalign export pairs|sft DEST [--format jsonl|parquet|datasets] [--from DATE] [--to DATE]
+        [--annotator A] [--model-version V] [--source S ...] [--flag F ...] [--exclude-flagged]
+        [--include-held-out] [--deidentify] [--prompt-column] [--db PATH]
     medalign ask "QUESTION" [--model DIR] [--adapter DIR] [--temperature T] [--max-new-tokens N] [--seed S]
     medalign info
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from medalign_desktop import __version__, paths
 from medalign_desktop.config import ConfigError, load_config, save_config
@@ -94,6 +99,61 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0 if report.imported or report.duplicates or not report.errors else 1
 
 
+def _progress_line(label: str):
+    """A progress callback that rewrites one line on stderr (stdout keeps only the result)."""
+
+    last: list[tuple[int, int]] = []
+
+    def show(done: int, total: int) -> None:
+        if last and last[-1] == (done, total):
+            return  # the final report repeats the last batch's
+        last[:] = [(done, total)]
+        end = "\n" if done >= total else ""
+        print(f"\r{label} {done:,}/{total:,}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_import_pairs(args: argparse.Namespace) -> int:
+    from medalign_desktop.store import Store
+    from medalign_desktop.store.preference_import import import_preferences
+
+    db = Path(args.db) if args.db else paths.default_database_path()
+    with Store.open(db) as store:
+        report = import_preferences(store, Path(args.file), progress=_progress_line("Reading"))
+    _say(report.summary())
+    return 0 if report.imported or report.duplicates or not report.errors else 1
+
+
+def _export_format(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    return "parquet" if Path(args.dest).suffix.lower() == ".parquet" else "jsonl"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from medalign_desktop.store import Store
+    from medalign_desktop.store.export import export_pairs, export_sft
+    from medalign_desktop.store.models import PAIR_SOURCES, PairFilter
+
+    filters = PairFilter(
+        date_from=args.date_from, date_to=args.date_to, annotator=args.annotator,
+        model_version=args.model_version, sources=tuple(args.source or PAIR_SOURCES), flags=tuple(args.flag),
+        exclude_flagged=args.exclude_flagged, include_held_out=args.include_held_out,
+    )  # fmt: skip
+    options = {"fmt": _export_format(args), "filters": filters, "deidentify": args.deidentify}
+    if args.kind == "pairs":
+        options["prompt_column"] = args.prompt_column
+    elif args.prompt_column or args.source:
+        raise ValueError("--prompt-column and --source apply to `medalign export pairs` only")
+    db = Path(args.db) if args.db else paths.default_database_path()
+    with Store.open(db) as store:
+        write = export_pairs if args.kind == "pairs" else export_sft
+        report = write(store, Path(args.dest), progress=_progress_line("Exporting"), **options)
+    _say(report.summary())
+    return 0
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from medalign_desktop.engine import Engine, SamplingSettings
 
@@ -168,6 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.set_defaults(func=cmd_import)
 
+    imp_pairs = sub.add_parser(
+        "import-pairs",
+        help="import preference pairs (UltraMedical-Preferences: JSONL, Parquet, datasets folder)",
+    )
+    imp_pairs.add_argument("file")
+    imp_pairs.add_argument("--db", help=f"database file (default {paths.default_database_path()})")
+    imp_pairs.set_defaults(func=cmd_import_pairs)
+
+    _add_export_parser(sub)
+
     ask = sub.add_parser("ask", help="answer one question with the model, streaming to the terminal")
     ask.add_argument("question")
     ask.add_argument("--model", help="model folder (default: the configured base model)")
@@ -181,6 +251,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("info", help="versions and folders").set_defaults(func=cmd_info)
     return parser
+
+
+def _add_export_parser(sub: Any) -> None:
+    from medalign_desktop.store.export import FORMATS
+    from medalign_desktop.store.models import PAIR_SOURCES
+    from medalign_desktop.store.vocab import SAFETY_FLAGS
+
+    exp = sub.add_parser(
+        "export",
+        help="export preference pairs or SFT answers, with a manifest beside them",
+        description="Held-out questions are left out unless --include-held-out. DEST is replaced atomically.",
+    )
+    exp.add_argument(
+        "kind", choices=["pairs", "sft"], help="pairs: chosen/rejected; sft: accepted and edited answers"
+    )
+    exp.add_argument("dest", help="file (jsonl, parquet) or folder (datasets) to write")
+    exp.add_argument("--format", choices=FORMATS, help="default: parquet for a .parquet DEST, else jsonl")
+    exp.add_argument(
+        "--from", dest="date_from", metavar="DATE", help="first day (YYYY-MM-DD) or ISO date-time"
+    )
+    exp.add_argument("--to", dest="date_to", metavar="DATE", help="last day, inclusive (YYYY-MM-DD)")
+    exp.add_argument("--annotator")
+    exp.add_argument("--model-version", help="model version name of either answer")
+    exp.add_argument(
+        "--source", action="append", choices=PAIR_SOURCES, help="pair source; repeat for several"
+    )
+    exp.add_argument(
+        "--flag", action="append", default=[], choices=SAFETY_FLAGS, help="only records with this flag"
+    )
+    exp.add_argument("--exclude-flagged", action="store_true", help="leave out records with any safety flag")
+    exp.add_argument("--include-held-out", action="store_true")
+    exp.add_argument(
+        "--deidentify",
+        action="store_true",
+        help="mask names, dates of birth, phones, e-mails, record numbers",
+    )
+    exp.add_argument("--prompt-column", action="store_true",
+                     help="pairs: also write UltraMedical's string 'prompt' (TRL 1.16 trainers cannot load that)")  # fmt: skip
+    exp.add_argument("--db", help=f"database file (default {paths.default_database_path()})")
+    exp.set_defaults(func=cmd_export)
 
 
 def _quiet_libraries() -> None:
