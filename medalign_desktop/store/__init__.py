@@ -23,7 +23,7 @@ from medalign_desktop.store.models import (
     PreferencePair,
     Prompt,
 )
-from medalign_desktop.store.preference_import import ImportBatch
+from medalign_desktop.store.preference_import import ImportBatch, import_preferences
 from medalign_desktop.store.store import Store
 from medalign_desktop.store.vocab import (
     AUDIT_ACTIONS,
@@ -63,6 +63,7 @@ __all__ = [
     "StoreError",
     "StoreImportError",
     "StoreValidationError",
+    "import_preferences",
     "import_questions",
     "latest_version",
 ]

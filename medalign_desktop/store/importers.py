@@ -57,6 +57,7 @@ class ImportReport:
     errors: list[ImportIssue] = field(default_factory=list)
     cancelled: bool = False
     batch_id: int | None = None  # the import_batches row, when something was imported
+    noun: str = "question"  # what one record is, for the summary ("preference pair" for pair imports)
 
     @property
     def records(self) -> int:
@@ -68,7 +69,7 @@ class ImportReport:
         if self.cancelled:
             return f"Import of {self.path.name} cancelled: nothing was imported."
         head = (
-            f"Imported {self.imported} question{'s' if self.imported != 1 else ''} from {self.path.name} "
+            f"Imported {self.imported} {self.noun}{'s' if self.imported != 1 else ''} from {self.path.name} "
             f"({self.format}); {self.duplicates} already present, {self.skipped_empty} empty lines skipped, "
             f"{len(self.errors)} invalid."
         )

@@ -1,16 +1,39 @@
 """Import preference pairs (UltraMedical-Preferences format) and list import batches.
 
 The format: one record per line / row, ``{"prompt": str, "chosen": [{"role", "content"}, ...],
-"rejected": [...]}``; other keys (``id``, ``score`` ...) are ignored.
+"rejected": [...]}``; other keys (``id``, ``score`` ...) are ignored. The pair's texts are the last
+assistant message of each list; the prompt is ``prompt``, or else the last user message of ``chosen``.
+JSONL, a JSON array, Parquet and ``datasets`` folders are read (CSV cannot hold message lists).
+
+Same guarantees as the question import (:mod:`importers`): one transaction (a cancel writes nothing),
+every bad record reported with its line / row and field while the good ones go in, and a content hash
+(prompt + both message lists) so importing a file twice adds nothing the second time. The original message
+lists are kept as JSON so an export can reproduce them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
-from medalign_desktop.store.validation import check_choice
+from medalign_desktop.store.db import insert, transaction
+from medalign_desktop.store.errors import StoreError, StoreImportError, StoreValidationError
+from medalign_desktop.store.importers import Cancel, ImportIssue, ImportReport, Progress
+from medalign_desktop.store.readers import RawItem, Reader, open_reader, source_sha256
+from medalign_desktop.store.records import ANSWER_ROLES, HUMAN_ROLES, RecordError, json_type
+from medalign_desktop.store.validation import check_choice, check_unicode
+
+if TYPE_CHECKING:
+    from medalign_desktop.store.store import Store
+
+PAIR_COLUMNS = ("chosen", "rejected")
+_PROGRESS_EVERY = 256
 
 BATCH_KINDS: tuple[str, ...] = ("questions", "pairs")
 
@@ -37,3 +60,224 @@ def list_import_batches(db: Database, kind: str | None = None) -> list[ImportBat
         ORDER BY id DESC
     """
     return [ImportBatch(*row) for row in db.execute(sql, params).fetchall()]
+
+
+@dataclass(frozen=True)
+class PreferenceRecord:
+    prompt: str
+    chosen: str
+    rejected: str
+    chosen_messages: list[dict[str, Any]]
+    rejected_messages: list[dict[str, Any]]
+
+
+def _pair_columns_problem(columns: list[str]) -> str | None:
+    missing = [name for name in PAIR_COLUMNS if name not in columns]
+    if not missing:
+        return None
+    found = ", ".join(columns[:12]) or "none"
+    return f"no {' or '.join(repr(m) for m in missing)} column for preference pairs (found {found})"
+
+
+def _text(field: str, value: Any) -> str:
+    if value is None:
+        name = field.rsplit(".", 1)[-1]
+        raise RecordError(field, f"missing field '{name}'")
+    if not isinstance(value, str):
+        raise RecordError(field, f"expected a string, got {json_type(value)}")
+    try:
+        return check_unicode(field, value)
+    except StoreValidationError as exc:
+        raise RecordError(field, exc.message) from None
+
+
+def _messages(field: str, value: Any) -> list[dict[str, Any]]:
+    """A list of {role, content} objects (other keys kept as they are)."""
+    if value is None:
+        raise RecordError(field, f"missing field '{field}'")
+    if not isinstance(value, list):
+        raise RecordError(field, f"expected a list of messages {{role, content}}, got {json_type(value)}")
+    for index, message in enumerate(value):
+        where = f"{field}[{index}]"
+        if not isinstance(message, dict):
+            raise RecordError(
+                where, f"expected an object with 'role' and 'content', got {json_type(message)}"
+            )
+        _text(f"{where}.role", message.get("role"))
+        _text(f"{where}.content", message.get("content"))
+    return value
+
+
+def _last(messages: list[dict[str, Any]], roles: tuple[str, ...]) -> int | None:
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index]["role"] in roles:
+            return index
+    return None
+
+
+def _answer(field: str, messages: list[dict[str, Any]]) -> str:
+    index = _last(messages, ANSWER_ROLES)
+    if index is None:
+        raise RecordError(field, "no assistant message (the answer)")
+    text = messages[index]["content"]
+    if not text.strip():
+        raise RecordError(f"{field}[{index}].content", "the answer is empty")
+    return text
+
+
+def parse_preference(record: Any) -> PreferenceRecord:
+    """Validate one record; RecordError names the field at fault."""
+    if not isinstance(record, dict):
+        raise RecordError(None, f"expected a JSON object, got {json_type(record)}")
+    chosen_messages = _messages("chosen", record.get("chosen"))
+    rejected_messages = _messages("rejected", record.get("rejected"))
+    if record.get("prompt") is not None:
+        prompt = _text("prompt", record["prompt"])
+    else:
+        user = _last(chosen_messages, HUMAN_ROLES)
+        if user is None:
+            raise RecordError("prompt", "missing field 'prompt' (and no user message in 'chosen')")
+        prompt = chosen_messages[user]["content"]
+    if not prompt.strip():
+        raise RecordError("prompt", "the prompt is empty")
+    chosen, rejected = _answer("chosen", chosen_messages), _answer("rejected", rejected_messages)
+    if chosen.strip() == rejected.strip():
+        raise RecordError("rejected", "is the same answer as 'chosen'")
+    return PreferenceRecord(prompt, chosen, rejected, chosen_messages, rejected_messages)
+
+
+def pair_row(record: PreferenceRecord, created_at: str) -> dict[str, Any]:
+    try:
+        chosen_json = json.dumps(record.chosen_messages, ensure_ascii=False)
+        rejected_json = json.dumps(record.rejected_messages, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise RecordError(None, f"the messages cannot be stored as JSON: {exc}") from None
+    identity = json.dumps([record.prompt, chosen_json, rejected_json], ensure_ascii=False)
+    return {
+        "prompt": record.prompt,
+        "chosen": record.chosen,
+        "rejected": record.rejected,
+        "chosen_messages_json": chosen_json,
+        "rejected_messages_json": rejected_json,
+        "dedup_hash": hashlib.sha256(identity.encode("utf-8")).hexdigest(),
+        "created_at": created_at,
+    }
+
+
+class _Cancelled(Exception):
+    """Raised inside the write transaction to roll it back."""
+
+
+class _NothingNew(Exception):
+    """Rolls back the batch row when every pair was already present."""
+
+
+def import_preferences(
+    store: Store, path: str | Path, *, progress: Progress | None = None, cancel: Cancel | None = None
+) -> ImportReport:
+    """Import a preference file or folder; see the module docstring for the guarantees.
+
+    ``progress(done, total)`` and ``cancel()`` behave as in :func:`importers.import_questions`.
+    """
+    path = Path(path).expanduser()
+    reader = open_reader(path, _pair_columns_problem)
+    if reader.format == "csv":
+        raise StoreImportError(
+            f"Cannot import {path} as preference pairs: CSV cannot hold the 'chosen' / 'rejected' message "
+            "lists (use JSONL, a JSON array, Parquet or a datasets folder)"
+        )
+    report = ImportReport(path=path, format=reader.format, noun="preference pair")
+    cancelled = cancel or (lambda: False)
+    rows = _read_rows(reader, report, store.clock(), progress, cancelled)
+    if rows is None or cancelled():
+        return _cancelled(report)
+    try:
+        _write_rows(store, reader, report, rows, cancelled)
+    except _Cancelled:
+        return _cancelled(report)
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"Database {store.path}: importing {path} failed, nothing was imported: {exc}"
+        ) from exc
+    if progress:
+        progress(reader.total, reader.total)
+    return report
+
+
+def _cancelled(report: ImportReport) -> ImportReport:
+    report.cancelled = True
+    report.imported = report.duplicates = 0
+    report.batch_id = None
+    return report
+
+
+def _read_rows(
+    reader: Reader, report: ImportReport, now: str, progress: Progress | None, cancelled: Cancel
+) -> list[dict[str, Any]] | None:
+    """Parse and validate everything before writing; None when cancelled."""
+    rows: list[dict[str, Any]] = []
+    for count, item in enumerate(reader, start=1):
+        if count % _PROGRESS_EVERY == 0:
+            if cancelled():
+                return None
+            if progress:
+                progress(item.done, reader.total)
+        row = _row_for(item, report, now)
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def _row_for(item: RawItem, report: ImportReport, now: str) -> dict[str, Any] | None:
+    if item.problem is not None:
+        report.errors.append(ImportIssue(item.line, item.field, item.problem))
+        return None
+    if item.empty:
+        report.skipped_empty += 1
+        return None
+    try:
+        return pair_row(parse_preference(item.record), now)
+    except RecordError as exc:
+        report.errors.append(ImportIssue(item.line, exc.field, exc.message))
+    return None
+
+
+def _write_rows(
+    store: Store, reader: Reader, report: ImportReport, rows: list[dict[str, Any]], cancelled: Cancel
+) -> None:
+    """One transaction: the batch row, then every new pair; rolled back if cancelled or nothing is new."""
+    sha256 = source_sha256(reader.path)
+    with store.exclusive() as db:
+        try:
+            with transaction(db):
+                batch_id = insert(
+                    db,
+                    "import_batches",
+                    {"source_path": str(reader.path.absolute()), "sha256": sha256, "format": reader.format,
+                     "kind": "pairs", "created_at": store.clock()},
+                )  # fmt: skip
+                imported = 0
+                for index, row in enumerate(rows, start=1):
+                    if index % _PROGRESS_EVERY == 0 and cancelled():
+                        raise _Cancelled
+                    imported += _insert_if_new(db, {**row, "import_batch_id": batch_id})
+                report.imported, report.duplicates = imported, len(rows) - imported
+                if imported == 0:
+                    raise _NothingNew
+                db.execute(
+                    "UPDATE import_batches SET n_records = ?, n_imported = ?, n_duplicates = ?, n_errors = ?,"
+                    " n_skipped_empty = ? WHERE id = ?",
+                    [report.records, imported, report.duplicates, len(report.errors), report.skipped_empty,
+                     batch_id],
+                )  # fmt: skip
+                report.batch_id = batch_id
+        except _NothingNew:
+            pass  # nothing new: no batch row either, so a repeated import leaves no trace
+
+
+def _insert_if_new(db: Database, row: dict[str, Any]) -> int:
+    """Insert one pair unless the same content is stored; return how many rows were added (0 or 1)."""
+    columns = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    sql = f"INSERT INTO imported_pairs ({columns}) VALUES ({marks}) ON CONFLICT (dedup_hash) DO NOTHING"
+    return db.execute(sql, list(row.values())).rowcount

@@ -12,7 +12,7 @@ import csv
 import hashlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,12 +38,25 @@ class RawItem:
     empty: bool = False
 
 
+def question_columns_problem(columns: list[str]) -> str | None:
+    """Why a table cannot hold questions (None: it can)."""
+    if any(name in columns for name in TABLE_COLUMNS):
+        return None
+    found = ", ".join(columns[:12]) or "none"
+    return f"no question column (expected one of {', '.join(TABLE_COLUMNS)}; found {found})"
+
+
+# A table's column names -> why records of the wanted kind cannot be in it, or None.
+ColumnCheck = Callable[[list[str]], str | None]
+
+
 class Reader:
     format = "?"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, columns_problem: ColumnCheck = question_columns_problem) -> None:
         self.path = path
         self.total = 0  # progress units (lines for text files, rows for tables)
+        self.columns_problem = columns_problem
 
     def __iter__(self) -> Iterator[RawItem]:
         raise NotImplementedError
@@ -107,9 +120,9 @@ class JsonArrayReader(Reader):
 
 
 def _check_columns(reader: Reader, columns: list[str]) -> None:
-    if not any(name in columns for name in TABLE_COLUMNS):
-        found = ", ".join(columns[:12]) or "none"
-        raise reader.fail(f"no question column (expected one of {', '.join(TABLE_COLUMNS)}; found {found})")
+    problem = reader.columns_problem(columns)
+    if problem is not None:
+        raise reader.fail(problem)
 
 
 class CsvReader(Reader):
@@ -204,26 +217,33 @@ def _starts_with_bracket(path: Path) -> bool:
     return head.startswith(b"[")
 
 
-def open_reader(path: Path) -> Reader:
-    """Pick the reader for ``path`` from its extension (or, for a folder, its datasets marker files)."""
+def open_reader(path: Path, columns_problem: ColumnCheck = question_columns_problem) -> Reader:
+    """Pick the reader for ``path`` from its extension (or, for a folder, its datasets marker files).
+
+    ``columns_problem`` checks a table's columns before its first row (default: questions).
+    """
     if not path.exists():
         raise StoreImportError(f"Cannot import {path}: no such file or folder")
     if path.is_dir():
         if _is_dataset_folder(path):
-            return DatasetFolderReader(path)
+            return DatasetFolderReader(path, columns_problem)
         raise StoreImportError(
             f"Cannot import {path}: the folder is not a datasets folder saved with save_to_disk "
             f"(none of {', '.join(DATASET_MARKERS)} found)"
         )
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return JsonLinesReader(path)
+        return JsonLinesReader(path, columns_problem)
     if suffix == ".json":
-        return JsonArrayReader(path) if _starts_with_bracket(path) else JsonLinesReader(path)
+        return (
+            JsonArrayReader(path, columns_problem)
+            if _starts_with_bracket(path)
+            else JsonLinesReader(path, columns_problem)
+        )
     if suffix == ".csv":
-        return CsvReader(path)
+        return CsvReader(path, columns_problem)
     if suffix in (".parquet", ".pq"):
-        return ParquetReader(path)
+        return ParquetReader(path, columns_problem)
     raise StoreImportError(
         f"Cannot import {path}: unknown format '{path.suffix or path.name}' "
         "(expected .jsonl, .json, .csv, .parquet, or a folder saved with datasets' save_to_disk)"
