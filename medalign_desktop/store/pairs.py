@@ -106,7 +106,7 @@ _COMPARISON = _Source(
         "c.created_at",
     ),  # fmt: skip
     body="""FROM comparisons c
-        JOIN (SELECT 0 AS e UNION ALL SELECT 1) v ON v.e = 0 OR c.edited_text IS NOT NULL
+        CROSS JOIN (SELECT 0 AS e UNION ALL SELECT 1) v ON v.e = 0 OR c.edited_text IS NOT NULL
         JOIN generations w
             ON w.id = CASE c.choice WHEN 'first' THEN c.first_generation_id ELSE c.second_generation_id END
         JOIN generations l
@@ -141,10 +141,12 @@ _REJECT = _Source(
         "NULL",
         "max(r.created_at, b.created_at)",
     ),  # fmt: skip
+    # CROSS JOIN fixes the loop order (a reject, its question's other answers, their verdicts): left to
+    # itself the planner may pair every reject with every live accept and filter afterwards (quadratic).
     body="""FROM feedback r
-        JOIN generations rg ON rg.id = r.generation_id
-        JOIN generations bg ON bg.prompt_id = rg.prompt_id AND bg.id != rg.id
-        JOIN feedback b ON b.generation_id = bg.id
+        CROSS JOIN generations rg ON rg.id = r.generation_id
+        CROSS JOIN generations bg ON bg.prompt_id = rg.prompt_id AND bg.id != rg.id
+        CROSS JOIN feedback b ON b.generation_id = bg.id
         JOIN prompts p ON p.id = rg.prompt_id
         WHERE r.withdrawn = 0 AND r.verdict = 'reject' AND b.withdrawn = 0 AND b.verdict IN ('accept', 'edit')
           AND coalesce(b.edited_text, bg.text) != rg.text""",

@@ -281,12 +281,18 @@ def test_order_is_created_at_then_key(store: Store, question: Question, clock) -
         assert [p.key for p in pairs_module.iter_pairs(db, batch_size=1)] == expected
 
 
+def _plan(store: Store, source: str) -> str:
+    sql, params = pairs_module.pairs_sql(source)
+    return " | ".join(row[3] for row in store.db.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+
 def test_each_source_is_one_ordered_query(store: Store) -> None:
-    """One SQL statement per source; the edit rule walks an index on created_at instead of sorting it all."""
-    sql, params = pairs_module.pairs_sql("edit")
-    plan = " | ".join(row[3] for row in store.db.execute("EXPLAIN QUERY PLAN " + sql, params))
-    assert "feedback_live_verdict" in plan, plan
-    assert "RIGHT PART OF ORDER BY" in plan or "ORDER BY" not in plan, plan
+    """One SQL statement per source, walking indexes: never a reject paired with every accept and filtered."""
+    edit, comparison, reject = (_plan(store, name) for name in ("edit", "comparison", "reject"))
+    assert "feedback_live_verdict" in edit and "RIGHT PART OF ORDER BY" in edit, edit
+    assert "comparisons_live" in comparison and "RIGHT PART OF ORDER BY" in comparison, comparison
+    assert "SEARCH bg USING INDEX generations_prompt" in reject, reject
+    assert "SEARCH b USING INDEX feedback_generation" in reject, reject
 
 
 def test_streaming_100k_edit_pairs_is_quick(store: Store) -> None:
