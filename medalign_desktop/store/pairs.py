@@ -10,8 +10,12 @@ so withdrawing or correcting a verdict can never leave a stale copy behind. The 
   (that answer, or its edit > R), attributed to the reject's annotator.
 - ``imported``: pairs imported from a preference file (:mod:`preference_import`).
 
-Speed: one SQL query per source, each ordered by (created_at, key) and read with ``fetchmany``; the
-sources are merged in Python. No per-pair queries, so 100,000 pairs stream in well under a second or two.
+Provenance: the model versions are those recorded on the generations (an edit carries the version of the
+answer it corrects); ``created_at`` is the verdict's / comparison's, or the later verdict's for a reject pair.
+
+Speed: one SQL query per source, each ordered by (created_at, key) walking an index and read with
+``fetchmany``; the sources are merged in Python. No per-pair queries: 100,000 edit pairs take ~1.2 s of CPU
+on the 2-core development machine (about 0.85 s in SQLite, the rest building the records).
 """
 
 from __future__ import annotations
@@ -55,26 +59,14 @@ class _Source:
     flag_rows: str | None  # "FROM <flags> x WHERE <x belongs to the pair>"
 
 
+# fmt: off
 _EDIT = _Source(
     name="edit",
     select=(
-        "'edit-' || f.id",
-        "g.prompt_id",
-        "p.text",
-        "f.edited_text",
-        "g.text",
-        "f.annotator",
-        "f.id",
-        "NULL",
-        "NULL",
-        "g.model_version_name",
-        "g.model_version_name",
-        "p.split",
-        _flags_of("feedback_flags", "feedback_id", "f.id"),
-        "NULL",
-        "NULL",
-        "f.created_at",
-    ),  # fmt: skip
+        "'edit-' || f.id", "g.prompt_id", "p.text", "f.edited_text", "g.text", "f.annotator", "f.id", "NULL",
+        "NULL", "g.model_version_name", "g.model_version_name", "p.split",
+        _flags_of("feedback_flags", "feedback_id", "f.id"), "NULL", "NULL", "f.created_at",
+    ),
     body="""FROM feedback f JOIN generations g ON g.id = f.generation_id JOIN prompts p ON p.id = g.prompt_id
         WHERE f.withdrawn = 0 AND f.verdict = 'edit'""",
     created="f.created_at",
@@ -88,23 +80,12 @@ _EDIT = _Source(
 _COMPARISON = _Source(
     name="comparison",
     select=(
-        "'cmp-' || c.id || CASE v.e WHEN 1 THEN '-edit' ELSE '' END",
-        "c.prompt_id",
-        "p.text",
-        "coalesce(c.edited_text, w.text)",
-        "CASE v.e WHEN 0 THEN l.text ELSE w.text END",
-        "c.annotator",
-        "NULL",
-        "NULL",
-        "c.id",
-        "w.model_version_name",
-        "CASE v.e WHEN 0 THEN l.model_version_name ELSE w.model_version_name END",
-        "p.split",
-        _flags_of("comparison_flags", "comparison_id", "c.id"),
-        "NULL",
-        "NULL",
-        "c.created_at",
-    ),  # fmt: skip
+        "'cmp-' || c.id || CASE v.e WHEN 1 THEN '-edit' ELSE '' END", "c.prompt_id", "p.text",
+        "coalesce(c.edited_text, w.text)", "CASE v.e WHEN 0 THEN l.text ELSE w.text END", "c.annotator",
+        "NULL", "NULL", "c.id", "w.model_version_name",
+        "CASE v.e WHEN 0 THEN l.model_version_name ELSE w.model_version_name END", "p.split",
+        _flags_of("comparison_flags", "comparison_id", "c.id"), "NULL", "NULL", "c.created_at",
+    ),
     body="""FROM comparisons c
         CROSS JOIN (SELECT 0 AS e UNION ALL SELECT 1) v ON v.e = 0 OR c.edited_text IS NOT NULL
         JOIN generations w
@@ -124,23 +105,11 @@ _COMPARISON = _Source(
 _REJECT = _Source(
     name="reject",
     select=(
-        "'rej-' || r.id || '-' || b.id",
-        "rg.prompt_id",
-        "p.text",
-        "coalesce(b.edited_text, bg.text)",
-        "rg.text",
-        "r.annotator",
-        "r.id",
-        "b.id",
-        "NULL",
-        "bg.model_version_name",
-        "rg.model_version_name",
-        "p.split",
-        _flags_of("feedback_flags", "feedback_id", "r.id"),
-        _flags_of("feedback_flags", "feedback_id", "b.id"),
-        "NULL",
-        "max(r.created_at, b.created_at)",
-    ),  # fmt: skip
+        "'rej-' || r.id || '-' || b.id", "rg.prompt_id", "p.text", "coalesce(b.edited_text, bg.text)",
+        "rg.text", "r.annotator", "r.id", "b.id", "NULL", "bg.model_version_name", "rg.model_version_name",
+        "p.split", _flags_of("feedback_flags", "feedback_id", "r.id"),
+        _flags_of("feedback_flags", "feedback_id", "b.id"), "NULL", "max(r.created_at, b.created_at)",
+    ),
     # CROSS JOIN fixes the loop order (a reject, its question's other answers, their verdicts): left to
     # itself the planner may pair every reject with every live accept and filter afterwards (quadratic).
     body="""FROM feedback r
@@ -160,23 +129,9 @@ _REJECT = _Source(
 _IMPORTED = _Source(
     name="imported",
     select=(
-        "'imp-' || ip.id",
-        "NULL",
-        "ip.prompt",
-        "ip.chosen",
-        "ip.rejected",
-        "NULL",
-        "NULL",
-        "NULL",
-        "NULL",
-        "NULL",
-        "NULL",
-        "'train'",
-        "NULL",
-        "NULL",
-        "ip.import_batch_id",
-        "ip.created_at",
-    ),  # fmt: skip
+        "'imp-' || ip.id", "NULL", "ip.prompt", "ip.chosen", "ip.rejected", "NULL", "NULL", "NULL", "NULL",
+        "NULL", "NULL", "'train'", "NULL", "NULL", "ip.import_batch_id", "ip.created_at",
+    ),
     body="FROM imported_pairs ip WHERE 1",
     created="ip.created_at",
     annotator=None,
@@ -184,6 +139,7 @@ _IMPORTED = _Source(
     split=None,
     flag_rows=None,
 )
+# fmt: on
 
 ALL_PAIRS = PairFilter()  # the default filter: every train-split pair of every source
 
