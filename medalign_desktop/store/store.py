@@ -281,8 +281,10 @@ class Store:
 
     @_guarded
     def preference_pairs(self, filters: PairFilter = pairs.ALL_PAIRS) -> list[PreferencePair]:
-        """Every pair matching ``filters``, oldest first. To stream many, use ``pairs.iter_pairs``
-        under :meth:`exclusive`."""
+        """Every pair matching ``filters``, oldest first (held-out questions only if the filter asks).
+
+        To stream many (an export), use ``pairs.iter_pairs(db, filters)`` inside ``with store.exclusive() as db``.
+        """
         return list(pairs.iter_pairs(self.db, filters))
 
     @_guarded
