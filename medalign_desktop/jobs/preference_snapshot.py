@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from medalign_desktop.store import Store
 from medalign_desktop.store.models import PAIR_SOURCES, PairFilter, PreferencePair
+from medalign_desktop.store.pairs import iter_pairs
 from medalign_desktop.store.training_data import held_out_texts, prompt_splits, train_prompts
 
 FEEDBACK_SOURCES = tuple(s for s in PAIR_SOURCES if s != "imported")
@@ -37,8 +38,6 @@ class PairSelection:
 
 def select_pairs(store: Store, import_batch_ids: tuple[int, ...] = ()) -> PairSelection:
     """Live feedback pairs on train-split questions, plus the pairs of the chosen imported batches."""
-    from medalign_desktop.store.pairs import iter_pairs
-
     sources = FEEDBACK_SOURCES + (("imported",) if import_batch_ids else ())
     filters = PairFilter(sources=sources, import_batch_ids=tuple(import_batch_ids), include_held_out=False)
     with store.exclusive() as db:

@@ -68,7 +68,7 @@ class PreferenceJobDialog(QDialog):
         self.kind = kind
         what = "DPO (Model D)" if kind == "dpo" else "the reward model (Model C, step 1)"
         self.setWindowTitle("Train with DPO" if kind == "dpo" else "Train a reward model")
-        intro = QLabel(
+        self.intro = intro = QLabel(
             f"Train {what} on preference pairs: a better and a worse answer to the same question.\n"
             f"From the clinicians' feedback: {n_feedback_pairs} pair{'s' if n_feedback_pairs != 1 else ''} "
             "(edits, comparisons, rejects with a better answer). Held-out questions are never used."

@@ -21,12 +21,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from training.protocol import Failed, Finished, Metric, Progress, Started, emit  # noqa: E402
 
+# Program-specific metrics, as the real programs name them (scaled by the step number).
+EXTRAS = {
+    "dpo": {"rewards/accuracies": 0.25, "rewards/margins": 0.1},
+    "reward": {"accuracy": 0.25},
+    "ppo": {"reward_mean": 0.5, "kl": 0.01, "policy_loss": 0.1, "value_loss": 0.2},
+}
+
 
 def main() -> int:
     job_dir = Path(sys.argv[sys.argv.index("--job-dir") + 1])
     config = json.loads((job_dir / "config.json").read_text())
     mode = config.get("fake_mode", "succeed")
-    n_train = sum(1 for _ in (job_dir / "data" / "train.jsonl").open())
+    data = job_dir / "data" / ("prompts.jsonl" if config["kind"] == "ppo" else "train.jsonl")
+    n_train = sum(1 for _ in data.open())
     emit(Started(kind=config["kind"], total_steps=3, n_train=n_train, n_eval=0, device="cpu"))
     print("some library chatter on stdout")
     if mode == "fail":
@@ -41,7 +49,13 @@ def main() -> int:
         while True:
             time.sleep(0.05)
     for step in (1, 2, 3):
-        emit(Metric(step=step, epoch=step / 3, loss=3.0 - step * 0.5, learning_rate=1e-4, grad_norm=1.0))
+        extra = EXTRAS.get(config["kind"], {})
+        emit(
+            Metric(
+                step=step, epoch=step / 3, loss=3.0 - step * 0.5, learning_rate=1e-4, grad_norm=1.0,
+                extra={name: value * step for name, value in extra.items()},
+            )
+        )  # fmt: skip
         emit(Progress(step=step, total=3, elapsed_s=0.1 * step, eta_s=0.1 * (3 - step)))
         if mode == "crash" and step == 1:
             print("Traceback (most recent call last):\nRuntimeError: boom", file=sys.stderr, flush=True)
