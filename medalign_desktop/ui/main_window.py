@@ -31,6 +31,7 @@ from medalign_desktop.ui import dialogs
 from medalign_desktop.ui.annotate_page import AnnotatePage
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.errors import ErrorReporter, readable_message
+from medalign_desktop.ui.export_page import ExportPage
 from medalign_desktop.ui.history_page import HistoryPage
 from medalign_desktop.ui.services import EngineService, StoreService
 from medalign_desktop.ui.settings import AppSettings
@@ -43,6 +44,7 @@ NO_MODEL_MESSAGE = (
     "terminal, or choose a model folder with File > Open model folder..."
 )
 QUESTION_FILES = "Question files (*.jsonl *.json *.csv *.parquet);;All files (*)"
+PAIR_FILES = "Preference pairs (*.jsonl *.json *.parquet);;All files (*)"
 
 
 @dataclass
@@ -110,15 +112,17 @@ class MainWindow(QMainWindow):
         self.nav = QListWidget()
         self.nav.setObjectName("navList")
         self.nav.setFixedWidth(156)
-        self.nav.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # pages keep the keyboard; Ctrl+1/2 switch
+        self.nav.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # pages keep the keyboard; Ctrl+1..5 switch
         self.pages = QStackedWidget()
         self.annotate = AnnotatePage(self.ctx)
         self.history = HistoryPage(self.ctx)
+        self.export = ExportPage(self.ctx)
         pages = (
             ("Annotate", self.annotate),
             ("History", self.history),
             ("Train", self.training.train_page),
             ("Models", self.training.models_page),
+            ("Export", self.export),
         )
         for title, page in pages:
             self.nav.addItem(title)
@@ -144,6 +148,8 @@ class MainWindow(QMainWindow):
 
         file_menu = self.menuBar().addMenu("&File")
         self.import_action = action(file_menu, "&Import questions...", self.choose_import_file, "Ctrl+I")
+        self.import_pairs_action = action(file_menu, "Import &preference pairs...", self.choose_pairs_file)
+        action(file_menu, "&Export...", lambda: self.show_page(4))
         action(file_menu, "Open &model folder...", self.choose_model_folder, "Ctrl+O")
         file_menu.addSeparator()
         action(file_menu, "&Quit", self.close, "Ctrl+Q")
@@ -152,6 +158,7 @@ class MainWindow(QMainWindow):
         action(go, "&History", lambda: self.show_page(1), "Ctrl+2")
         action(go, "&Train", lambda: self.show_page(2), "Ctrl+3")
         action(go, "&Models", lambda: self.show_page(3), "Ctrl+4")
+        action(go, "&Export", lambda: self.show_page(4), "Ctrl+5")
         annotate = self.menuBar().addMenu("&Annotate")
         action(annotate, "&Generation settings...", self.annotate.open_sampling_dialog)
         action(annotate, "Change &annotator name...", self.change_annotator)
@@ -181,8 +188,9 @@ class MainWindow(QMainWindow):
         await self.refresh_status()
         await self.training.start()
         self.annotate.reload_queue()
-        if self.isVisible() and self.pages.currentWidget() is self.history:
-            self.history.refresh()
+        current = self.pages.currentWidget()
+        if self.isVisible() and current in (self.history, self.export):  # shown before the store was open
+            current.refresh()
         return await self.load_model(
             self.options.model_dir, self.options.model_label, self.options.adapter_dir
         )
@@ -262,9 +270,23 @@ class MainWindow(QMainWindow):
 
     def import_questions(self, path: Path) -> asyncio.Task:
         """Import on the store thread with a progress dialog; Cancel stops it (nothing is written)."""
+        return self._import(path, "Import questions", self.ctx.store.import_questions, questions=True)
+
+    def choose_pairs_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import preference pairs", "", PAIR_FILES)
+        if path:
+            self.import_preferences(Path(path))
+
+    def import_preferences(self, path: Path) -> asyncio.Task:
+        """Import preference pairs (UltraMedical-Preferences: JSONL, Parquet or a ``datasets`` folder)."""
+        return self._import(
+            path, "Import preference pairs", self.ctx.store.import_preferences, questions=False
+        )
+
+    def _import(self, path: Path, title: str, run_import, *, questions: bool) -> asyncio.Task:
         cancel = self._import_cancel = threading.Event()
         progress = QProgressDialog(f"Importing {path.name}...", "Cancel", 0, 0, self)
-        progress.setWindowTitle("Import questions")
+        progress.setWindowTitle(title)
         progress.setWindowModality(Qt.WindowModality.NonModal)  # a modal one re-enters the event loop
         progress.setMinimumDuration(0)
         progress.canceled.connect(cancel.set)
@@ -273,21 +295,25 @@ class MainWindow(QMainWindow):
         # A bound method of this window (a QObject), so progress emitted on the store thread is queued to
         # the GUI thread; a plain closure would run on the store thread and touch widgets from there.
         self.ctx.store.import_progress.connect(self._show_import_progress)
-        self.import_action.setEnabled(False)
+        # One import at a time, whichever kind: they share the progress dialog and the cancel event.
+        actions = (self.import_action, self.import_pairs_action)
+        for menu_action in actions:
+            menu_action.setEnabled(False)
         progress.show()
 
         async def flow() -> None:
             try:
-                report = await self.ctx.store.import_questions(path, cancel)
+                report = await run_import(path, cancel)
             finally:
                 self.ctx.store.import_progress.disconnect(self._show_import_progress)
                 progress.reset()
                 progress.close()
-                self.import_action.setEnabled(True)
+                for menu_action in actions:
+                    menu_action.setEnabled(True)
             problem = bool(report.errors) or report.cancelled
-            self.report_box = dialogs.show_report(self, "Import questions", report.summary(), problem=problem)
+            self.report_box = dialogs.show_report(self, title, report.summary(), problem=problem)
             self.import_finished.emit(report)
-            if report.imported:
+            if report.imported and questions:  # new questions join the queue
                 self.annotate.reload_queue()
 
         return self.ctx.tasks.start(flow(), f"Importing {path.name}")
@@ -323,12 +349,14 @@ class MainWindow(QMainWindow):
         """Stop the answer being written, cancel an import and any training job, end every task."""
         self.ctx.engine.stop()
         self._import_cancel.set()
+        self.export.shutdown()
         await self.training.shutdown()
         await self.ctx.tasks.cancel_and_wait(keep=asyncio.current_task())
 
     def shutdown(self, *, wait_for_engine: bool = True) -> None:
         """Stop everything and close the database. Safe to call more than once."""
         self._import_cancel.set()
+        self.export.shutdown()
         self.ctx.tasks.cancel_all()
         self.ctx.engine.shutdown(wait=wait_for_engine)
         self.ctx.store.shutdown()

@@ -20,15 +20,37 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 from medalign_desktop.engine import Engine, GenerationResult, LoadedModel, SamplingSettings
-from medalign_desktop.store import ImportReport, Store, StoreError, import_questions
+from medalign_desktop.store import (
+    ImportReport,
+    PairFilter,
+    Store,
+    StoreError,
+    import_questions,
+    pairs,
+    sft_records,
+)
+from medalign_desktop.store.export import ExportReport, export_pairs, export_sft
+from medalign_desktop.store.preference_import import import_preferences
 
 log = logging.getLogger(__name__)
+
+EXPORTERS = {"pairs": export_pairs, "sft": export_sft}
+
+
+def preview_export(store: Store, kind: str, filters: PairFilter, limit: int) -> tuple[int, list[Any]]:
+    """How many records an export of ``kind`` with ``filters`` would write, and the first ``limit`` of them
+    (PreferencePair or SftRecord). Runs on the store thread; streams, so 100,000 pairs are not all read."""
+    with store.exclusive() as db:
+        if kind == "pairs":
+            return pairs.count_pairs(db, filters), list(islice(pairs.iter_pairs(db, filters), limit))
+        return sft_records.count_sft(db, filters), list(islice(sft_records.iter_sft(db, filters), limit))
 
 
 class EngineService(QObject):
@@ -163,6 +185,8 @@ class StoreService(QObject):
     changed = Signal(str)
     # (done, total) while importing; emitted on the store thread, delivered queued
     import_progress = Signal(int, int)
+    # (done, total) while exporting; the same way
+    export_progress = Signal(int, int)
 
     WRITES = frozenset(
         {
@@ -173,6 +197,7 @@ class StoreService(QObject):
             "withdraw_verdict",
             "undo_last_verdict",
             "import_questions",
+            "import_preferences",
             "record_comparison",
             "withdraw_comparison",
         }
@@ -211,6 +236,26 @@ class StoreService(QObject):
         return await self.call(
             import_questions, Path(path), progress=self.import_progress.emit, cancel=cancel.is_set, **options
         )
+
+    async def import_preferences(self, path: str | Path, cancel: threading.Event) -> ImportReport:
+        """Import preference pairs (UltraMedical-Preferences); progress and cancel as for questions."""
+        return await self.call(
+            import_preferences, Path(path), progress=self.import_progress.emit, cancel=cancel.is_set
+        )
+
+    async def export(
+        self, kind: str, dest: str | Path, *, fmt: str, filters: PairFilter, deidentify: bool,
+        cancel: threading.Event,
+    ) -> ExportReport:  # fmt: skip
+        """Export ``kind`` ("pairs" or "sft") to ``dest``; progress goes to ``export_progress``.
+        ``cancel.set()`` stops it with ExportCancelled and nothing written."""
+        return await self.call(
+            EXPORTERS[kind], Path(dest), fmt=fmt, filters=filters, deidentify=deidentify,
+            progress=self.export_progress.emit, cancel=cancel.is_set,
+        )  # fmt: skip
+
+    async def preview_export(self, kind: str, filters: PairFilter, limit: int) -> tuple[int, list[Any]]:
+        return await self.call(preview_export, kind, filters, limit)
 
     def shutdown(self) -> None:
         """Close the database on its own thread and end that thread (waits for a running call)."""
