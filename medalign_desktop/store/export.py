@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,7 @@ FORMATS: tuple[str, ...] = tuple(WRITERS)
 EXPORT_FORMAT_VERSION = 1
 BATCH = 1000  # records between progress reports and cancel checks
 DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+_source_of = attrgetter("source")
 PAIR_FILTERS = ("date_from", "date_to", "annotator", "model_version", "sources", "flags", "exclude_flagged",
                 "include_held_out", "import_batch_ids")  # fmt: skip
 
@@ -194,7 +196,7 @@ def _export(
             for chunk in _chunks(job.records(db), BATCH):
                 _check_cancel(cancel, dest)
                 writer.write(job.to_batch(chunk, job.layout, mask))
-                by_source.update(record.source for record in chunk)
+                by_source.update(Counter(map(_source_of, chunk)))
                 if progress:
                     done = sum(by_source.values())
                     progress(done, max(total, done))

@@ -9,10 +9,10 @@ such a format is written, so opening the store stays fast.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _escape  # the C escaper of json.dumps
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -70,38 +70,39 @@ class Masker:
 
 
 def pair_batch(pairs: list[PreferencePair], layout: Layout, mask: Masker) -> dict[str, list]:
-    batch: dict[str, list] = {name: [] for name in layout.names()}
-    with_prompt = "prompt" in batch
-    for pair in pairs:
-        prompt = mask(pair.prompt)  # once per pair: it appears in both message lists
-        if with_prompt:
-            batch["prompt"].append(prompt)
-        batch["id"].append(pair.key)
-        batch["chosen"].append((prompt, mask(pair.chosen)))
-        batch["rejected"].append((prompt, mask(pair.rejected)))
-        batch["source"].append(pair.source)
-        batch["annotator"].append(pair.annotator)
-        batch["split"].append(pair.split)
-        batch["safety_flags"].append(list(pair.safety_flags))
-        batch["created_at"].append(pair.created_at)
-        batch["chosen_version"].append(pair.chosen_version)
-        batch["rejected_version"].append(pair.rejected_version)
+    """Columns of a batch of pairs; built column by column (one comprehension each is the fast way)."""
+    prompts = [mask(p.prompt) for p in pairs] if mask.enabled else [p.prompt for p in pairs]
+    chosen = [mask(p.chosen) for p in pairs] if mask.enabled else [p.chosen for p in pairs]
+    rejected = [mask(p.rejected) for p in pairs] if mask.enabled else [p.rejected for p in pairs]
+    batch = {
+        "id": [p.key for p in pairs],
+        "chosen": list(zip(prompts, chosen, strict=True)),
+        "rejected": list(zip(prompts, rejected, strict=True)),
+        "source": [p.source for p in pairs],
+        "annotator": [p.annotator for p in pairs],
+        "split": [p.split for p in pairs],
+        "safety_flags": [list(p.safety_flags) for p in pairs],
+        "created_at": [p.created_at for p in pairs],
+        "chosen_version": [p.chosen_version for p in pairs],
+        "rejected_version": [p.rejected_version for p in pairs],
+    }
+    if "prompt" in layout.names():
+        batch["prompt"] = prompts
     return batch
 
 
 def sft_batch(records: list[SftRecord], layout: Layout, mask: Masker) -> dict[str, list]:
-    batch: dict[str, list] = {name: [] for name in layout.names()}
-    for record in records:
-        batch["id"].append(record.key)
-        batch["conversations"].append((mask(record.question), mask(record.answer)))
-        batch["source"].append(record.source)
-        batch["annotator"].append(record.annotator)
-        batch["split"].append(record.split)
-        batch["safety_flags"].append(list(record.safety_flags))
-        batch["created_at"].append(record.created_at)
-        batch["model_version"].append(record.model_version)
-        batch["prompt_id"].append(record.prompt_id)
-    return batch
+    return {
+        "id": [r.key for r in records],
+        "conversations": [(mask(r.question), mask(r.answer)) for r in records],
+        "source": [r.source for r in records],
+        "annotator": [r.annotator for r in records],
+        "split": [r.split for r in records],
+        "safety_flags": [list(r.safety_flags) for r in records],
+        "created_at": [r.created_at for r in records],
+        "model_version": [r.model_version for r in records],
+        "prompt_id": [r.prompt_id for r in records],
+    }
 
 
 def open_private(path: Path) -> BinaryIO:
@@ -137,32 +138,52 @@ class Writer:
 
 
 class JsonLinesWriter(Writer):
+    """One JSON object per line, as ``json.dumps(row, ensure_ascii=False)`` writes it (U+2028/9 escaped).
+
+    Built column by column from pre-escaped strings rather than through ``json.dumps`` per row: a question
+    appears in both message lists of a pair and is escaped once, and no per-row dicts are built. This is
+    what keeps 100,000 pairs well under the 5 s budget.
+    """
+
     def __init__(self, tmp: Path, layout: Layout) -> None:
         super().__init__(tmp, layout)
         self.handle = open_private(tmp)
 
     def write(self, batch: dict[str, list]) -> None:
-        layout, dumps = self.layout, json.dumps
-        rk, tk = layout.role_key, layout.text_key
-        q_role, a_role = layout.roles
-        chats = set(layout.chats())
-        names = layout.names()
-        lines: list[str] = []
-        for values in zip(*(batch[name] for name in names), strict=True):
-            row: dict[str, Any] = {}
-            for name, value in zip(names, values, strict=True):
-                if name in chats:
-                    value = [{rk: q_role, tk: value[0]}, {rk: a_role, tk: value[1]}]
-                row[name] = value
-            lines.append(dumps(row, ensure_ascii=False))
-        if lines:
-            self.handle.write(("\n".join(lines) + "\n").encode("utf-8"))
+        questions: dict[str, str] = {}  # escaped once per batch, used by every message-list column
+        columns = [
+            _json_column(self.layout, name, kind, batch[name], questions)
+            for name, kind in self.layout.columns
+        ]
+        if columns and columns[0]:
+            text = "".join("{" + ", ".join(fields) + "}\n" for fields in zip(*columns, strict=True))
+            if "\u2028" in text or "\u2029" in text:  # line separators to Python's str.splitlines()
+                text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+            self.handle.write(text.encode("utf-8"))
 
     def finish(self) -> None:
         _sync_close(self.handle)
 
     def abort(self) -> None:
         self.handle.close()
+
+
+def _json_column(
+    layout: Layout, name: str, kind: str, values: list[Any], questions: dict[str, str]
+) -> list[str]:
+    """``"name": value`` for each row, values JSON-encoded as ``json.dumps(..., ensure_ascii=False)`` does."""
+    key = _escape(name) + ": "
+    if kind == "string":
+        return [key + ("null" if v is None else _escape(v)) for v in values]
+    if kind == "int64":
+        return [key + ("null" if v is None else str(int(v))) for v in values]
+    if kind == "strings":
+        return [key + "[" + ", ".join(map(_escape, v)) + "]" for v in values]
+    rk, tk = _escape(layout.role_key), _escape(layout.text_key)
+    first = "[{" + f"{rk}: {_escape(layout.roles[0])}, {tk}: "
+    second = "}, {" + f"{rk}: {_escape(layout.roles[1])}, {tk}: "
+    escaped = [questions.get(q) or questions.setdefault(q, _escape(q)) for q, _ in values]
+    return [key + first + q + second + _escape(a) + "}]" for q, (_, a) in zip(escaped, values, strict=True)]
 
 
 def arrow_schema(layout: Layout) -> Any:

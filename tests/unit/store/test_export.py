@@ -298,3 +298,36 @@ def test_sft_filters(store, out):
         report = export_sft(store, out / f"s{number}.jsonl", filters=filters)
         assert report.n_records == expected, filters
         assert len((out / f"s{number}.jsonl").read_text().splitlines()) == expected
+
+
+def test_jsonl_lines_are_what_json_dumps_writes(out):
+    """The column-wise JSON writer matches json.dumps(ensure_ascii=False), U+2028/9 escaped for splitlines()."""
+    from medalign_desktop.store.export_formats import JsonLinesWriter, layout_for
+
+    layout = layout_for("pairs", prompt_column=True)
+    question = 'Dose "x"?\n\tβ-blocker — 用量 \\ \u2028'
+    batch = {
+        "prompt": [question, "q2"], "id": ["edit-1", "cmp-2"],
+        "chosen": [(question, "A \u2029 é"), ("q2", "")], "rejected": [(question, "B"), ("q2", "c")],
+        "source": ["edit", "comparison"], "annotator": [None, "bob"], "split": ["train", "held_out"],
+        "safety_flags": [[], ["privacy", "unsafe_advice"]], "created_at": ["t1", "t2"],
+        "chosen_version": [None, "v2"], "rejected_version": ["base", None],
+    }  # fmt: skip
+    writer = JsonLinesWriter(out / "rows.jsonl", layout)
+    writer.write(batch)
+    writer.finish()
+    written = (out / "rows.jsonl").read_text(encoding="utf-8").split("\n")
+    assert written[-1] == "" and len(written) == 3
+    for number, line in enumerate(written[:2]):
+        row = {}
+        for name in layout.names():
+            value = batch[name][number]
+            if name in ("chosen", "rejected"):
+                value = [{"role": "user", "content": value[0]}, {"role": "assistant", "content": value[1]}]
+            row[name] = value
+        expected = (
+            json.dumps(row, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+        )
+        assert line == expected
+        assert json.loads(line) == row
+    assert len((out / "rows.jsonl").read_text(encoding="utf-8").splitlines()) == 2
