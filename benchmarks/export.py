@@ -48,24 +48,28 @@ def build_pairs_db(path: Path, n_pairs: int, seed: int = 0) -> None:
     """n_pairs questions (~40 words), each with a model answer (~80 words) and an edit of it."""
     rng = random.Random(seed)
     stamp = "2026-01-01T00:00:00.000000Z"
+    prompts, generations, feedback = [], [], []
+    for i in range(1, n_pairs + 1):
+        answer = sentence(rng, 80)
+        prompts.append((i, f"Q{i}: {sentence(rng, 40)}", f"bench-{i}", stamp))
+        generations.append((i, i, answer, stamp))
+        feedback.append((i, i, answer + " " + sentence(rng, 10), stamp, stamp))
     with Store.open(path) as store, store.exclusive() as db, transaction(db):
-        for i in range(1, n_pairs + 1):
-            answer = sentence(rng, 80)
-            db.execute(
-                "INSERT INTO prompts (id, text, source, split, dedup_hash, created_at)"
-                " VALUES (?, ?, 'bench', 'train', ?, ?)",
-                (i, f"Q{i}: {sentence(rng, 40)}", f"bench-{i}", stamp),
-            )
-            db.execute(
-                "INSERT INTO generations (id, prompt_id, model_version_name, text, created_at)"
-                " VALUES (?, ?, 'base', ?, ?)",
-                (i, i, answer, stamp),
-            )
-            db.execute(
-                "INSERT INTO feedback (id, generation_id, verdict, edited_text, annotator, created_at, updated_at)"
-                " VALUES (?, ?, 'edit', ?, 'bench', ?, ?)",
-                (i, i, answer + " " + sentence(rng, 10), stamp, stamp),
-            )
+        db.conn.executemany(
+            "INSERT INTO prompts (id, text, source, split, dedup_hash, created_at)"
+            " VALUES (?, ?, 'bench', 'train', ?, ?)",
+            prompts,
+        )
+        db.conn.executemany(
+            "INSERT INTO generations (id, prompt_id, model_version_name, text, created_at)"
+            " VALUES (?, ?, 'base', ?, ?)",
+            generations,
+        )
+        db.conn.executemany(
+            "INSERT INTO feedback (id, generation_id, verdict, edited_text, annotator, created_at, updated_at)"
+            " VALUES (?, ?, 'edit', ?, 'bench', ?, ?)",
+            feedback,
+        )
 
 
 def measure_export(store: Store, out: Path, fmt: str, repeat: int) -> tuple[float, int]:
