@@ -26,6 +26,7 @@ from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.job_dialogs import ImportedBatch, PPOJobDialog, PreferenceJobDialog, RewardChoice
 from medalign_desktop.ui.models_page import ModelsPage
 from medalign_desktop.ui.train_page import TrainPage
+from training.config import defaults
 
 
 def jobs_folder(db_path: Path) -> Path:
@@ -111,7 +112,7 @@ class TrainingController(QObject):
             request = await self.ctx.store.call(
                 training_request, kind=kind, base_model=str(loaded.folder.path),
                 system_prompt=self.ctx.settings.sampling().system_prompt, trigger=trigger,
-                overrides={**self.overrides, **self.kind_overrides.get(kind, {})}, **options,
+                overrides=self.overrides_for(kind), **options,
             )  # fmt: skip
         except RequestError as exc:
             self.status_message.emit(str(exc))
@@ -121,6 +122,12 @@ class TrainingController(QObject):
         what = "Retraining automatically" if trigger == "auto" else "Training job started"
         self.status_message.emit(f"{what} (job #{job_id}).")
         return job_id
+
+    def overrides_for(self, kind: str) -> dict:
+        """The common overrides this kind's config knows (PPO has no batch size per device, ...), then its own."""
+        known = defaults(kind)
+        common = {key: value for key, value in self.overrides.items() if key in known}
+        return {**common, **self.kind_overrides.get(kind, {})}
 
     async def on_verdict_saved(self) -> None:
         """The auto-retrain rule, checked after every verdict."""
