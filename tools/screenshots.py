@@ -1,4 +1,4 @@
-"""Take the README screenshots: the Annotate page mid-answer and the History page with ~30 verdicts.
+"""Take the README screenshots: the Annotate page mid-answer, History with ~30 verdicts, and Export.
 
     .venv/bin/python tools/screenshots.py [--model DIR] [--out docs/screenshots] [--verdicts 30]
 
@@ -143,6 +143,20 @@ async def capture_training(window, out: Path, until) -> None:
     window.grab().save(str(out / "models.png"))
 
 
+async def capture_export(window, out: Path) -> None:
+    """The Export page after a de-identified JSONL export of the seeded pairs into the throwaway home."""
+    window.show_page(4)
+    page = window.export
+    while page.total is None or page.count_label.text() == "Counting...":
+        await asyncio.sleep(0.05)
+    name = Path(page.destination.text()).name
+    page.destination.setText(str(Path(os.environ["MEDALIGN_HOME"]) / "exports" / name))
+    page.deidentify.setChecked(True)
+    await page.start_export()
+    await asyncio.sleep(0.3)
+    window.grab().save(str(out / "export.png"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path)
@@ -183,6 +197,7 @@ def main() -> int:
     window.resize(1280, 800)
     try:
         loop.run_until_complete(capture(window, args.out, app, args.all_states, args.training))
+        loop.run_until_complete(capture_export(window, args.out))
     finally:
         window.close()
         loop.run_until_complete(window.wind_down())

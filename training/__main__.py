@@ -30,6 +30,7 @@ PROGRAMS: dict[str, str] = {
     "dpo": "training.dpo:run",
     "reward": "training.reward:run",
     "ppo": "training.ppo.program:run",
+    "score": "training.score:run",
 }
 
 OOM_ADVICE = (

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from training.ppo.config import PPOJobConfig  # stdlib only, and no import of this module at load time
+from training.score import ScoreJobConfig  # stdlib only at import time, like PPOJobConfig
 
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DEVICES = ("auto", "cpu", "cuda")
@@ -203,12 +204,13 @@ class RewardJobConfig(SFTJobConfig):
 
 
 # Kinds with a config; training/__main__.py maps each kind to its program.
-CONFIG_CLASSES: dict[str, type[SFTJobConfig | PPOJobConfig]] = {
+CONFIG_CLASSES: dict[str, type[SFTJobConfig | PPOJobConfig | ScoreJobConfig]] = {
     "sft": SFTJobConfig,
     "hitl": HITLJobConfig,
     "dpo": DPOJobConfig,
     "reward": RewardJobConfig,
     "ppo": PPOJobConfig,
+    "score": ScoreJobConfig,
 }
 
 

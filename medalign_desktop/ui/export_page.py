@@ -10,6 +10,7 @@ progress bar and Cancel; a cancelled or failed export leaves nothing behind (the
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from datetime import date
 from pathlib import Path
@@ -54,6 +55,8 @@ NO_DATE = QDate(2000, 1, 1)  # the date edits' minimum, shown as "any"
 COUNT_DEBOUNCE_MS = 250
 PREVIEW_ROWS = 50
 EXCERPT_CHARS = 160
+SHARED_OPENING_MIN = 48  # answers sharing a longer opening are previewed from where they differ
+DIVERGENCE_CONTEXT = 24  # characters of the shared opening kept before the difference
 TOOLTIP_CHARS = 1500
 # Writes that change what an export holds: any verdict or comparison, an import of pairs.
 STORE_WRITES = frozenset({"record_verdict", "change_verdict", "withdraw_verdict", "undo_last_verdict",
@@ -78,6 +81,8 @@ def describe_report(report: Any) -> str:
     if by_source:
         lines.append("By source: " + ", ".join(f"{labels.code_label(k)} {v:,}" for k, v in by_source.items()))
     masked = {k: v for k, v in dict(report.n_masked or {}).items() if v}
+    if report.n_masked and not masked:  # de-identification ran (it reports every kind) and found nothing
+        lines.append("De-identification found nothing to mask.")
     if masked:
         total = sum(masked.values())
         kinds = ", ".join(f"{labels.code_label(k).lower()} {v:,}" for k, v in sorted(masked.items()))
@@ -100,17 +105,30 @@ def _day(edit: QDateEdit) -> date | None:
     return None if edit.date() == NO_DATE else edit.date().toPython()
 
 
+def from_divergence(chosen: str, rejected: str) -> tuple[str, str]:
+    """Both answers from a few words before they first differ, so a one-row preview of an edit that
+    changed only its end shows the change rather than the same opening twice."""
+    shared = len(os.path.commonprefix([chosen, rejected]))
+    if shared < SHARED_OPENING_MIN:
+        return chosen, rejected
+    cut = chosen.rfind(" ", 0, shared - DIVERGENCE_CONTEXT) + 1
+    return "…" + chosen[cut:], "…" + rejected[cut:]
+
+
 class PreviewModel(QAbstractTableModel):
-    """The first matching records as read-only rows of short texts; tooltips hold the long ones."""
+    """The first matching records as read-only rows of short texts; tooltips hold the whole texts."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.columns: tuple[str, ...] = ()
         self._rows: list[tuple[str, ...]] = []
+        self._shown: list[tuple[str, ...]] = []
 
-    def set_rows(self, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    def set_rows(self, columns: tuple[str, ...], rows: list[tuple[str, ...]], shown=None) -> None:
+        """``rows`` hold the whole texts; ``shown(row)`` (optional) gives the texts to show in the cells."""
         self.beginResetModel()
         self.columns, self._rows = columns, rows
+        self._shown = [tuple(map(excerpt, shown(row) if shown else row)) for row in rows]
         self.endResetModel()
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
@@ -127,15 +145,19 @@ class PreviewModel(QAbstractTableModel):
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
-        text = self._rows[index.row()][index.column()]
+        text, shown = self._rows[index.row()][index.column()], self._shown[index.row()][index.column()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return excerpt(text)
-        if role == Qt.ItemDataRole.ToolTipRole and len(text) > EXCERPT_CHARS:
+            return shown
+        if role == Qt.ItemDataRole.ToolTipRole and shown != text:
             return text[:TOOLTIP_CHARS]
         return None
 
     def row_texts(self, row: int) -> tuple[str, ...]:
+        """The whole texts of a row."""
         return self._rows[row]
+
+    def shown_texts(self, row: int) -> tuple[str, ...]:
+        return self._shown[row]
 
 
 PAIR_COLUMNS = ("Prompt", "Chosen", "Rejected", "Source", "Annotator")
@@ -144,6 +166,11 @@ SFT_COLUMNS = ("Question", "Answer", "Verdict", "Annotator", "Model version")
 
 def pair_row(pair: Any) -> tuple[str, ...]:
     return (pair.prompt, pair.chosen, pair.rejected, labels.code_label(pair.source), pair.annotator or "")
+
+
+def shown_pair(row: tuple[str, ...]) -> tuple[str, ...]:
+    prompt, chosen, rejected, *rest = row
+    return (prompt, *from_divergence(chosen, rejected), *rest)
 
 
 def sft_row(example: Any) -> tuple[str, ...]:
@@ -452,8 +479,10 @@ class ExportPage(QWidget):
             return  # the filters changed while this was read
         self.total = total
         self.count_label.setText(f"{plural(total, kind)} match")
-        columns, to_row = (PAIR_COLUMNS, pair_row) if kind == "pairs" else (SFT_COLUMNS, sft_row)
-        self.preview_model.set_rows(columns, [to_row(record) for record in records])
+        if kind == "pairs":
+            self.preview_model.set_rows(PAIR_COLUMNS, [pair_row(p) for p in records], shown_pair)
+        else:
+            self.preview_model.set_rows(SFT_COLUMNS, [sft_row(example) for example in records])
         self._size_columns()
         shown = len(records)
         self.preview_note.setText(f"Preview: the first {shown}" if total > shown else "")

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from medalign_desktop.store import Store
+from medalign_desktop.ui.export_page import from_divergence
 from tests.gui.conftest import run, seed_verdicts
 
 # seed_verdicts(30): verdicts cycle accept / edit / reject, so 10 edits, each an edit pair, annotators
@@ -220,3 +221,13 @@ def test_a_bad_preference_file_shows_its_lines_and_no_traceback(qtbot, make_wind
     assert "line 1" in details and "chosen" in details and "line 2" in details
     assert "Traceback" not in details and window.report_box.icon() == QMessageBox.Icon.Warning
     assert not window.ctx.errors.unexpected
+
+
+def test_the_preview_shows_two_answers_from_where_they_differ():
+    opening = "Hypertension is managed first with lifestyle advice and then with "
+    chosen, rejected = from_divergence(opening + "an ACE inhibitor.", opening + "aspirin.")
+    assert (
+        chosen == "…lifestyle advice and then with an ACE inhibitor."
+        and rejected == "…lifestyle advice and then with aspirin."
+    )
+    assert from_divergence("Rest it and", "Rest it but") == ("Rest it and", "Rest it but")  # short: as is
