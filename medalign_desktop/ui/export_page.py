@@ -474,7 +474,15 @@ class ExportPage(QWidget):
 
     async def _count(self, epoch: int, kind: str, filters: PairFilter) -> None:
         self.count_label.setText("Counting...")
-        total, records = await self.ctx.store.preview_export(kind, filters, PREVIEW_ROWS)
+        try:
+            total, records = await self.ctx.store.preview_export(kind, filters, PREVIEW_ROWS)
+        except EXPECTED_ERRORS as exc:  # e.g. "From" after "To": say so here, not in a dialog per click
+            if epoch == self._epoch:
+                self.total = 0
+                self.count_label.setText(readable_message(exc)[0])
+                self.preview_model.set_rows((), [])
+                self.export_button.setEnabled(False)
+            return
         if epoch != self._epoch:
             return  # the filters changed while this was read
         self.total = total
