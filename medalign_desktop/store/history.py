@@ -146,8 +146,11 @@ def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
-def page_sql(where: _Where) -> str:
+def page_sql(where: _Where, with_score: bool = False) -> str:
     """The History page query for ``where``; a function of its own so tests can check its plan.
+
+    ``with_score``: also read each answer's score by the reward version in the ``:score_version_id``
+    parameter (one primary-key lookup per listed row).
 
     ``+f.withdrawn`` keeps SQLite from driving the query through an index on ``withdrawn`` and then
     sorting every live verdict: newest-first walks the primary key (or an ``(x, id)`` index) and stops
@@ -155,13 +158,20 @@ def page_sql(where: _Where) -> str:
     """
     clauses = [c.replace("f.withdrawn = 0", "+f.withdrawn = 0") for c in where.clauses]
     condition = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    score = (
+        "(SELECT s.score FROM answer_scores s"
+        " WHERE s.generation_id = f.generation_id AND s.model_version_id = :score_version_id)"
+        if with_score
+        else "NULL"
+    )
     return f"""
         SELECT f.id, f.created_at, f.annotator, f.verdict, f.rating, f.withdrawn, f.reject_reason,
                f.generation_id, g.prompt_id, g.model_version_name,
                substr(p.text, 1, {_FETCH_CHARS}) AS prompt_text,
                substr(g.text, 1, {_FETCH_CHARS}) AS answer_text,
                substr(f.edited_text, 1, {_FETCH_CHARS}) AS edited_text,
-               (SELECT group_concat(flag, ',') FROM feedback_flags x WHERE x.feedback_id = f.id) AS flags
+               (SELECT group_concat(flag, ',') FROM feedback_flags x WHERE x.feedback_id = f.id) AS flags,
+               {score} AS reward_score
         FROM feedback f
         JOIN generations g ON g.id = f.generation_id
         JOIN prompts p ON p.id = g.prompt_id
@@ -171,14 +181,19 @@ def page_sql(where: _Where) -> str:
     """
 
 
-def history(db: Database, *, limit: int = 200, offset: int = 0, **filters: Any) -> list[HistoryRow]:
-    """Verdicts newest first, one page at a time."""
+def history(
+    db: Database, *, limit: int = 200, offset: int = 0, score_version_id: int | None = None, **filters: Any
+) -> list[HistoryRow]:
+    """Verdicts newest first, one page at a time; with each answer's score by ``score_version_id`` if given."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise StoreValidationError("limit", f"must be a whole number >= 0, got {limit!r}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise StoreValidationError("offset", f"must be a whole number >= 0, got {offset!r}")
     where = build_filters(**filters)
-    rows = db.query(page_sql(where), {**where.params, "limit": limit, "offset": offset})
+    params = {**where.params, "limit": limit, "offset": offset}
+    if score_version_id is not None:
+        params["score_version_id"] = check_id("score_version_id", score_version_id)
+    rows = db.query(page_sql(where, with_score=score_version_id is not None), params)
     return [_history_row(row) for row in rows]
 
 
@@ -198,6 +213,7 @@ def _history_row(row: dict[str, Any]) -> HistoryRow:
         reject_reason=row["reject_reason"],
         prompt_id=row["prompt_id"],
         generation_id=row["generation_id"],
+        reward_score=row["reward_score"],
     )
 
 

@@ -114,6 +114,7 @@ class HistoryRow:
     reject_reason: str | None = None
     prompt_id: int | None = None
     generation_id: int | None = None
+    reward_score: float | None = None  # the answer's score by the reward model asked for, if scored
 
 
 @dataclass(frozen=True)

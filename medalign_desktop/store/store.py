@@ -28,6 +28,7 @@ from medalign_desktop.store import (
     pairs,
     preference_import,
     prompts,
+    scores,
     verdicts,
 )
 from medalign_desktop.store.db import connect, utc_now
@@ -312,12 +313,14 @@ class Store:
         include_withdrawn: bool = False,
         limit: int = 200,
         offset: int = 0,
+        score_version_id: int | None = None,
     ) -> list[HistoryRow]:
-        """Verdicts newest first. Dates: ``date`` = whole UTC day (date_to inclusive), or aware datetimes."""
+        """Verdicts newest first. Dates: ``date`` = whole UTC day (date_to inclusive), or aware datetimes.
+        ``score_version_id``: a reward version whose scores of the answers fill ``HistoryRow.reward_score``."""
         return history.history(
             self.db, search=search, verdict=verdict, annotator=annotator, model_version=model_version,
             flag=flag, date_from=date_from, date_to=date_to, include_withdrawn=include_withdrawn,
-            limit=limit, offset=offset,
+            limit=limit, offset=offset, score_version_id=score_version_id,
         )  # fmt: skip
 
     @_guarded
@@ -344,6 +347,23 @@ class Store:
     @_guarded
     def stats(self) -> dict[str, int]:
         return history.stats(self.db)
+
+    # reward-model scores of answers --------------------------------------------------------------------
+
+    @_guarded
+    def add_scores(self, version_id: int, values: Iterable[tuple[int, float]]) -> int:
+        """Store ``(generation_id, score)`` pairs of a reward version (one transaction, upsert); all or
+        nothing, StoreValidationError names the bad item. Returns how many were stored."""
+        return scores.add_scores(self.db, self.clock, version_id, values)
+
+    @_guarded
+    def unscored_generations(self, version_id: int) -> list[tuple[int, str, str]]:
+        """(generation_id, question, answer) of the answers the reward version has not scored yet."""
+        return scores.unscored_generations(self.db, version_id)
+
+    @_guarded
+    def answer_scores(self, version_id: int) -> dict[int, float | None]:
+        return scores.answer_scores(self.db, version_id)
 
     # model versions and jobs --------------------------------------------------------------------------
 
