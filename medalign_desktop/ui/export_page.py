@@ -10,13 +10,12 @@ progress bar and Cancel; a cancelled or failed export leaves nothing behind (the
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QDate, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QDate, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -42,6 +41,14 @@ from medalign_desktop.store.export import ExportCancelled
 from medalign_desktop.ui import dialogs, labels
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.errors import EXPECTED_ERRORS, readable_message
+from medalign_desktop.ui.export_preview import (
+    PAIR_COLUMNS,
+    SFT_COLUMNS,
+    PreviewModel,
+    pair_row,
+    sft_row,
+    shown_pair,
+)
 
 KINDS = (("pairs", "Preference pairs"), ("sft", "SFT answers (accepted and edited)"))
 FORMATS = (("jsonl", "JSONL file"), ("parquet", "Parquet file"), ("datasets", "datasets folder"))
@@ -54,10 +61,6 @@ EXCLUDE_FLAGGED = "__exclude_flagged__"  # the safety-flag list's "Exclude flagg
 NO_DATE = QDate(2000, 1, 1)  # the date edits' minimum, shown as "any"
 COUNT_DEBOUNCE_MS = 250
 PREVIEW_ROWS = 50
-EXCERPT_CHARS = 160
-SHARED_OPENING_MIN = 48  # answers sharing a longer opening are previewed from where they differ
-DIVERGENCE_CONTEXT = 24  # characters of the shared opening kept before the difference
-TOOLTIP_CHARS = 1500
 # Writes that change what an export holds: any verdict or comparison, an import of pairs.
 STORE_WRITES = frozenset({"record_verdict", "change_verdict", "withdraw_verdict", "undo_last_verdict",
                           "record_comparison", "withdraw_comparison", "import_preferences"})  # fmt: skip
@@ -66,11 +69,6 @@ STORE_WRITES = frozenset({"record_verdict", "change_verdict", "withdraw_verdict"
 def plural(n: int, kind: str) -> str:
     one, many = NOUNS[kind]
     return f"{n:,} {one if n == 1 else many}"
-
-
-def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str:
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def describe_report(report: Any) -> str:
@@ -103,79 +101,6 @@ def _date_edit() -> QDateEdit:
 
 def _day(edit: QDateEdit) -> date | None:
     return None if edit.date() == NO_DATE else edit.date().toPython()
-
-
-def from_divergence(chosen: str, rejected: str) -> tuple[str, str]:
-    """Both answers from a few words before they first differ, so a one-row preview of an edit that
-    changed only its end shows the change rather than the same opening twice."""
-    shared = len(os.path.commonprefix([chosen, rejected]))
-    if shared < SHARED_OPENING_MIN:
-        return chosen, rejected
-    cut = chosen.rfind(" ", 0, shared - DIVERGENCE_CONTEXT) + 1
-    return "…" + chosen[cut:], "…" + rejected[cut:]
-
-
-class PreviewModel(QAbstractTableModel):
-    """The first matching records as read-only rows of short texts; tooltips hold the whole texts."""
-
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self.columns: tuple[str, ...] = ()
-        self._rows: list[tuple[str, ...]] = []
-        self._shown: list[tuple[str, ...]] = []
-
-    def set_rows(self, columns: tuple[str, ...], rows: list[tuple[str, ...]], shown=None) -> None:
-        """``rows`` hold the whole texts; ``shown(row)`` (optional) gives the texts to show in the cells."""
-        self.beginResetModel()
-        self.columns, self._rows = columns, rows
-        self._shown = [tuple(map(excerpt, shown(row) if shown else row)) for row in rows]
-        self.endResetModel()
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
-        return 0 if parent.isValid() else len(self.columns)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.columns[section]
-        return None
-
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        text, shown = self._rows[index.row()][index.column()], self._shown[index.row()][index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return shown
-        if role == Qt.ItemDataRole.ToolTipRole and shown != text:
-            return text[:TOOLTIP_CHARS]
-        return None
-
-    def row_texts(self, row: int) -> tuple[str, ...]:
-        """The whole texts of a row."""
-        return self._rows[row]
-
-    def shown_texts(self, row: int) -> tuple[str, ...]:
-        return self._shown[row]
-
-
-PAIR_COLUMNS = ("Prompt", "Chosen", "Rejected", "Source", "Annotator")
-SFT_COLUMNS = ("Question", "Answer", "Verdict", "Annotator", "Model version")
-
-
-def pair_row(pair: Any) -> tuple[str, ...]:
-    return (pair.prompt, pair.chosen, pair.rejected, labels.code_label(pair.source), pair.annotator or "")
-
-
-def shown_pair(row: tuple[str, ...]) -> tuple[str, ...]:
-    prompt, chosen, rejected, *rest = row
-    return (prompt, *from_divergence(chosen, rejected), *rest)
-
-
-def sft_row(example: Any) -> tuple[str, ...]:
-    return (example.question, example.answer, labels.verdict_label(example.source),
-            example.annotator or "", example.model_version or "")  # fmt: skip
 
 
 class ExportPage(QWidget):
