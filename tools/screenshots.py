@@ -1,6 +1,6 @@
 """Take the README screenshots: the Annotate page mid-answer, History with ~30 verdicts, and Export.
 
-    .venv/bin/python tools/screenshots.py [--model DIR] [--out docs/screenshots] [--verdicts 30]
+    .venv/bin/python tools/screenshots.py [--model DIR] [--out docs/screenshots] [--verdicts 30] [--compare]
 
 Runs offscreen in a throwaway MEDALIGN_HOME. The model defaults to the configured base model or the
 test cache's SmolLM2 folder. History rows are real SmolLM2 answers to the sample questions (short ones, to
@@ -76,7 +76,9 @@ def long_stream(page) -> bool:
     return page.phase is Phase.STREAMING and len(page.answer.edited_text()) > 240
 
 
-async def capture(window, out: Path, app, states: bool, training: bool = False) -> None:
+async def capture(
+    window, out: Path, app, states: bool, training: bool = False, compare: bool = False
+) -> None:
     from medalign_desktop.ui.annotate_page import Phase
 
     async def until(condition, timeout: float = 120.0) -> None:
@@ -123,8 +125,28 @@ async def capture(window, out: Path, app, states: bool, training: bool = False) 
     dialog.grab().save(str(out / "detail.png"))
     dialog.close()
     await start
+    if compare:
+        await capture_compare(window, out, until)
     if training:
         await capture_training(window, out, until)
+
+
+async def capture_compare(window, out: Path, until) -> None:
+    """Compare mode: two sampled answers to the next question side by side, a choice not yet made."""
+    from medalign_desktop.ui.annotate_page import Phase
+
+    window.show_page(0)
+    page = window.annotate
+    sampling = page.ctx.settings.sampling().with_changes(temperature=0.8, max_new_tokens=160, seed=11)
+    page.ctx.settings.set_sampling(sampling)
+    page.ctx.settings.compare_source = "seeds"
+    page.mode_box.setCurrentIndex(page.mode_box.findData("compare"))
+    await until(lambda: page.phase is Phase.READY and page.compare_flow.pair is not None, timeout=300)
+    page.extras.flag_boxes["missing_red_flag"].setChecked(True)
+    await asyncio.sleep(0.3)
+    window.grab().save(str(out / "compare.png"))
+    page.mode_box.setCurrentIndex(page.mode_box.findData("single"))
+    await until(lambda: page.phase is Phase.READY)
 
 
 async def capture_training(window, out: Path, until) -> None:
@@ -164,6 +186,7 @@ def main() -> int:
     parser.add_argument("--verdicts", type=int, default=30)
     parser.add_argument("--all-states", action="store_true", help="also the ready, edit and reject states")
     parser.add_argument("--training", action="store_true", help="also a short real retrain: Train and Models")
+    parser.add_argument("--compare", action="store_true", help="also compare mode (two answers side by side)")
     parser.add_argument(
         "--db", type=Path, help="reuse this database if it exists (seeding takes a minute or two)"
     )
@@ -196,7 +219,7 @@ def main() -> int:
     window = MainWindow(options, settings=settings)
     window.resize(1280, 800)
     try:
-        loop.run_until_complete(capture(window, args.out, app, args.all_states, args.training))
+        loop.run_until_complete(capture(window, args.out, app, args.all_states, args.training, args.compare))
         loop.run_until_complete(capture_export(window, args.out))
     finally:
         window.close()

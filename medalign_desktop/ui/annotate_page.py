@@ -56,21 +56,15 @@ class AnnotatePage(AnnotateView):
         self._install_shortcuts()
         self._feedback_timer = QTimer(self, singleShot=True, interval=FEEDBACK_MS)
         self._feedback_timer.timeout.connect(lambda: self.actions.feedback.clear())
-        self._set_phase(Phase.EMPTY)
+        self.set_phase(Phase.EMPTY)
 
     def _connect(self) -> None:
         a = self.actions
         a.accept.clicked.connect(lambda: self._verdict("accept"))
         a.edit.clicked.connect(self._start_edit)
-        self.choices.chosen.connect(self.compare_flow.choose)
-        self.choices.edit_requested.connect(self.compare_flow.start_pick)
-        self.compare.save_edit.connect(self._save_edit)
-        self.compare.cancel_edit.connect(self._escape)
-        self.mode_box.currentIndexChanged.connect(self._mode_changed)
-        self.compare_options.changed.connect(self._compare_options_changed)
         a.reject.clicked.connect(self._start_reject)
-        a.skip.clicked.connect(lambda: self._run(self._skip_flow, "Skipping"))
-        a.regenerate.clicked.connect(lambda: self._run(self._generate, "Generating an answer"))
+        a.skip.clicked.connect(lambda: self.run_flow(self._skip_flow, "Skipping"))
+        a.regenerate.clicked.connect(lambda: self.run_flow(self._generate, "Generating an answer"))
         a.stop.clicked.connect(self.ctx.engine.stop)
         self.answer.save_edit.connect(self._save_edit)
         self.answer.cancel_edit.connect(self._escape)
@@ -82,6 +76,12 @@ class AnnotatePage(AnnotateView):
         self.held_out.toggled.connect(self._queue_options_changed)
         self.settings_button.clicked.connect(self.open_sampling_dialog)
         self.ctx.engine.text_arrived.connect(self._text_arrived)
+        self.choices.chosen.connect(self.compare_flow.choose)
+        self.choices.edit_requested.connect(self.compare_flow.start_pick)
+        self.compare.save_edit.connect(self._save_edit)
+        self.compare.cancel_edit.connect(self._escape)
+        self.mode_box.currentIndexChanged.connect(self._mode_changed)
+        self.compare_options.changed.connect(self._compare_options_changed)
 
     def _install_shortcuts(self) -> None:
         letters = {"A": self.actions.accept, "R": self.actions.reject, "S": self.actions.skip,
@@ -108,7 +108,7 @@ class AnnotatePage(AnnotateView):
         return shortcut
 
     # ------------------------------------------------------------------ state
-    def _set_phase(self, phase: Phase) -> None:
+    def set_phase(self, phase: Phase) -> None:
         self.phase = phase
         ready = phase is Phase.READY
         have_model = self.ctx.engine.loaded is not None
@@ -140,33 +140,34 @@ class AnnotatePage(AnnotateView):
         self._feedback_timer.start()
 
     # ------------------------------------------------------------------ running flows
-    def _run(self, make_flow: Callable[[], Awaitable[None]], context: str) -> asyncio.Task:
+    def run_flow(self, make_flow: Callable[[], Awaitable[None]], context: str) -> asyncio.Task:
         """Start a flow after stopping the current answer and letting the previous flow finish."""
         previous = self._flow
 
         async def flow() -> None:
             if previous is not None and not previous.done():
-                self.compare_flow.abort()
+                self.compare_flow.aborted = True  # the previous flow writes no further answer
                 self.ctx.engine.stop()
                 await asyncio.wait({previous})
+            self.compare_flow.aborted = False
             try:
                 await make_flow()
             except Exception:
-                self._recover()
+                self.recover()
                 raise
 
         self._flow = self.ctx.tasks.start(flow(), context)
         return self._flow
 
-    def _recover(self) -> None:
+    def recover(self) -> None:
         """After a failed flow, fall back to a state the clinician can act from."""
         if self.compare_mode:
             editing, shown = self.compare.editing_slot is not None, self.compare_flow.pair is not None
-            self._set_phase(Phase.EDITING if editing else Phase.READY if shown else Phase.WAITING)
+            self.set_phase(Phase.EDITING if editing else Phase.READY if shown else Phase.WAITING)
         elif not self.answer.text.isReadOnly():  # a failed edit save: keep the clinician's text editable
-            self._set_phase(Phase.EDITING)
+            self.set_phase(Phase.EDITING)
         elif self.phase is not Phase.REJECTING:
-            self._set_phase(Phase.READY if self.generation_id else Phase.WAITING)
+            self.set_phase(Phase.READY if self.generation_id else Phase.WAITING)
 
     async def wait_idle(self) -> None:
         """Wait for the running flow (tests and shutdown)."""
@@ -177,12 +178,12 @@ class AnnotatePage(AnnotateView):
     def model_ready(self) -> None:
         """The model has loaded: answer the question on screen."""
         if self.prompt is not None and self.phase in (Phase.WAITING, Phase.EMPTY, Phase.READY):
-            self._run(self._generate, "Generating an answer")
+            self.run_flow(self._generate, "Generating an answer")
         else:
-            self._set_phase(self.phase)
+            self.set_phase(self.phase)
 
     def reload_queue(self) -> asyncio.Task:
-        return self._run(self._reload_queue, "Loading the question queue")
+        return self.run_flow(self._reload_queue, "Loading the question queue")
 
     async def _reload_queue(self) -> None:
         if self.compare_mode:
@@ -191,7 +192,7 @@ class AnnotatePage(AnnotateView):
             "queue", mode=self.ctx.settings.queue_mode, include_held_out=self.ctx.settings.include_held_out
         )
         self.cursor.reset(ids)
-        await self._show_current(generate=True)
+        await self.show_current(generate=True)
         await self.refresh_counter()
 
     def _queue_options_changed(self) -> None:
@@ -199,7 +200,7 @@ class AnnotatePage(AnnotateView):
         self.ctx.settings.include_held_out = self.held_out.isChecked()
         self.reload_queue()
 
-    async def _show_current(self, *, generate: bool) -> None:
+    async def show_current(self, *, generate: bool) -> None:
         self.extras.reset()
         self.generation_id = self.compare_flow.pair = None
         prompt_id = self.cursor.current
@@ -207,7 +208,7 @@ class AnnotatePage(AnnotateView):
             self.prompt = None
             self.question.show_message(EMPTY_QUEUE_TEXT)
             self._clear_answers()
-            self._set_phase(Phase.EMPTY)
+            self.set_phase(Phase.EMPTY)
             return
         self.prompt = await self.ctx.store.call("get_prompt", prompt_id)
         meta = "Typed question" if self.prompt.source == "typed" else (self.prompt.external_id or "")
@@ -220,7 +221,7 @@ class AnnotatePage(AnnotateView):
             await self._generate()
         else:
             self._clear_answers("The answer will appear here once the model has loaded.")
-            self._set_phase(Phase.WAITING)
+            self.set_phase(Phase.WAITING)
 
     def _clear_answers(self, placeholder: str = "") -> None:
         self.answer.clear(placeholder)
@@ -229,7 +230,7 @@ class AnnotatePage(AnnotateView):
 
     async def _skip_flow(self) -> None:
         self.cursor.advance()
-        await self._show_current(generate=True)
+        await self.show_current(generate=True)
 
     async def refresh_counter(self) -> None:
         count = await self.ctx.store.call("samples_since_last_retrain")
@@ -247,10 +248,10 @@ class AnnotatePage(AnnotateView):
         self.generation_id = None
         self.answer.clear()
         self.answer.status.setText("Writing...  Esc stops")
-        self._set_phase(Phase.STREAMING)
+        self.set_phase(Phase.STREAMING)
         result = await self.ctx.engine.generate(prompt.text, settings)
         self.answer.set_text(result.text)  # the authoritative text, whatever the queued pieces did
-        self._set_phase(Phase.SAVING)
+        self.set_phase(Phase.SAVING)
         # The version is the adapter that actually wrote this answer (versions are loaded under their own
         # names), not whatever is active by the time the answer is saved: a hot-swap may happen meanwhile.
         version = result.adapter or result.model_label
@@ -260,7 +261,7 @@ class AnnotatePage(AnnotateView):
             tokens_per_s=result.tokens_per_s, n_tokens=result.n_tokens, finish_reason=result.finish_reason,
         )  # fmt: skip
         self.answer.status.setText(describe_result(result))
-        self._set_phase(Phase.READY)
+        self.set_phase(Phase.READY)
         self.answer_ready.emit()
 
     def _text_arrived(self, number: int, piece: str) -> None:
@@ -271,7 +272,7 @@ class AnnotatePage(AnnotateView):
                 self.answer.append(piece)
 
     # ------------------------------------------------------------------ verdicts
-    def _ensure_annotator(self) -> bool:
+    def ensure_annotator(self) -> bool:
         if self.ctx.annotator:
             return True
         name = dialogs.ask_annotator_name(self.window())
@@ -280,7 +281,7 @@ class AnnotatePage(AnnotateView):
         return bool(name)
 
     def _verdict(self, verdict: str, **fields) -> None:
-        if self.generation_id is None or not self._ensure_annotator():
+        if self.generation_id is None or not self.ensure_annotator():
             return
         # Capture everything now and block further clicks at once: a second quick press must not
         # land on the next question's answer, which the clinician has not read yet.
@@ -290,8 +291,8 @@ class AnnotatePage(AnnotateView):
             rating=self.extras.rating.value(),
             safety_flags=self.extras.flags(),
         )
-        self._set_phase(Phase.SAVING)
-        self._run(lambda: self._save_verdict(verdict, back_to, **captured), "Saving the verdict")
+        self.set_phase(Phase.SAVING)
+        self.run_flow(lambda: self._save_verdict(verdict, back_to, **captured), "Saving the verdict")
 
     async def _save_verdict(self, verdict: str, back_to: Phase, *, generation_id: int, **fields) -> None:
         try:
@@ -300,7 +301,7 @@ class AnnotatePage(AnnotateView):
             )
         except StoreValidationError as exc:
             self.show_feedback(exc.message[:1].upper() + exc.message[1:], problem=True)
-            self._set_phase(back_to)
+            self.set_phase(back_to)
             return
         if back_to is Phase.EDITING:
             self.answer.end_edit(restore=False)
@@ -309,11 +310,11 @@ class AnnotatePage(AnnotateView):
         self.verdict_saved.emit(verdict)
         await self.refresh_counter()
         self.cursor.advance()
-        await self._show_current(generate=True)
+        await self.show_current(generate=True)
 
     def _start_edit(self) -> None:
         if self.phase is Phase.READY:
-            self._set_phase(Phase.EDITING)
+            self.set_phase(Phase.EDITING)
             self.answer.begin_edit()
 
     def _save_edit(self) -> None:
@@ -332,7 +333,7 @@ class AnnotatePage(AnnotateView):
 
     def _start_reject(self) -> None:
         if self.phase is Phase.READY:
-            self._set_phase(Phase.REJECTING)
+            self.set_phase(Phase.REJECTING)
             self.reject_panel.open_panel()
 
     def _confirm_reject(self, reason: str, note: str) -> None:
@@ -346,35 +347,35 @@ class AnnotatePage(AnnotateView):
             self.ctx.engine.stop()
         elif self.phase is Phase.EDITING:
             self.answer.end_edit(restore=True)
-            self._set_phase(Phase.READY)
+            self.set_phase(Phase.READY)
             self.setFocus()
         elif self.phase is Phase.REJECTING:
-            self._set_phase(Phase.READY)
+            self.set_phase(Phase.READY)
             self.setFocus()
 
     def _undo(self) -> None:
         if self.phase in (Phase.EDITING, Phase.SAVING, Phase.PICKING) or not self.ctx.annotator:
             return
         if self.compare_mode:
-            self._run(self.compare_flow.undo_flow, "Undoing the last comparison")
+            self.run_flow(self.compare_flow.undo_flow, "Undoing the last comparison")
         else:
-            self._run(self._undo_flow, "Undoing the last verdict")
+            self.run_flow(self._undo_flow, "Undoing the last verdict")
 
     async def _undo_flow(self) -> None:
         feedback_id = await self.ctx.store.call("undo_last_verdict", self.ctx.annotator)
         if feedback_id is None:
             self.show_feedback("Nothing to undo")
-            self._recover()
+            self.recover()
             return
         detail = await self.ctx.store.call("feedback_detail", feedback_id)
         await self.refresh_counter()
         self.cursor.go_to(detail.prompt_id)
-        await self._show_current(generate=False)
+        await self.show_current(generate=False)
         self.answer.set_text(detail.original_text)
         self.answer.status.setText("The answer you judged before")
         self.extras.show_values(detail.safety_flags, detail.rating)  # as the clinician left them
         self.generation_id = detail.generation_id
-        self._set_phase(Phase.READY)
+        self.set_phase(Phase.READY)
         self.show_feedback(f"Undone: {labels.verdict_label(detail.verdict).lower()} withdrawn")
 
     # ------------------------------------------------------------------ compare mode
@@ -393,23 +394,23 @@ class AnnotatePage(AnnotateView):
         self.ctx.settings.annotate_mode = "compare" if compare else "single"
         self.show_compare(compare)
         self.setFocus()
-        self._set_phase(self.phase)
+        self.set_phase(self.phase)
         if self.ctx.store.is_open:
-            self._run(self._reload_current, "Switching the annotation mode")
+            self.run_flow(self._reload_current, "Switching the annotation mode")
 
     def _compare_options_changed(self) -> None:
         self.ctx.settings.compare_source = self.compare_options.current_source()
         self.ctx.settings.compare_versions = self.compare_options.versions()
         self.setFocus()
         if self.ctx.store.is_open:
-            self._run(self._reload_current, "Generating two answers")
+            self.run_flow(self._reload_current, "Generating two answers")
 
     async def _reload_current(self) -> None:
         """Show the question on screen again in the current mode (and answer it)."""
         if self.compare_mode:
             await self.compare_flow.refresh_versions()
         if self.cursor.current is not None:
-            await self._show_current(generate=True)
+            await self.show_current(generate=True)
 
     # ------------------------------------------------------------------ typed questions and settings
     def _ask(self) -> None:
@@ -418,12 +419,12 @@ class AnnotatePage(AnnotateView):
             return
         self.ask_box.clear()
         self.setFocus()
-        self._run(lambda: self._ask_flow(text), "Asking your question")
+        self.run_flow(lambda: self._ask_flow(text), "Asking your question")
 
     async def _ask_flow(self, text: str) -> None:
         prompt_id = await self.ctx.store.call("add_prompt", text, source="typed")
         self.cursor.go_to(prompt_id)
-        await self._show_current(generate=True)
+        await self.show_current(generate=True)
 
     def open_sampling_dialog(self) -> dialogs.SamplingDialog:
         dialog = dialogs.SamplingDialog(self.ctx.settings.sampling(), self)

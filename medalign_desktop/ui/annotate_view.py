@@ -34,7 +34,7 @@ from medalign_desktop.ui.annotate_widgets import (
     RejectPanel,
     ReviewExtras,
 )
-from medalign_desktop.ui.compare_widgets import ChoiceBar, CompareOptions, TwoAnswerView
+from medalign_desktop.ui.compare_widgets import CompareOptions, TwoAnswerView
 from medalign_desktop.ui.settings import AppSettings
 
 
@@ -80,14 +80,14 @@ class AnnotateView(QWidget):
         layout.setSpacing(12)
         layout.addLayout(self._build_top_bar())
         self.compare_options = CompareOptions()
+        self.mode_box = self.compare_options.mode
         self.question = QuestionPanel()
         self.answer = AnswerPanel()
         self.compare = TwoAnswerView()
         self.reject_panel = RejectPanel()
         self.extras = ReviewExtras()
         self.actions = ActionBar()
-        self.choices = ChoiceBar()
-        self.actions.add_leading(self.choices)
+        self.choices = self.compare.choices
         layout.addWidget(self.compare_options)
         layout.addWidget(self.question)
         layout.addWidget(self.answer, 1)
@@ -100,13 +100,9 @@ class AnnotateView(QWidget):
 
     def show_compare(self, compare: bool) -> None:
         """Lay the page out for one answer (accept / edit / reject) or for two answers side by side."""
-        self.mode_box.blockSignals(True)
-        self.mode_box.setCurrentIndex(1 if compare else 0)
-        self.mode_box.blockSignals(False)
+        self.compare_options.set_mode("compare" if compare else "single")
         self.answer.setVisible(not compare)
         self.compare.setVisible(compare)
-        self.compare_options.setVisible(compare)
-        self.choices.setVisible(compare)
         self.actions.show_verdicts(not compare)
         self.extras.show_rating(not compare)
 
@@ -126,11 +122,6 @@ class AnnotateView(QWidget):
         self.held_out = QCheckBox("Include held-out")
         self.held_out.setToolTip("Held-out questions are kept for evaluation and hidden by default")
         self.held_out.setChecked(self._settings.include_held_out)
-        self.mode_box = QComboBox()
-        self.mode_box.addItem("Single answer", "single")
-        self.mode_box.addItem("Compare two answers", "compare")
-        self.mode_box.setToolTip("One answer to accept, edit or reject, or two to compare  [C switches]")
-        self.mode_box.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # single-letter keys stay with the page
         self.samples = QLabel()
         self.samples.setObjectName("pillLabel")
         self.retrain_button = QPushButton("Retrain now")
@@ -143,7 +134,7 @@ class AnnotateView(QWidget):
         self.settings_button.setObjectName("secondaryButton")
         self.settings_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.settings_button.setToolTip(dialogs.describe_sampling(self._settings.sampling()))
-        for widget in (self.position, self.queue_filter, self.held_out, self.mode_box):
+        for widget in (self.position, self.queue_filter, self.held_out):
             bar.addWidget(widget)
         bar.addStretch(1)
         for widget in (self.samples, self.retrain_button, self.settings_button):

@@ -352,7 +352,9 @@ class ActionBar(QWidget):
         self.edit = button("Edit  [E]", "editButton", "Correct the answer; the original is kept")
         self.reject = button("Reject  [R]", "rejectButton", "The answer is wrong or unsafe")
         self.verdict_buttons = (self.accept, self.edit, self.reject)
-        layout.addSpacing(16)
+        self._gap = QWidget()  # between the verdicts and the rest; hidden with the verdicts
+        self._gap.setFixedWidth(16)
+        layout.addWidget(self._gap)
         self.skip = button("Skip  [S]", "secondaryButton", "Next question without a verdict")
         self.regenerate = button("Regenerate  [G]", "secondaryButton", "Ask the model again")
         self.stop = button("Stop  [Esc]", "secondaryButton", "Stop the answer being written")
@@ -361,10 +363,6 @@ class ActionBar(QWidget):
         self.feedback.setObjectName("feedbackLabel")
         layout.addWidget(self.feedback)
 
-    def add_leading(self, widget: QWidget) -> None:
-        """Put another set of choice buttons first in the row (compare mode's)."""
-        self.layout().insertWidget(0, widget)
-
     def show_verdicts(self, shown: bool) -> None:
-        for button in self.verdict_buttons:
-            button.setVisible(shown)
+        for widget in (*self.verdict_buttons, self._gap):
+            widget.setVisible(shown)

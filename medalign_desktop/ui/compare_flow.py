@@ -63,9 +63,8 @@ def blind_caption(result: GenerationResult) -> str:
 
 
 def answer_label(version: str | None, settings: dict, mode: str) -> str:
-    """What an answer is revealed as after saving: the version, and in seeds mode the seed."""
-    name = version or "unknown version"
-    return f"seed {settings.get('seed')}" if mode == "seeds" else name
+    """What an answer is revealed as after saving: its seed (two samples) or its model version."""
+    return f"seed {settings.get('seed')}" if mode == "seeds" else (version or "unknown version")
 
 
 class CompareFlow:
@@ -78,15 +77,11 @@ class CompareFlow:
         self.pair: ShownPair | None = None
         self.streaming_slot: int | None = None
         self.saved: list[int] = []  # this session's comparison ids, newest last; Ctrl+Z withdraws them
-        self._aborted = False
+        self.aborted = False  # a newer flow has taken over: write no further answer
 
     @property
     def rng(self) -> random.Random:
         return self.page.rng
-
-    def abort(self) -> None:
-        """A new flow replaces this pair: write no further answer (the page stops the current one)."""
-        self._aborted = True
 
     # ------------------------------------------------------------------ where the answers come from
     async def refresh_versions(self) -> list[ModelVersion]:
@@ -124,44 +119,57 @@ class CompareFlow:
 
     # ------------------------------------------------------------------ generating
     async def generate(self, prompt: Prompt) -> None:
+        """Draw the order, write both answers in the order shown, store them, wait for the choice."""
         page, view = self.page, self.view
-        self._aborted, self.pair = False, None
+        self.pair = None
         view.clear()
         try:
-            sources = await self.sources()
+            first, second = await self.sources()
         except CompareSetupError as exc:
             view.clear(str(exc))
-            page._set_phase(Phase.WAITING)
+            page.set_phase(Phase.WAITING)
             return
         swapped = self.rng.random() < 0.5
-        shown = (sources[1], sources[0]) if swapped else sources
-        page._set_phase(Phase.STREAMING)
-        results: list[GenerationResult] = []
-        for slot, source in enumerate(shown):
-            self.streaming_slot = slot
-            view.set_status(slot, "Writing...  Esc stops")
-            result = await self._answer(prompt.text, source)
-            view.set_text(slot, result.text)  # the authoritative text, whatever the queued pieces did
-            view.set_status(slot, blind_caption(result))
-            results.append(result)
-            if self._aborted:
-                return  # skip, regenerate or a new question took over
-        self.streaming_slot = None
-        page._set_phase(Phase.SAVING)
-        in_source_order = (results[1], results[0]) if swapped else tuple(results)
-        ids = [
-            await self._store(prompt.id, source, result)
-            for source, result in zip(sources, in_source_order, strict=True)
-        ]
+        shown = (second, first) if swapped else (first, second)
+        page.set_phase(Phase.STREAMING)
+        results = await self._write_both(prompt.text, shown)
+        if results is None:
+            return  # skip, regenerate or another question took over
+        page.set_phase(Phase.SAVING)
+        # Stored in source order (first source, then second), whichever was shown first.
+        first_result, second_result = (results[1], results[0]) if swapped else results
+        first_id = await self._store(prompt.id, first, first_result)
+        second_id = await self._store(prompt.id, second, second_result)
         mode = self.ctx.settings.compare_source
-        labels = tuple(
-            answer_label(r.adapter or r.model_label, s.settings.to_dict(), mode)
-            for r, s in zip(results, shown, strict=True)
-        )
-        shown_ids = (ids[1], ids[0]) if swapped else (ids[0], ids[1])
-        self.pair = ShownPair(prompt.id, shown_ids, labels, swapped, mode)  # type: ignore[arg-type]
-        page._set_phase(Phase.READY)
+        labels = (self._label(results[0], shown[0], mode), self._label(results[1], shown[1], mode))
+        ids = (second_id, first_id) if swapped else (first_id, second_id)
+        self.pair = ShownPair(prompt.id, ids, labels, swapped, mode)
+        page.set_phase(Phase.READY)
         page.answer_ready.emit()
+
+    async def _write_both(
+        self, question: str, shown: tuple[AnswerSource, AnswerSource]
+    ) -> tuple[GenerationResult, GenerationResult] | None:
+        """Answer 1, then Answer 2, streamed into their cards; None when a newer flow took over."""
+        results = []
+        try:
+            for slot, source in enumerate(shown):
+                if self.aborted:
+                    return None
+                self.streaming_slot = slot
+                self.view.set_status(slot, "Writing...  Esc stops")
+                result = await self._answer(question, source)
+                self.view.set_text(slot, result.text)  # the authoritative text, whatever the pieces did
+                self.view.show_start(slot)
+                self.view.set_status(slot, blind_caption(result))
+                results.append(result)
+        finally:
+            self.streaming_slot = None
+        return None if self.aborted else (results[0], results[1])
+
+    @staticmethod
+    def _label(result: GenerationResult, source: AnswerSource, mode: str) -> str:
+        return answer_label(result.adapter or result.model_label, source.settings.to_dict(), mode)
 
     async def _answer(self, question: str, source: AnswerSource) -> GenerationResult:
         engine = self.ctx.engine
@@ -190,18 +198,15 @@ class CompareFlow:
         page = self.page
         if page.phase is Phase.PICKING and choice in SLOT_CHOICES:
             slot = SLOT_CHOICES.index(choice)
-            page._set_phase(Phase.EDITING)
+            page.set_phase(Phase.EDITING)
             self.view.begin_edit(slot)
-            self.view.show_hint(
-                f"Correcting Answer {slot + 1}, the better one: Ctrl+Enter saves the comparison with your "
-                "correction (the model's answer is kept), Esc cancels."
-            )
+            self.view.show_hint(f"Correcting Answer {slot + 1}, the better one.")
         elif page.phase is Phase.READY and self.pair is not None:
             self._save(choice)
 
     def start_pick(self) -> None:
         if self.page.phase is Phase.READY and self.pair is not None:
-            self.page._set_phase(Phase.PICKING)
+            self.page.set_phase(Phase.PICKING)
             self.view.show_hint(PICK_HINT)
 
     def save_edit(self) -> None:
@@ -223,19 +228,21 @@ class CompareFlow:
         elif page.phase is not Phase.PICKING:
             return False
         self.view.show_hint(COMPARE_HINT)
-        page._set_phase(Phase.READY)
+        page.set_phase(Phase.READY)
         page.setFocus()
         return True
 
     def _save(self, choice: str, edited_text: str | None = None) -> None:
         page = self.page
-        if self.pair is None or not page._ensure_annotator():
+        if self.pair is None or not page.ensure_annotator():
             return
         # Capture everything now and block further keys at once: a quick second press must not land on
         # the next question's answers, which the clinician has not read yet.
         pair, back_to, flags = self.pair, page.phase, page.extras.flags()
-        page._set_phase(Phase.SAVING)
-        page._run(lambda: self._save_flow(pair, choice, back_to, edited_text, flags), "Saving the comparison")
+        page.set_phase(Phase.SAVING)
+        page.run_flow(
+            lambda: self._save_flow(pair, choice, back_to, edited_text, flags), "Saving the comparison"
+        )
 
     async def _save_flow(
         self, pair: ShownPair, choice: str, back_to: Phase, edited_text: str | None, flags: list[str]
@@ -249,7 +256,7 @@ class CompareFlow:
             )  # fmt: skip
         except StoreValidationError as exc:
             page.show_feedback(exc.message[:1].upper() + exc.message[1:], problem=True)
-            page._set_phase(back_to)
+            page.set_phase(back_to)
             return
         if back_to is Phase.EDITING:
             self.view.end_edit(restore=False)
@@ -262,7 +269,7 @@ class CompareFlow:
         page.verdict_saved.emit("comparison")
         await page.refresh_counter()
         page.cursor.advance()
-        await page._show_current(generate=True)
+        await page.show_current(generate=True)
 
     # ------------------------------------------------------------------ undo
     async def undo_flow(self) -> None:
@@ -270,7 +277,7 @@ class CompareFlow:
         page = self.page
         if not self.saved:
             page.show_feedback("No comparison to undo")
-            page._recover()
+            page.recover()
             return
         comparison_id = self.saved.pop()
         await self.ctx.store.call("withdraw_comparison", comparison_id, annotator=self.ctx.annotator)
@@ -279,12 +286,15 @@ class CompareFlow:
         generations = [await self.ctx.store.call("get_generation", gid) for gid in ids]
         await page.refresh_counter()
         page.cursor.go_to(comparison.prompt_id)
-        await page._show_current(generate=False)
+        await page.show_current(generate=False)
         for slot, generation in enumerate(generations):
             self.view.set_text(slot, generation.text)
             self.view.set_status(slot, "Compared before")
         page.extras.show_values(comparison.safety_flags, None)
-        labels = tuple(answer_label(g.model_version, g.settings, comparison.mode) for g in generations)
-        self.pair = ShownPair(comparison.prompt_id, ids, labels, comparison.swapped, comparison.mode)  # type: ignore[arg-type]
-        page._set_phase(Phase.READY)
+        labels = (
+            answer_label(generations[0].model_version, generations[0].settings, comparison.mode),
+            answer_label(generations[1].model_version, generations[1].settings, comparison.mode),
+        )
+        self.pair = ShownPair(comparison.prompt_id, ids, labels, comparison.swapped, comparison.mode)
+        page.set_phase(Phase.READY)
         page.show_feedback(f"Undone: {CHOICE_LABELS[comparison.choice]} withdrawn")

@@ -20,15 +20,12 @@ CHOICE_LABELS = {
     "both_bad": "both bad",
 }
 BASE_MODEL_TEXT = "Base model"
-COMPARE_HINT = (
-    "The two answers are shown in random order.  1 / 2: that one is better  ·  T: tie  ·  B: both bad  ·  "
-    "E, then 1 or 2: correct the better one"
-)
-PICK_HINT = "Which answer is better? Press 1 or 2 to correct it (Esc cancels)."
+COMPARE_HINT = "Shown in random order. E, then 1 or 2, corrects the better answer."
+PICK_HINT = "Which answer is better? Press 1 or 2 to correct it; Esc cancels."
 
 
 class TwoAnswerView(QWidget):
-    """Answer 1 and Answer 2 side by side; either can become an inline editor."""
+    """Answer 1 and Answer 2 side by side, the choice buttons below; either answer can become an editor."""
 
     save_edit = Signal()
     cancel_edit = Signal()
@@ -46,10 +43,8 @@ class TwoAnswerView(QWidget):
             panel.cancel_edit.connect(self.cancel_edit)
             row.addWidget(panel, 1)
         layout.addLayout(row, 1)
-        self.hint = QLabel(COMPARE_HINT)
-        self.hint.setObjectName("hintLabel")
-        self.hint.setWordWrap(True)
-        layout.addWidget(self.hint)
+        self.choices = ChoiceBar()
+        layout.addWidget(self.choices)
 
     def clear(self, placeholder: str = "") -> None:
         for panel in self.panels:
@@ -64,6 +59,10 @@ class TwoAnswerView(QWidget):
     def set_text(self, slot: int, text: str) -> None:
         self.panels[slot].set_text(text)
 
+    def show_start(self, slot: int) -> None:
+        """Scroll an answer back to its beginning (streaming followed its end), ready to be read."""
+        self.panels[slot].text.verticalScrollBar().setValue(0)
+
     def set_status(self, slot: int, text: str) -> None:
         self.panels[slot].status.setText(text)
 
@@ -76,7 +75,7 @@ class TwoAnswerView(QWidget):
             panel.set_marked(index == slot)
 
     def show_hint(self, text: str) -> None:
-        self.hint.setText(text)
+        self.choices.hint.setText(text)
 
     # ------------------------------------------------------------------ editing the better answer
     @property
@@ -107,7 +106,7 @@ class ChoiceBar(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 16, 0)
+        layout.setContentsMargins(0, 4, 0, 0)
         layout.setSpacing(8)
 
         def button(text: str, name: str, tip: str) -> QPushButton:
@@ -124,7 +123,12 @@ class ChoiceBar(QWidget):
             "tie": button("Tie  [T]", "secondaryButton", "Both answers are equally good"),
             "both_bad": button("Both bad  [B]", "rejectButton", "Neither answer is acceptable"),
         }
-        self.edit = button("Correct the better  [E]", "editButton", "Pick the better answer and correct it")
+        self.edit = button("Correct  [E]", "editButton", "Say which answer is better (1 or 2) and correct it")
+        layout.addSpacing(8)
+        self.hint = QLabel(COMPARE_HINT)
+        self.hint.setObjectName("hintLabel")
+        self.hint.setWordWrap(True)
+        layout.addWidget(self.hint, 1)
         for choice, made in self.buttons.items():
             made.clicked.connect(lambda _checked=False, c=choice: self.chosen.emit(c))
         self.edit.clicked.connect(self.edit_requested)
@@ -137,32 +141,51 @@ class ChoiceBar(QWidget):
 
 
 class CompareOptions(QWidget):
-    """Where the two answers come from: two samples of the active version, or two chosen versions."""
+    """One answer or two to compare (``mode``) and, for two, where they come from: two samples of the
+    active version, or one answer from each of two chosen versions."""
 
-    changed = Signal()
+    changed = Signal()  # the source or a version changed (``mode`` has its own signal)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(8)
+        self.mode = QComboBox()
+        self.mode.addItem("Single answer", "single")
+        self.mode.addItem("Compare two answers", "compare")
+        self.mode.setToolTip("One answer to accept, edit or reject, or two to compare  [C switches]")
         self.source = QComboBox()
         self.source.addItem("Two samples (different seeds)", "seeds")
         self.source.addItem("Two model versions", "versions")
         self.source.setToolTip("Two answers of the active version, or one answer from each of two versions")
         self.version_x, self.version_y = QComboBox(), QComboBox()
         self.versus = QLabel("versus")
-        for widget in (self.source, self.version_x, self.version_y):
+        for widget in (self.mode, self.source, self.version_x, self.version_y):
             widget.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # single-letter keys stay with the page
+        key = QLabel("[C]")
+        key.setObjectName("hintLabel")
+        key.setToolTip("C switches between one answer and two")
+        layout.addWidget(self.mode)
+        layout.addWidget(key)
+        layout.addSpacing(8)
         layout.addWidget(self.source)
         layout.addWidget(self.version_x)
         layout.addWidget(self.versus)
         layout.addWidget(self.version_y)
         layout.addStretch(1)
+        self.mode.currentIndexChanged.connect(self._show_versions)
         self.source.currentIndexChanged.connect(self._source_changed)
         self.version_x.currentIndexChanged.connect(self.changed)
         self.version_y.currentIndexChanged.connect(self.changed)
         self.set_versions([], ("", ""))
+
+    def set_mode(self, mode: str) -> None:
+        """Show ``mode`` ("single" or "compare") without emitting ``mode.currentIndexChanged``."""
+        self.mode.blockSignals(True)
+        self.mode.setCurrentIndex(max(0, self.mode.findData(mode)))
+        self.mode.blockSignals(False)
+        self._show_versions()
 
     def set_source(self, source: str) -> None:
         self.source.blockSignals(True)
@@ -193,6 +216,7 @@ class CompareOptions(QWidget):
         self.changed.emit()
 
     def _show_versions(self) -> None:
-        shown = self.current_source() == "versions"
+        compare = self.mode.currentData() == "compare"
+        self.source.setVisible(compare)
         for widget in (self.version_x, self.versus, self.version_y):
-            widget.setVisible(shown)
+            widget.setVisible(compare and self.current_source() == "versions")

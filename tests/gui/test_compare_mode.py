@@ -73,7 +73,7 @@ def test_compare_by_keyboard_records_the_shown_order_and_the_choice(qtbot, make_
     wait_pair(qtbot, page, QUESTIONS[4])
     pair, texts = page.compare_flow.pair, page.compare.texts()
     press(qtbot, page, Qt.Key.Key_E)
-    assert page.phase is Phase.PICKING and "Press 1 or 2" in page.compare.hint.text()
+    assert page.phase is Phase.PICKING and "Press 1 or 2" in page.compare.choices.hint.text()
     press(qtbot, page, Qt.Key.Key_Escape)
     assert page.phase is Phase.READY
     press(qtbot, page, Qt.Key.Key_E)
