@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 DEFAULT_LAUNCHER = "python -m training"
-JOB_KINDS = ("sft", "hitl", "dpo", "reward", "ppo", "evaluate")
+JOB_KINDS = ("sft", "hitl", "dpo", "reward", "ppo", "evaluate", "score")
 
 # Variables passed through from the app's environment; everything else is dropped so a job never
 # depends on what happened to be set in the shell that started the app.

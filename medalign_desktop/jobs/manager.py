@@ -4,6 +4,9 @@
     metrics stored (batched, once a second) and forwarded -> "succeeded" + a new model version, or
     "failed" with a readable reason, or "cancelled".
 
+A job kind in ``RESULT_KINDS`` (``score``) makes no model version: on success its result files are stored
+instead (jobs/scoring.py) and ``results_ready`` is emitted.
+
 Every database call goes through ``store_call`` (the app's single store thread), so the GUI thread never
 waits on SQLite. QtCore only: no widgets, so the queue runs in tests without a window.
 """
@@ -22,6 +25,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from medalign_desktop.jobs.command import DEFAULT_LAUNCHER, build_command, build_environment
 from medalign_desktop.jobs.process import JobProcess
+from medalign_desktop.jobs.scoring import ScoringError, store_scores
 from medalign_desktop.jobs.snapshot import SnapshotError, SnapshotRequest, write_snapshot
 from medalign_desktop.store import Store
 from training import protocol
@@ -33,6 +37,8 @@ VERSION_PREFIX = {"hitl": "B-iter", "sft": "A-sft", "dpo": "D-dpo", "reward": "R
 METRIC_FIELDS = ("loss", "learning_rate", "grad_norm", "tokens_per_s", "eval_loss", "epoch")
 FLUSH_INTERVAL_MS = 1000
 INTERRUPTED = "Interrupted: the app closed or crashed while this job was running."
+# kind -> what stores a successful job's results (on the store thread) instead of registering a version
+RESULT_KINDS: dict[str, Callable[..., Any]] = {"score": store_scores}
 
 
 @dataclass
@@ -48,6 +54,7 @@ class JobRequest:
     reward_adapter: str | None = None  # ppo: the chosen reward model's adapter
     prompt_scope: str = "all"  # ppo: which train-split questions to answer
     max_prompts: int | None = None
+    reward_version_id: int | None = None  # score: the reward model version that gives the scores
 
 
 @dataclass
@@ -97,6 +104,7 @@ class JobManager(QObject):
     progress = Signal(int, int, int, float)  # job id, step, total, eta seconds (-1 unknown)
     log = Signal(int, str)
     version_ready = Signal(object)  # the ModelVersion registered by a successful job
+    results_ready = Signal(int, str)  # job id, kind: a successful RESULT_KINDS job's results are stored
     idle = Signal()  # the queue is empty and nothing runs
     event = Signal(int, object)  # job id, every protocol event as parsed (timings, benchmarks)
 
@@ -146,6 +154,7 @@ class JobManager(QObject):
             "parent_version_id": request.parent_version_id,
             **({"import_batch_ids": list(request.import_batch_ids)} if request.import_batch_ids else {}),
             **({"reward_adapter": request.reward_adapter} if request.reward_adapter else {}),
+            **({"reward_version_id": request.reward_version_id} if request.reward_version_id else {}),
             **request.overrides,
         }
         job_id = await self.store_call(lambda store: store.create_job(request.kind, config))
@@ -193,6 +202,7 @@ class JobManager(QObject):
                 reward_adapter=request.reward_adapter,
                 prompt_scope=request.prompt_scope,
                 max_prompts=request.max_prompts,
+                reward_version_id=request.reward_version_id,
             )
 
             try:
@@ -262,12 +272,25 @@ class JobManager(QObject):
         adapter = Path(running.finished.adapter_path) if running.finished else None
         if running.process.cancel_requested:
             await self._finish(running, "cancelled", "Cancelled by the user.")
+        elif exit_code == 0 and not crashed and running.finished and running.request.kind in RESULT_KINDS:
+            await self._store_results(running)
         elif exit_code == 0 and not crashed and adapter is not None and adapter.is_dir():
             version = await self.store_call(lambda store: self._register_version(store, running, adapter))
             await self._finish(running, "succeeded", None)
             self.version_ready.emit(version)
         else:
             await self._finish(running, "failed", self._failure_reason(running, exit_code, crashed))
+
+    async def _store_results(self, running: _Running) -> None:
+        store_results = RESULT_KINDS[running.request.kind]
+        call = functools.partial(store_results, job_id=running.job_id, job_dir=running.job_dir)
+        try:
+            await self.store_call(call)
+        except ScoringError as exc:
+            await self._finish(running, "failed", str(exc))
+            return
+        await self._finish(running, "succeeded", None)
+        self.results_ready.emit(running.job_id, running.request.kind)
 
     def _failure_reason(self, running: _Running, exit_code: int, crashed: bool) -> str:
         if running.failed is not None:

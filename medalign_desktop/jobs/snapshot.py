@@ -7,6 +7,7 @@ re-run or audited later from exactly the data it saw:
     <job_dir>/data/train.jsonl  sft / hitl: conversational prompt/completion examples (loss on the answer
                                 only); dpo / reward: preference pairs (jobs/preference_snapshot.py)
     <job_dir>/data/prompts.jsonl ppo: the questions to generate answers for
+    <job_dir>/data/answers.jsonl score: the answers a reward model has not scored yet (jobs/scoring.py)
     <job_dir>/snapshot.json     provenance: which verdicts, pairs and questions went in, and why
 
 Incremental retraining (``hitl``) learns from the feedback that arrived since the last retrain plus a
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from medalign_desktop.jobs import preference_snapshot as prefs
+from medalign_desktop.jobs import scoring
 from medalign_desktop.store import Store
 from medalign_desktop.store.training_data import (
     TrainingExample,
@@ -52,6 +54,7 @@ class SnapshotRequest:
     reward_adapter: str | None = None  # ppo: the reward model's adapter folder
     prompt_scope: str = "all"  # ppo: "all" train-split questions or "unannotated" ones
     max_prompts: int | None = None  # ppo: a seeded sample of at most this many questions
+    reward_version_id: int | None = None  # score: the reward version whose unscored answers go in
 
 
 @dataclass(frozen=True)
@@ -173,13 +176,48 @@ def _write_prompts(store: Store, request: SnapshotRequest, job_dir: Path) -> tup
     return SnapshotInfo(len(prompts), len(prompts), 0, ""), provenance
 
 
+def _write_answers(store: Store, request: SnapshotRequest, job_dir: Path) -> tuple[SnapshotInfo, dict]:
+    if request.reward_version_id is None or not request.reward_adapter:
+        raise SnapshotError(
+            "A score job needs a reward model: train one first (Reward model on the Train page)."
+        )
+    answers = store.unscored_generations(request.reward_version_id)
+    if not answers:
+        raise SnapshotError("Every answer is scored already by this reward model.")
+    records = (scoring.answer_record(g, q, a, request.system_prompt) for g, q, a in answers)
+    _fsync_jsonl(job_dir / scoring.ANSWERS_FILE, records)
+    provenance = {
+        "reward_version_id": request.reward_version_id,
+        "generation_ids": [g for g, _, _ in answers],
+    }
+    return SnapshotInfo(len(answers), len(answers), 0, ""), provenance
+
+
 WRITERS = {
     "sft": _write_examples,
     "hitl": _write_examples,
     "dpo": _write_pairs,
     "reward": _write_pairs,
     "ppo": _write_prompts,
+    "score": _write_answers,
 }
+
+
+def job_config(request: SnapshotRequest) -> dict:
+    """config.json for the training program (training/README.md); a score job trains nothing."""
+    if request.kind == "score":
+        return {
+            "kind": "score", "base_model": request.base_model, "reward_adapter": request.reward_adapter,
+            **request.overrides,
+        }  # fmt: skip
+    return {
+        "kind": request.kind,
+        "base_model": request.base_model,
+        "parent_adapter": request.parent_adapter,
+        "output_name": "adapter",
+        **({"reward_adapter": request.reward_adapter} if request.kind == "ppo" else {}),
+        **request.overrides,
+    }
 
 
 def write_snapshot(store: Store, request: SnapshotRequest, job_dir: str | Path) -> SnapshotInfo:
@@ -189,15 +227,7 @@ def write_snapshot(store: Store, request: SnapshotRequest, job_dir: str | Path) 
     if writer is None:
         raise SnapshotError(f"Snapshots for '{request.kind}' jobs are not supported yet.")
     info, provenance = writer(store, request, job_dir)
-    config = {
-        "kind": request.kind,
-        "base_model": request.base_model,
-        "parent_adapter": request.parent_adapter,
-        "output_name": "adapter",
-        **({"reward_adapter": request.reward_adapter} if request.kind == "ppo" else {}),
-        **request.overrides,
-    }
-    _write_json(job_dir / "config.json", config)
+    _write_json(job_dir / "config.json", job_config(request))
     _write_json(
         job_dir / "snapshot.json",
         {**asdict(info), "kind": request.kind, "seed": request.seed, **provenance},

@@ -6,6 +6,8 @@ Usage (as the job runner calls it): fake_training.py KIND --job-dir DIR. DIR/con
   crash     started, one metric, a traceback on stderr, then SIGKILL of itself mid-line
   hang      started, then waits; SIGTERM gives a `failed` "cancelled" event and exit 143
   stubborn  like hang but ignores SIGTERM (the runner must kill it)
+Kind "score" reads data/answers.jsonl and, on success, writes DIR/scores.jsonl with the score
+generation_id / 4 - 1 for each answer (mode "bad_scores": a broken line) instead of an adapter.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def main() -> int:
     job_dir = Path(sys.argv[sys.argv.index("--job-dir") + 1])
     config = json.loads((job_dir / "config.json").read_text())
     mode = config.get("fake_mode", "succeed")
-    data = job_dir / "data" / ("prompts.jsonl" if config["kind"] == "ppo" else "train.jsonl")
+    files = {"ppo": "prompts.jsonl", "score": "answers.jsonl"}
+    data = job_dir / "data" / files.get(config["kind"], "train.jsonl")
     n_train = sum(1 for _ in data.open())
     emit(Started(kind=config["kind"], total_steps=3, n_train=n_train, n_eval=0, device="cpu"))
     print("some library chatter on stdout")
@@ -62,9 +65,21 @@ def main() -> int:
             sys.stdout.write('{"event": "metric", "ste')
             sys.stdout.flush()
             os.kill(os.getpid(), signal.SIGKILL)
+    if config["kind"] == "score":
+        return write_scores(job_dir, data, mode)
     adapter = job_dir / config.get("output_name", "adapter")
     shutil.copytree(config["fake_adapter_source"], adapter)
     emit(Finished(adapter_path=str(adapter), metrics={"train_loss": 1.5}, duration_s=0.3))
+    return 0
+
+
+def write_scores(job_dir: Path, answers: Path, mode: str) -> int:
+    ids = [json.loads(line)["generation_id"] for line in answers.read_text().splitlines() if line.strip()]
+    lines = [json.dumps({"generation_id": g, "score": g / 4 - 1}) for g in ids]
+    if mode == "bad_scores":
+        lines.append('{"generation_id": 1, "score": "high"}')
+    (job_dir / "scores.jsonl").write_text("\n".join(lines) + "\n")
+    emit(Finished(adapter_path=str(job_dir / "scores.jsonl"), metrics={"n_scored": len(ids)}, duration_s=0.1))
     return 0
 
 
