@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from training import protocol
 from training.__main__ import main
 from training.config import ConfigError, DPOJobConfig, config_from_dict, defaults, load_config
+from training.data import DataError
 from training.dpo import prepare, run
 from training.pair_data import load_pairs
 
@@ -180,3 +181,61 @@ def test_run_refuses_to_overwrite(make_pair_job, events_buffer):
     with pytest.raises(FileExistsError, match="already exists"):
         run(load_config(job_dir), job_dir)
     assert len(load_pairs(job_dir / "data" / "train.jsonl")) == 8
+
+
+def test_eval_pairs_whose_prompt_fills_max_length_turn_evaluation_off(make_pair_job):
+    job_dir = make_pair_job(max_steps=1)
+    long_pair = pair(100)
+    long_pair["prompt"][1]["content"] = "symptom " * 200
+    (job_dir / "data" / "eval.jsonl").write_text(json.dumps(long_pair) + "\n")
+    code, events = run_main(job_dir)
+    assert code == 0, events
+    warnings = [e.message for e in events if isinstance(e, protocol.Log) and e.level == "warning"]
+    assert any("No evaluation pair is left" in w for w in warnings)
+    assert not any(isinstance(e, protocol.Metric) and e.eval_loss is not None for e in events)
+    assert events[-1].metrics["n_eval"] == 0
+
+
+# -- pair data (no torch) --
+
+
+def write_lines(path, *lines) -> None:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p: p.pop("chosen"), "line 2: 'chosen' is missing"),
+        (lambda p: p["prompt"].pop(), "line 2: the prompt must end with a user message"),
+        (lambda p: p["rejected"][0].update(content="  "), "line 2: the rejected answer is empty"),
+        (lambda p: p["chosen"][0].update(role="user"), r"line 2: chosen\[0\] has role 'user'"),
+        (lambda p: p.update(rejected="text"), "line 2: 'rejected' must be a non-empty list"),
+        (lambda p: p.update(id=[1]), "line 2: 'id' must be a string"),
+    ],
+)
+def test_bad_pairs_are_named_by_line(tmp_path, change, message):
+    bad = pair(1)
+    change(bad)
+    path = tmp_path / "train.jsonl"
+    write_lines(path, json.dumps(pair(0)), json.dumps(bad))
+    with pytest.raises(DataError, match=message):
+        load_pairs(path)
+
+
+def test_pairs_ids_and_eval_split(tmp_path):
+    from training.pair_data import load_pair_data, pair_line
+
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = [json.dumps({k: v for k, v in pair(i).items() if k != "id"}) for i in range(9)]
+    write_lines(data / "train.jsonl", pair_line(pair(9)["prompt"], "good", "bad", "edit-9"), "", *lines)
+    pairs = load_pairs(data / "train.jsonl")
+    assert pairs.ids[:3] == ["edit-9", "line-3", "line-4"] and len(pairs) == 10
+    assert set(pairs.columns()) == {"prompt", "chosen", "rejected"}
+    train, held = load_pair_data(tmp_path, 0.2, seed=42)
+    assert (len(train), len(held)) == (8, 2) and not set(train.ids) & set(held.ids)
+    assert load_pair_data(tmp_path, 0.2, seed=42)[1].ids == held.ids  # same seed, same split
+    write_lines(data / "eval.jsonl", json.dumps(pair(50)))
+    train, held = load_pair_data(tmp_path, 0.2, seed=42)
+    assert (len(train), held.ids) == (10, ["pair-50"])
