@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
 from medalign_desktop.engine import EngineError
@@ -13,6 +13,7 @@ from medalign_desktop.store import Store
 from medalign_desktop.ui.annotate_page import Phase
 from medalign_desktop.ui.annotate_view import AnnotateView
 from medalign_desktop.ui.compare_widgets import CHOICE_LABELS
+from medalign_desktop.ui.settings import AppSettings
 from tests.gui.conftest import QUESTIONS, TEST_SAMPLING, run, wait_answer, wait_phase
 
 # With this seed the first five draws show the answers swapped, not, swapped, not, not.
@@ -188,3 +189,34 @@ def test_greedy_sampling_cannot_give_two_different_samples(qtbot, make_window, s
     wait_answer(qtbot, page, QUESTIONS[0])
     assert window.ctx.settings.annotate_mode == "single" and page.answer.isVisible()
     assert page.actions.accept.isEnabled()
+
+
+def test_a_window_opens_in_compare_mode_and_stop_and_skip_work_per_answer(
+    qtbot, make_window, seeded_db, tmp_path
+):
+    remembered = AppSettings(QSettings(str(tmp_path / "gui-0.ini"), QSettings.Format.IniFormat))
+    remembered.annotate_mode = "compare"  # as a previous session left it (make_window's first settings file)
+    remembered.sync()
+    window = make_window(db=seeded_db, sampling=TEST_SAMPLING.with_changes(max_new_tokens=4000))
+    page = window.annotate
+    assert page.compare_mode and page.compare.isVisible()
+
+    def writing(slot: int) -> bool:
+        return page.compare_flow.streaming_slot == slot and bool(page.compare.panels[slot].edited_text())
+
+    # S while Answer 1 is being written: that pair is dropped, nothing is stored for question 1.
+    qtbot.waitUntil(lambda: writing(0), timeout=20000)
+    press(qtbot, page, Qt.Key.Key_S)
+    # Esc stops only the answer being written: Answer 2 is still written, then Esc stops it too.
+    qtbot.waitUntil(lambda: page.prompt.text == QUESTIONS[1] and writing(0), timeout=20000)
+    press(qtbot, page, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: writing(1), timeout=20000)
+    press(qtbot, page, Qt.Key.Key_Escape)
+    wait_pair(qtbot, page, QUESTIONS[1])
+    stats = call(qtbot, window, "stats")
+    assert stats["generations"] == 2  # question 2's pair only
+    for slot, generation_id in enumerate(page.compare_flow.pair.generation_ids):
+        generation = call(qtbot, window, "get_generation", generation_id)
+        assert generation.finish_reason == "cancelled" and generation.n_tokens < 4000
+        assert page.compare.panels[slot].status.text() == f"{generation.n_tokens} tokens · stopped"
+        assert page.compare.panels[slot].edited_text() == generation.text
