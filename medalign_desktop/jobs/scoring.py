@@ -45,6 +45,19 @@ def reward_version(store: Store, version_id: int | None):
     raise ScoringError(f"Model version {version_id} is not a registered reward model.")
 
 
+def scoring_version(store: Store, preferred_id: int | None):
+    """The reward version whose scores the app shows: ``preferred_id`` while it is a registered reward model,
+    else the newest reward model; None when there is none."""
+    try:
+        return reward_version(store, preferred_id)
+    except ScoringError:
+        return None if preferred_id is None else scoring_version(store, None)
+
+
+def unscored_count(store: Store, version_id: int) -> int:
+    return len(store.unscored_generations(version_id))
+
+
 def score_request(
     store: Store, *, base_model: str, system_prompt: str, reward_version_id: int | None = None
 ) -> JobRequest:

@@ -14,12 +14,14 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QFont
 
+from medalign_desktop.jobs.scoring import scoring_version
 from medalign_desktop.store import HistoryRow
 from medalign_desktop.ui import labels
 from medalign_desktop.ui.context import AppContext
 
 PAGE_SIZE = 200
-COLUMNS = ("Time", "Annotator", "Verdict", "Rating", "Flags", "Model version", "Question", "Answer")
+COLUMNS = ("Time", "Annotator", "Verdict", "Rating", "Flags", "Model version", "Question", "Answer", "Reward")
+REWARD_COLUMN = 8  # the answer's score by the scoring reward model (settings), blank when unscored
 WITHDRAWN_COLOUR = QColor("#9aa1ab")
 Index = QModelIndex | QPersistentModelIndex
 
@@ -39,6 +41,8 @@ def cell_text(row: HistoryRow, column: int) -> str:
         return row.model_version or ""
     if column == 6:
         return row.prompt_excerpt
+    if column == REWARD_COLUMN:
+        return "" if row.reward_score is None else f"{row.reward_score:.2f}"
     # An edit's row shows the corrected answer; its tooltip shows the model's original.
     return row.edited_excerpt if row.edited_excerpt is not None else row.answer_excerpt
 
@@ -57,6 +61,7 @@ class HistoryTableModel(QAbstractTableModel):
         self._fetching = False
         self._exhausted = True
         self._task: asyncio.Task | None = None
+        self.score_version = None  # the reward ModelVersion whose scores fill the Reward column
 
     # ------------------------------------------------------------------ Qt model API
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
@@ -68,6 +73,10 @@ class HistoryTableModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            if section == REWARD_COLUMN:
+                version = self.score_version
+                return f"Scores by the reward model {version.name}" if version else "No reward model yet"
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
@@ -79,6 +88,8 @@ class HistoryTableModel(QAbstractTableModel):
             return cell_text(row, column)
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(row, column)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column == REWARD_COLUMN:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole:
             if row.withdrawn:
                 return WITHDRAWN_COLOUR
@@ -138,17 +149,23 @@ class HistoryTableModel(QAbstractTableModel):
 
     async def _load_first_page(self, epoch: int) -> None:
         total = await self.ctx.store.call("history_count", **self.filters)
+        version = await self.ctx.store.call(scoring_version, self.ctx.settings.scoring_reward_version)
         if epoch != self._epoch:
             return
+        if version != self.score_version:
+            self.score_version = version
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, REWARD_COLUMN, REWARD_COLUMN)
         self.total = total
         self.total_changed.emit(total)
         await self._fetch_page(epoch)
 
     async def _fetch_page(self, epoch: int) -> None:
         try:
+            score_version_id = self.score_version.id if self.score_version else None
             rows = await self.ctx.store.call(
-                "history", **self.filters, limit=PAGE_SIZE, offset=len(self._rows)
-            )
+                "history", **self.filters, limit=PAGE_SIZE, offset=len(self._rows),
+                score_version_id=score_version_id,
+            )  # fmt: skip
         finally:
             if epoch == self._epoch:
                 self._fetching = False

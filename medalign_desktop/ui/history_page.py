@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from medalign_desktop.ui import labels
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.detail_dialog import FeedbackDetailDialog, keep_open
-from medalign_desktop.ui.history_model import HistoryTableModel
+from medalign_desktop.ui.history_model import REWARD_COLUMN, HistoryTableModel
 
 SEARCH_DEBOUNCE_MS = 300
 NO_DATE = QDate(2000, 1, 1)
@@ -99,6 +99,7 @@ class HistoryPage(QWidget):
         metrics = QFontMetrics(bold)
         for column, sample in enumerate(COLUMN_SAMPLES):
             self.table.setColumnWidth(column, metrics.horizontalAdvance(sample) + 22)
+        self.table.setColumnWidth(REWARD_COLUMN, metrics.horizontalAdvance("Reward") + 22)
         for column in (6, 7):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
         self.table.doubleClicked.connect(self.open_detail)
@@ -214,6 +215,12 @@ class HistoryPage(QWidget):
             self._stale = True
             if self.isVisible():
                 self.refresh()
+
+    def scores_changed(self) -> None:
+        """Answers were scored (a score job finished) or the scoring reward model changed: reload."""
+        self._stale = True
+        if self.isVisible():
+            self.refresh()
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().showEvent(event)

@@ -116,6 +116,7 @@ class MainWindow(QMainWindow):
         self.pages = QStackedWidget()
         self.annotate = AnnotatePage(self.ctx)
         self.history = HistoryPage(self.ctx)
+        self.training.scores_ready.connect(lambda _job_id: self.history.scores_changed())
         self.export = ExportPage(self.ctx)
         pages = (
             ("Annotate", self.annotate),

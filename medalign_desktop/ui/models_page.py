@@ -2,7 +2,8 @@
 
 Activate hot-swaps the version's adapter into the loaded base model (no reload); "Base model only"
 answers without any adapter; Roll back activates the active version's parent; Delete removes a version
-nobody uses (not active, no children, no recorded answers).
+nobody uses (not active, no children, no recorded answers); "Score answers with this reward model" makes
+a reward version the one whose scores History shows and scores the answers it has not scored yet.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def final_loss(metrics: dict) -> str:
 
 class ModelsPage(QWidget):
     activate_requested = Signal(object)  # a ModelVersion, or None for the base model alone
+    score_requested = Signal(object)  # a reward ModelVersion: score the answers with it
 
     def __init__(self, ctx: AppContext, parent=None) -> None:
         super().__init__(parent)
@@ -53,6 +55,8 @@ class ModelsPage(QWidget):
         self.base_button = QPushButton("Base model only")
         self.rollback_button = QPushButton("Roll back to parent")
         self.delete_button = QPushButton("Delete")
+        self.score_button = QPushButton("Score answers with this reward model")
+        self.score_button.clicked.connect(self.score_selected)
         self.activate_button.clicked.connect(self.activate_selected)
         self.base_button.clicked.connect(lambda: self.activate_requested.emit(None))
         self.rollback_button.clicked.connect(self.roll_back)
@@ -60,7 +64,8 @@ class ModelsPage(QWidget):
         self.active_label = QLabel()
         self.active_label.setObjectName("positionLabel")
         buttons = QHBoxLayout()
-        for button in (self.activate_button, self.base_button, self.rollback_button, self.delete_button):
+        for button in (self.activate_button, self.base_button, self.rollback_button, self.delete_button,
+                       self.score_button):  # fmt: skip
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
@@ -121,6 +126,7 @@ class ModelsPage(QWidget):
             else ""
         )
         self.delete_button.setEnabled(version is not None and not version.is_active)
+        self.score_button.setEnabled(version is not None and version.kind == "reward")
         self.rollback_button.setEnabled(active is not None)
         self.base_button.setEnabled(active is not None)
 
@@ -128,6 +134,11 @@ class ModelsPage(QWidget):
         version = self.selected_version()
         if version is not None and not version.is_active and version.kind in POLICY_KINDS:
             self.activate_requested.emit(version)
+
+    def score_selected(self) -> None:
+        version = self.selected_version()
+        if version is not None and version.kind == "reward":
+            self.score_requested.emit(version)
 
     def roll_back(self) -> None:
         active = self.active_version()

@@ -139,6 +139,16 @@ class AppSettings:
         self.qsettings.setValue("training/auto_retrain", bool(value))
 
     @property
+    def scoring_reward_version(self) -> int | None:
+        """The reward model version whose scores History shows (and new answers get); None: the newest."""
+        value = int(self._get("training/scoring_reward_version", 0, int))
+        return value if value > 0 else None
+
+    @scoring_reward_version.setter
+    def scoring_reward_version(self, version_id: int | None) -> None:
+        self.qsettings.setValue("training/scoring_reward_version", int(version_id or 0))
+
+    @property
     def launcher(self) -> str:
         """How training programs start (e.g. ``accelerate launch --multi_gpu -m training``)."""
         return str(self._get("training/launcher", DEFAULT_LAUNCHER, str)).strip() or DEFAULT_LAUNCHER

@@ -5,6 +5,7 @@ and hot-swapping a version's adapter into the loaded model.
     Retrain now / SFT from dataset -> job request from the active version -> JobManager
     DPO / Reward model / PPO -> a dialog for the data to use (job_dialogs.py) -> job request -> JobManager
     job succeeded -> new version registered -> activated: adapter loaded onto the base, no reload
+    reward job succeeded, or Models > Score answers -> score job (jobs/scoring.py) -> scores_ready -> History
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from medalign_desktop.jobs.requests import (
     training_request,
 )
 from medalign_desktop.jobs.retrain_policy import RetrainPolicy
+from medalign_desktop.jobs.scoring import ScoringError, score_request, unscored_count
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.job_dialogs import ImportedBatch, PPOJobDialog, PreferenceJobDialog, RewardChoice
 from medalign_desktop.ui.models_page import ModelsPage
@@ -37,6 +39,7 @@ def jobs_folder(db_path: Path) -> Path:
 class TrainingController(QObject):
     status_message = Signal(str)  # one sentence for the status bar
     version_activated = Signal(str)  # the version now answering ("base model" when none)
+    scores_ready = Signal(int)  # a score job's scores are stored (job id): History reloads
 
     def __init__(
         self, ctx: AppContext, *, policy: RetrainPolicy, launcher: str = DEFAULT_LAUNCHER, parent=None
@@ -57,6 +60,8 @@ class TrainingController(QObject):
             lambda version: ctx.tasks.start(self._on_version_ready(version), "Activating the new version")
         )
         self.jobs.job_changed.connect(lambda _job: self.ctx.tasks.start(self._after_job_change(), "Jobs"))
+        self.models_page.score_requested.connect(self._on_score_requested)
+        self.jobs.results_ready.connect(self._on_results_ready)
 
     async def start(self) -> None:
         """After the database opened: fail jobs a crash left running, then show the lists."""
@@ -143,8 +148,45 @@ class TrainingController(QObject):
         if not self.jobs.busy:
             self.models_page.refresh()
 
+    # ------------------------------------------------------------------------------------- scoring
+    def _on_score_requested(self, version) -> None:
+        self.ctx.settings.scoring_reward_version = version.id  # History shows this reward model's scores
+        self.scores_ready.emit(0)  # the column changes model at once; scores follow when the job ends
+        self.ctx.tasks.start(self.score_answers(version.id), "Scoring answers")
+
+    async def score_answers(self, reward_version_id: int | None = None) -> int | None:
+        """Start a score job for the answers the reward version (None: the newest) has not scored yet."""
+        loaded = self.ctx.engine.loaded
+        try:
+            request = await self.ctx.store.call(
+                score_request, base_model=str(loaded.folder.path) if loaded else "",
+                system_prompt=self.ctx.settings.sampling().system_prompt, reward_version_id=reward_version_id,
+            )  # fmt: skip
+        except ScoringError as exc:
+            self.status_message.emit(str(exc))
+            return None
+        if not request.base_model:
+            self.status_message.emit("Load a model first: the reward model scores on its base model.")
+            return None
+        if await self.ctx.store.call(unscored_count, request.reward_version_id) == 0:
+            self.status_message.emit("Every answer is scored already by this reward model.")
+            return None
+        request.overrides.update(self.kind_overrides.get("score", {}))
+        job_id = await self.jobs.submit(request)
+        self.status_message.emit(f"Scoring answers with the reward model (job #{job_id}).")
+        return job_id
+
+    def _on_results_ready(self, job_id: int, kind: str) -> None:
+        if kind == "score":
+            self.status_message.emit(f"Answers scored (job #{job_id}); History shows the scores.")
+            self.scores_ready.emit(job_id)
+
     # ------------------------------------------------------------------------------------- versions
     async def _on_version_ready(self, version) -> None:
+        if version.kind == "reward":  # a reward model never answers; it scores the answers
+            self.status_message.emit(f"{version.name} is trained; scoring the answers with it.")
+            await self.score_answers(version.id)
+            return
         await self.activate(version)
         self.status_message.emit(f"{version.name} is trained and now answers.")
 
