@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,22 @@ def test_store_scores_refuses_a_job_without_a_reward_version(store, tmp_path):
     (tmp_path / "scores.jsonl").write_text('{"generation_id": 99, "score": 1.0}\n')
     with pytest.raises(ScoringError, match="no answers with ids"):
         store_scores(store, job_id, tmp_path)
+
+
+@pytest.mark.slow
+def test_the_real_score_program_scores_the_snapshot(loop, store, job_manager_for, tiny_model_dir, tmp_path):
+    """The app's snapshot and config are what `python -m training score` reads; its file is what we store."""
+    from tests.training.conftest import make_reward_adapter
+
+    adapter = make_reward_adapter(tiny_model_dir, tmp_path / "reward", seed=3)
+    version = store.add_model_version(
+        "R-reward-2", "reward", base_model=str(tiny_model_dir), adapter_path=adapter
+    )
+    manager = job_manager_for(store, env_extra={"OMP_NUM_THREADS": "1"})
+    request = score_request(store, base_model="/unused", system_prompt=SYSTEM, reward_version_id=version)
+    request.overrides["device"] = "cpu"
+    job_id = run_until_idle(loop, manager, manager.submit(request), timeout=120)
+    job = store.get_job(job_id)
+    assert job.state == "succeeded", job.error
+    scores = store.answer_scores(version)
+    assert sorted(scores) == [1, 2] and all(math.isfinite(s) for s in scores.values())
