@@ -200,6 +200,8 @@ class TrainPage(QWidget):
             self.table.selectRow(0)
         elif self.selected_job in self.jobs_by_id:
             self._show_job_header(self.jobs_by_id[self.selected_job])
+            # a job selected the moment it was submitted is known here first: show its method's panels
+            self.plot.set_kind(self.jobs_by_id[self.selected_job].kind)
         self.cancel_button.setEnabled(self._selected_is_active())
 
     def show_counter(self, count: int) -> None:
