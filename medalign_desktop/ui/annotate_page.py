@@ -120,7 +120,7 @@ class AnnotatePage(AnnotateView):
         for shortcut in self._digit_keys:
             shortcut.setEnabled(compare)
         a.skip.setEnabled(phase in (Phase.READY, Phase.STREAMING, Phase.WAITING))
-        a.regenerate.setEnabled(have_model and phase in (Phase.READY, Phase.STREAMING))
+        a.regenerate.setEnabled(have_model and phase in (Phase.READY, Phase.STREAMING, Phase.WAITING))
         a.stop.setEnabled(phase is Phase.STREAMING)
         self.extras.setEnabled(phase in (Phase.READY, Phase.EDITING, Phase.REJECTING, Phase.PICKING))
         can_switch = phase not in (Phase.SAVING, Phase.EDITING, Phase.REJECTING, Phase.PICKING)

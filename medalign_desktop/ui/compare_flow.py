@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 SEED_LIMIT = 2**31 - 2  # a drawn seed and the seed after it both fit a 32-bit signed integer
 GREEDY_PROBLEM = (
     "Two samples need sampling: with temperature 0 (greedy) the model writes the same answer twice. "
-    "Raise the temperature in Generation settings, or compare two model versions."
+    "Raise the temperature in Generation settings and press G, or compare two model versions."
 )
 
 

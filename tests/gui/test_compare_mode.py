@@ -178,13 +178,21 @@ def test_two_versions_answer_with_each_version_and_the_active_one_is_restored(
     assert engine._engine.active_adapter == "vB" and "ghost" not in engine._engine.adapters
 
 
-def test_greedy_sampling_cannot_give_two_different_samples(qtbot, make_window, seeded_db):
+def test_two_samples_need_a_temperature_above_zero_then_g_answers_twice(qtbot, make_window, seeded_db):
     window = make_window(db=seeded_db, sampling=TEST_SAMPLING.with_changes(temperature=0.0))
     page = window.annotate
     wait_answer(qtbot, page, QUESTIONS[0])
     press(qtbot, page, Qt.Key.Key_C)
     qtbot.waitUntil(lambda: "temperature 0" in page.compare.panels[0].text.placeholderText(), timeout=20000)
     assert page.phase is Phase.WAITING and page.compare_flow.pair is None
+    dialog = page.open_sampling_dialog()  # as the message says: raise the temperature, press G
+    dialog.temperature.setValue(0.7)
+    dialog.accept()
+    window.activateWindow()  # the offscreen platform does not give the window back its activation
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    page.setFocus()
+    press(qtbot, page, Qt.Key.Key_G)
+    wait_pair(qtbot, page, QUESTIONS[0])
     press(qtbot, page, Qt.Key.Key_C)  # back to one answer
     wait_answer(qtbot, page, QUESTIONS[0])
     assert window.ctx.settings.annotate_mode == "single" and page.answer.isVisible()
