@@ -31,6 +31,7 @@ PROGRAMS: dict[str, str] = {
     "reward": "training.reward:run",
     "ppo": "training.ppo.program:run",
     "score": "training.score:run",
+    "evaluate": "training.evaluate:run",
 }
 
 OOM_ADVICE = (

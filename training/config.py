@@ -19,6 +19,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from training.evaluate import EvaluateJobConfig  # stdlib only at import time, like PPOJobConfig
 from training.ppo.config import PPOJobConfig  # stdlib only, and no import of this module at load time
 from training.score import ScoreJobConfig  # stdlib only at import time, like PPOJobConfig
 
@@ -204,13 +205,14 @@ class RewardJobConfig(SFTJobConfig):
 
 
 # Kinds with a config; training/__main__.py maps each kind to its program.
-CONFIG_CLASSES: dict[str, type[SFTJobConfig | PPOJobConfig | ScoreJobConfig]] = {
+CONFIG_CLASSES: dict[str, type[SFTJobConfig | PPOJobConfig | ScoreJobConfig | EvaluateJobConfig]] = {
     "sft": SFTJobConfig,
     "hitl": HITLJobConfig,
     "dpo": DPOJobConfig,
     "reward": RewardJobConfig,
     "ppo": PPOJobConfig,
     "score": ScoreJobConfig,
+    "evaluate": EvaluateJobConfig,
 }
 
 
