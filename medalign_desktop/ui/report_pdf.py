@@ -1,0 +1,110 @@
+"""The comparison report as a PDF (A4), drawn by Qt from the same HTML as the HTML report.
+
+Qt's rich-text engine (QTextDocument) lays out the report's tables and text but does not draw inline
+SVG, so each ``<svg>`` plot is rendered to an image first (QtSvg) and put in its place. No browser engine
+is involved: the PDF is what QTextDocument prints to QPdfWriter.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QMarginsF, QRectF, QSizeF, Qt, QUrl
+from PySide6.QtGui import QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QTextDocument
+from PySide6.QtSvg import QSvgRenderer
+
+SVG = re.compile(r"<svg\b.*?</svg>", re.DOTALL | re.IGNORECASE)
+SVG_NAMESPACE = 'xmlns="http://www.w3.org/2000/svg"'
+PLOT_SCALE = 2  # plots are rendered at twice their size, so they stay sharp in print
+PDF_DPI = 300
+MARGIN_MM = 15
+A4_POINTS = QSizeF(595, 842)  # the page in points (1/72 inch), for the on-screen first page
+
+
+def _render_svg(svg: str) -> QImage | None:
+    if "xmlns=" not in svg[:200]:
+        svg = svg.replace("<svg", f"<svg {SVG_NAMESPACE}", 1)
+    renderer = QSvgRenderer(QByteArray(svg.encode("utf-8")))
+    if not renderer.isValid():
+        return None
+    size = renderer.defaultSize()
+    image = QImage(size.width() * PLOT_SCALE, size.height() * PLOT_SCALE, QImage.Format.Format_ARGB32)
+    image.fill(Qt.GlobalColor.white)
+    painter = QPainter(image)
+    renderer.render(painter)
+    painter.end()
+    return image
+
+
+def printable_html(html: str) -> tuple[str, dict[str, QImage]]:
+    """The HTML with each inline SVG replaced by an <img> of it, and those images by name."""
+    images: dict[str, QImage] = {}
+
+    def replace(match: re.Match) -> str:
+        image = _render_svg(match.group(0))
+        if image is None:
+            return ""  # a plot Qt cannot draw is left out rather than shown broken
+        name = f"plot-{len(images) + 1}.png"
+        images[name] = image
+        return f'<img src="{name}" width="{image.width() // PLOT_SCALE}" height="{image.height() // PLOT_SCALE}">'
+
+    return SVG.sub(replace, html), images
+
+
+def report_document(html: str) -> QTextDocument:
+    text, images = printable_html(html)
+    document = QTextDocument()
+    for name, image in images.items():
+        document.addResource(QTextDocument.ResourceType.ImageResource, QUrl(name), image)
+    document.setHtml(text)
+    return document
+
+
+def write_pdf(html: str, path: str | Path) -> Path:
+    """Print the report to an A4 PDF at ``path``, atomically (a temporary file renamed), readable by the
+    owner only, as the HTML report is written."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(handle)
+    try:
+        writer = QPdfWriter(temporary)
+        writer.setResolution(PDF_DPI)
+        writer.setTitle("MedAlign Desktop: comparison of model versions")
+        writer.setCreator("MedAlign Desktop")
+        writer.setPageLayout(
+            QPageLayout(
+                QPageSize(QPageSize.PageSizeId.A4),
+                QPageLayout.Orientation.Portrait,
+                QMarginsF(MARGIN_MM, MARGIN_MM, MARGIN_MM, MARGIN_MM),
+                QPageLayout.Unit.Millimeter,
+            )
+        )
+        report_document(html).print_(writer)
+        del writer  # the file is complete once the writer is gone
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def first_page_image(html: str, width: int = 1240) -> QImage:
+    """The report's first A4 page as an image ``width`` pixels wide (for the README screenshot)."""
+    document = report_document(html)
+    scale = width / A4_POINTS.width()
+    margin = MARGIN_MM / 25.4 * 72
+    document.setDocumentMargin(margin)
+    document.setPageSize(A4_POINTS)
+    image = QImage(width, round(A4_POINTS.height() * scale), QImage.Format.Format_ARGB32)
+    image.fill(Qt.GlobalColor.white)
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    painter.scale(scale, scale)
+    document.drawContents(painter, QRectF(0, 0, A4_POINTS.width(), A4_POINTS.height()))
+    painter.end()
+    return image
