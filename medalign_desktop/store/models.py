@@ -282,3 +282,56 @@ class Comparison:
     annotator: str
     created_at: str
     withdrawn: bool
+
+
+# -- evaluation of model versions and blind review (issue 7) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """An evaluation answer already stored for (version, question) with the exact same settings."""
+
+    version: str
+    prompt_id: int
+    generation_id: int
+    text: str
+    n_tokens: int | None
+    finish_reason: str | None
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """The metrics of one version from one evaluation job (results.json of `python -m training evaluate`)."""
+
+    version: str
+    job_id: int | None
+    created_at: str
+    metrics: dict[str, Any]  # n_questions, accuracy, rouge_l, bleu, reward_mean, mean_length_tokens, ...
+    settings: dict[str, Any]  # max_new_tokens, temperature, system_prompt, seed
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One blind review: a held-out question and two versions' answers in a random order, unlabelled."""
+
+    prompt: Prompt
+    first_generation: Generation  # shown as "Answer 1"
+    second_generation: Generation  # shown as "Answer 2"
+    swapped: bool = False  # True when version_b's answer is shown first
+    remaining: int = 0  # questions left to review for this pair of versions, this one included
+
+
+@dataclass(frozen=True)
+class Vote:
+    """A live blind-review comparison between two versions' evaluation answers, for the statistics."""
+
+    first_version: str
+    second_version: str
+    choice: str  # one of COMPARISON_CHOICES, about first / second as shown
+    first_flags: tuple[str, ...] = ()
+    second_flags: tuple[str, ...] = ()
+    comparison_id: int | None = None
+    prompt_id: int | None = None
+    annotator: str | None = None
+    first_generation_id: int | None = None
+    second_generation_id: int | None = None

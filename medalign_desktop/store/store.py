@@ -22,6 +22,7 @@ from sqlite_utils import Database
 from medalign_desktop.store import (
     catalog,
     comparisons,
+    evaluation,
     generations,
     history,
     migrations,
@@ -35,7 +36,9 @@ from medalign_desktop.store.db import connect, utc_now
 from medalign_desktop.store.errors import StoreError
 from medalign_desktop.store.models import (
     AuditEntry,
+    CachedAnswer,
     Comparison,
+    EvaluationResult,
     FeedbackDetail,
     Generation,
     HistoryRow,
@@ -45,6 +48,8 @@ from medalign_desktop.store.models import (
     PairFilter,
     PreferencePair,
     Prompt,
+    ReviewItem,
+    Vote,
 )
 from medalign_desktop.store.preference_import import ImportBatch
 
@@ -432,3 +437,66 @@ class Store:
     @_guarded
     def job_metrics(self, job_id: int, name: str | None = None) -> list[JobMetric]:
         return catalog.job_metrics(self.db, job_id, name)
+
+    # evaluation of model versions and blind review (issue 7) ---------------------------------------------
+
+    @_guarded
+    def evaluation_cache(self, version_names: Iterable[str], settings: dict[str, Any]) -> list[CachedAnswer]:
+        """Answers already stored for these versions with exactly ``settings`` (see
+        ``store.evaluation.evaluation_settings``): an evaluation job does not generate them again."""
+        return evaluation.evaluation_cache(self.db, version_names, settings)
+
+    @_guarded
+    def store_evaluation(self, job_id: int | None, results: dict[str, Any], answers: list[dict]) -> None:
+        """Store an evaluation job's results.json and answers.jsonl in one transaction (all or nothing;
+        StoreValidationError names the bad field, e.g. ``answers[3].prompt_id``)."""
+        evaluation.store_evaluation(self.db, self.clock, job_id, results, answers)
+
+    @_guarded
+    def evaluation_results(self, latest_only: bool = True) -> list[EvaluationResult]:
+        return evaluation.evaluation_results(self.db, latest_only=latest_only)
+
+    @_guarded
+    def held_out_count(self) -> int:
+        return evaluation.held_out_count(self.db)
+
+    @_guarded
+    def held_out_prompts(self) -> list[Prompt]:
+        return evaluation.held_out_prompts(self.db)
+
+    @_guarded
+    def hold_out_share(self, import_batch_id: int, fraction: float, seed: int) -> int:
+        """Move a seeded random share of an import batch's questions to held-out; returns how many moved.
+        Questions with feedback may move: the training snapshots' guard keeps them out from then on."""
+        return evaluation.hold_out_share(self.db, import_batch_id, fraction, seed)
+
+    @_guarded
+    def next_review_item(
+        self, version_a: str, version_b: str, *, annotator: str, rng_seed: int
+    ) -> ReviewItem | None:
+        """The next blind review for this annotator between two versions' evaluation answers, or None."""
+        return evaluation.next_review_item(
+            self.db, version_a, version_b, annotator=annotator, rng_seed=rng_seed
+        )
+
+    @_guarded
+    def record_review(
+        self,
+        first_generation_id: int,
+        second_generation_id: int,
+        choice: str,
+        *,
+        annotator: str,
+        swapped: bool,
+        answer_flags: dict[int, list[str]] | None = None,
+        notes: str | None = None,
+    ) -> int:
+        """Save a blind review (a comparison, mode 'versions') and each answer's safety flags; its id."""
+        return evaluation.record_review(
+            self.db, self.clock, first_generation_id, second_generation_id, choice, annotator=annotator,
+            swapped=swapped, answer_flags=answer_flags, notes=notes,
+        )  # fmt: skip
+
+    @_guarded
+    def review_votes(self) -> list[Vote]:
+        return evaluation.review_votes(self.db)
