@@ -4,8 +4,8 @@
     metrics stored (batched, once a second) and forwarded -> "succeeded" + a new model version, or
     "failed" with a readable reason, or "cancelled".
 
-A job kind in ``RESULT_KINDS`` (``score``) makes no model version: on success its result files are stored
-instead (jobs/scoring.py) and ``results_ready`` is emitted.
+A job kind in ``RESULT_KINDS`` (``score``, ``evaluate``) makes no model version: on success its result files
+are stored instead (jobs/scoring.py, jobs/evaluation.py) and ``results_ready`` is emitted.
 
 Every database call goes through ``store_call`` (the app's single store thread), so the GUI thread never
 waits on SQLite. QtCore only: no widgets, so the queue runs in tests without a window.
@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from medalign_desktop.jobs.command import DEFAULT_LAUNCHER, build_command, build_environment
+from medalign_desktop.jobs.evaluation import EvaluationError, store_evaluation_results
 from medalign_desktop.jobs.process import JobProcess
 from medalign_desktop.jobs.scoring import ScoringError, store_scores
 from medalign_desktop.jobs.snapshot import SnapshotError, SnapshotRequest, write_snapshot
@@ -38,7 +39,8 @@ METRIC_FIELDS = ("loss", "learning_rate", "grad_norm", "tokens_per_s", "eval_los
 FLUSH_INTERVAL_MS = 1000
 INTERRUPTED = "Interrupted: the app closed or crashed while this job was running."
 # kind -> what stores a successful job's results (on the store thread) instead of registering a version
-RESULT_KINDS: dict[str, Callable[..., Any]] = {"score": store_scores}
+RESULT_KINDS: dict[str, Callable[..., Any]] = {"score": store_scores, "evaluate": store_evaluation_results}
+RESULT_ERRORS = (ScoringError, EvaluationError)  # a result that cannot be stored fails its job with this
 
 
 @dataclass
@@ -55,6 +57,7 @@ class JobRequest:
     prompt_scope: str = "all"  # ppo: which train-split questions to answer
     max_prompts: int | None = None
     reward_version_id: int | None = None  # score: the reward model version that gives the scores
+    eval_versions: tuple[str, ...] = ()  # evaluate: version names to evaluate ("base" for the base model)
 
 
 @dataclass
@@ -155,6 +158,7 @@ class JobManager(QObject):
             **({"import_batch_ids": list(request.import_batch_ids)} if request.import_batch_ids else {}),
             **({"reward_adapter": request.reward_adapter} if request.reward_adapter else {}),
             **({"reward_version_id": request.reward_version_id} if request.reward_version_id else {}),
+            **({"eval_versions": list(request.eval_versions)} if request.eval_versions else {}),
             **request.overrides,
         }
         job_id = await self.store_call(lambda store: store.create_job(request.kind, config))
@@ -203,6 +207,7 @@ class JobManager(QObject):
                 prompt_scope=request.prompt_scope,
                 max_prompts=request.max_prompts,
                 reward_version_id=request.reward_version_id,
+                eval_versions=tuple(request.eval_versions),
             )
 
             try:
@@ -286,7 +291,7 @@ class JobManager(QObject):
         call = functools.partial(store_results, job_id=running.job_id, job_dir=running.job_dir)
         try:
             await self.store_call(call)
-        except ScoringError as exc:
+        except RESULT_ERRORS as exc:
             await self._finish(running, "failed", str(exc))
             return
         await self._finish(running, "succeeded", None)

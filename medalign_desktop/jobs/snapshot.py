@@ -8,6 +8,9 @@ re-run or audited later from exactly the data it saw:
                                 only); dpo / reward: preference pairs (jobs/preference_snapshot.py)
     <job_dir>/data/prompts.jsonl ppo: the questions to generate answers for
     <job_dir>/data/answers.jsonl score: the answers a reward model has not scored yet (jobs/scoring.py)
+    <job_dir>/data/questions.jsonl, data/cached.jsonl
+                                evaluate: the held-out questions and the answers already stored with the
+                                same settings (jobs/evaluation.py)
     <job_dir>/snapshot.json     provenance: which verdicts, pairs and questions went in, and why
 
 Incremental retraining (``hitl``) learns from the feedback that arrived since the last retrain plus a
@@ -23,9 +26,9 @@ import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from medalign_desktop.jobs import evaluation, scoring
 from medalign_desktop.jobs import preference_snapshot as prefs
-from medalign_desktop.jobs import scoring
-from medalign_desktop.store import Store
+from medalign_desktop.store import Store, StoreValidationError
 from medalign_desktop.store.training_data import (
     TrainingExample,
     feedback_examples,
@@ -55,6 +58,7 @@ class SnapshotRequest:
     prompt_scope: str = "all"  # ppo: "all" train-split questions or "unannotated" ones
     max_prompts: int | None = None  # ppo: a seeded sample of at most this many questions
     reward_version_id: int | None = None  # score: the reward version whose unscored answers go in
+    eval_versions: tuple[str, ...] = ()  # evaluate: the version names to answer with ("base": the base model)
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,32 @@ def _write_answers(store: Store, request: SnapshotRequest, job_dir: Path) -> tup
     return SnapshotInfo(len(answers), len(answers), 0, ""), provenance
 
 
+def _write_evaluation(store: Store, request: SnapshotRequest, job_dir: Path) -> tuple[SnapshotInfo, dict]:
+    """Held-out questions only; the answers stored before with the same settings go in as cached."""
+    questions = store.held_out_prompts()
+    if not questions:
+        raise SnapshotError(evaluation.NO_HELD_OUT)
+    max_new_tokens = request.overrides.get("max_new_tokens", evaluation.DEFAULT_MAX_NEW_TOKENS)
+    try:
+        versions = evaluation.version_entries(store, request.eval_versions)
+        settings = evaluation.answer_settings(max_new_tokens, request.system_prompt)
+    except (evaluation.EvaluationError, StoreValidationError) as exc:
+        raise SnapshotError(str(exc)) from None
+    held_out = {p.id for p in questions}
+    names = [v["name"] for v in versions]
+    cached = [c for c in store.evaluation_cache(names, settings) if c.prompt_id in held_out]
+    _fsync_jsonl(job_dir / evaluation.QUESTIONS_FILE, (evaluation.question_record(p) for p in questions))
+    _fsync_jsonl(job_dir / evaluation.CACHED_FILE, (evaluation.cached_record(c) for c in cached))
+    n_generate = len(questions) * len(versions) - len(cached)
+    provenance = {
+        "versions": versions,
+        "settings": settings,
+        "prompt_ids": sorted(held_out),
+        "n_cached": len(cached),
+    }
+    return SnapshotInfo(len(questions), n_generate, 0, ""), provenance
+
+
 WRITERS = {
     "sft": _write_examples,
     "hitl": _write_examples,
@@ -200,11 +230,19 @@ WRITERS = {
     "reward": _write_pairs,
     "ppo": _write_prompts,
     "score": _write_answers,
+    "evaluate": _write_evaluation,
 }
 
 
-def job_config(request: SnapshotRequest) -> dict:
-    """config.json for the training program (training/README.md); a score job trains nothing."""
+def job_config(request: SnapshotRequest, provenance: dict | None = None) -> dict:
+    """config.json for the training program (training/README.md); score and evaluate jobs train nothing."""
+    if request.kind == "evaluate":
+        return {
+            "kind": "evaluate", "base_model": request.base_model,
+            "versions": (provenance or {}).get("versions", []), "reward_adapter": request.reward_adapter,
+            "max_new_tokens": evaluation.DEFAULT_MAX_NEW_TOKENS, "system_prompt": request.system_prompt,
+            "seed": 0, **request.overrides,
+        }  # fmt: skip
     if request.kind == "score":
         return {
             "kind": "score", "base_model": request.base_model, "reward_adapter": request.reward_adapter,
@@ -227,7 +265,7 @@ def write_snapshot(store: Store, request: SnapshotRequest, job_dir: str | Path) 
     if writer is None:
         raise SnapshotError(f"Snapshots for '{request.kind}' jobs are not supported yet.")
     info, provenance = writer(store, request, job_dir)
-    _write_json(job_dir / "config.json", job_config(request))
+    _write_json(job_dir / "config.json", job_config(request, provenance))
     _write_json(
         job_dir / "snapshot.json",
         {**asdict(info), "kind": request.kind, "seed": request.seed, **provenance},

@@ -8,6 +8,10 @@ Usage (as the job runner calls it): fake_training.py KIND --job-dir DIR. DIR/con
   stubborn  like hang but ignores SIGTERM (the runner must kill it)
 Kind "score" reads data/answers.jsonl and, on success, writes DIR/scores.jsonl with the score
 generation_id / 4 - 1 for each answer (mode "bad_scores": a broken line) instead of an adapter.
+Kind "evaluate" reads data/questions.jsonl and data/cached.jsonl and writes answers.jsonl and results.json
+(contract A of issue 7): version number i (0-based, in config order) answers an MCQ "The answer is X." with
+the key when (prompt_id + i) is even, else with another option; other questions get "<version> on <id>".
+Cached answers are passed through unchanged. Mode "bad_answers" adds a record with a bad prompt_id.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def main() -> int:
     job_dir = Path(sys.argv[sys.argv.index("--job-dir") + 1])
     config = json.loads((job_dir / "config.json").read_text())
     mode = config.get("fake_mode", "succeed")
-    files = {"ppo": "prompts.jsonl", "score": "answers.jsonl"}
+    files = {"ppo": "prompts.jsonl", "score": "answers.jsonl", "evaluate": "questions.jsonl"}
     data = job_dir / "data" / files.get(config["kind"], "train.jsonl")
     n_train = sum(1 for _ in data.open())
     emit(Started(kind=config["kind"], total_steps=3, n_train=n_train, n_eval=0, device="cpu"))
@@ -67,6 +71,8 @@ def main() -> int:
             os.kill(os.getpid(), signal.SIGKILL)
     if config["kind"] == "score":
         return write_scores(job_dir, data, mode)
+    if config["kind"] == "evaluate":
+        return write_evaluation(job_dir, config, mode)
     adapter = job_dir / config.get("output_name", "adapter")
     shutil.copytree(config["fake_adapter_source"], adapter)
     emit(Finished(adapter_path=str(adapter), metrics={"train_loss": 1.5}, duration_s=0.3))
@@ -80,6 +86,66 @@ def write_scores(job_dir: Path, answers: Path, mode: str) -> int:
         lines.append('{"generation_id": 1, "score": "high"}')
     (job_dir / "scores.jsonl").write_text("\n".join(lines) + "\n")
     emit(Finished(adapter_path=str(job_dir / "scores.jsonl"), metrics={"n_scored": len(ids)}, duration_s=0.1))
+    return 0
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def fake_answer(index: int, version: str, question: dict) -> str:
+    options, key = question.get("options"), question.get("answer_key")
+    if not options or not key:
+        return f"{version} on {question['prompt_id']}"
+    letters = sorted(options) if isinstance(options, dict) else [chr(65 + i) for i in range(len(options))]
+    wrong = next(letter for letter in letters if letter != key)
+    return f"The answer is {key if (question['prompt_id'] + index) % 2 == 0 else wrong}."
+
+
+def version_results(rows: list[dict], questions: list[dict], reward: bool) -> dict:
+    mcq = [r for r in rows if r["correct"] is not None]
+    n_ref = sum(1 for q in questions if q.get("reference_answer"))
+    correct = sum(1 for r in mcq if r["correct"])
+    return {
+        "n_questions": len(rows), "n_mcq": len(mcq), "mcq_correct": correct,
+        "mcq_unparsed": sum(1 for r in mcq if r["parsed_option"] is None),
+        "accuracy": correct / len(mcq) if mcq else None, "n_with_reference": n_ref,
+        "rouge_l": 0.5 if n_ref else None, "bleu": 12.5 if n_ref else None,
+        "reward_mean": 0.25 if reward else None,
+        "mean_length_tokens": sum(r["n_tokens"] for r in rows) / len(rows),
+        "n_generated": sum(1 for r in rows if not r["cached"]), "n_cached": sum(1 for r in rows if r["cached"]),
+    }  # fmt: skip
+
+
+def write_evaluation(job_dir: Path, config: dict, mode: str) -> int:
+    questions = _jsonl(job_dir / "data" / "questions.jsonl")
+    cached = {(c["version"], c["prompt_id"]): c for c in _jsonl(job_dir / "data" / "cached.jsonl")}
+    answers, results = [], {}
+    for index, version in enumerate(v["name"] for v in config["versions"]):
+        rows = []
+        for question in questions:
+            hit = cached.get((version, question["prompt_id"]))
+            text = hit["text"] if hit else fake_answer(index, version, question)
+            parsed = text[-2] if text.startswith("The answer is ") else None
+            key = question.get("answer_key") if question.get("options") else None
+            rows.append({
+                "version": version, "prompt_id": question["prompt_id"], "text": text,
+                "n_tokens": len(text.split()), "finish_reason": "stop", "cached": hit is not None,
+                "parsed_option": parsed, "correct": (parsed == key) if key else None,
+                "reward": 0.25 if config.get("reward_adapter") else None,
+            })  # fmt: skip
+        answers += rows
+        results[version] = version_results(rows, questions, bool(config.get("reward_adapter")))
+    lines = [json.dumps(a) for a in answers]
+    if mode == "bad_answers":
+        lines.append(json.dumps({"version": answers[0]["version"], "prompt_id": "first", "text": "x"}))
+    (job_dir / "answers.jsonl").write_text("\n".join(lines) + "\n")
+    settings = {"max_new_tokens": config["max_new_tokens"], "temperature": 0,
+                "system_prompt": config["system_prompt"], "seed": config.get("seed", 0)}  # fmt: skip
+    (job_dir / "results.json").write_text(json.dumps({"settings": settings, "versions": results}))
+    n_generated = sum(1 for a in answers if not a["cached"])
+    metrics = {"n_versions": len(results), "n_questions": len(questions), "n_generated": n_generated}
+    emit(Finished(adapter_path=str(job_dir / "results.json"), metrics=metrics, duration_s=0.1))
     return 0
 
 
