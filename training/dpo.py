@@ -16,65 +16,35 @@ there is no "ref". So:
 ``precompute_ref_log_probs`` stays off: it would save the reference forward passes, not memory (the reference
 is an adapter on the shared base already). Only "default" is saved: the "ref" copy is deleted after training.
 
-``run_program`` (prepare -> train -> final evaluation -> save -> result.json) is shared with training/reward.py.
+``run_program`` (prepare -> train -> final evaluation -> save -> result.json, in training/sft.py) is shared by sft,
+hitl, dpo and reward.
 """
 
 from __future__ import annotations
 
-import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from training import protocol
 from training.cancel import CancelToken
 from training.config import DPOJobConfig, SFTJobConfig
 from training.data import DataError
 from training.lora import check_adapter_folder, check_model_folder
 from training.pair_data import Pairs, load_pair_data
-from training.sft import TRAINER_DIR, Prepared, log, save_adapter, write_result
+from training.sft import Prepared, log, run_program, trainer_arguments
 
 # Numbers TRL's DPOTrainer logs (flat keys, TRL's names) whose last values go into result.json.
 DPO_SUMMARY_KEYS = ("rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected")
 
 
 def build_dpo_args(config: DPOJobConfig, job_dir: Path, on_cpu: bool, bf16: bool, has_eval: bool) -> Any:
-    """The trl.DPOConfig for a job: our hyperparameters plus the settings the protocol needs."""
+    """The trl.DPOConfig for a job: the shared trainer arguments plus DPO's own."""
     from trl import DPOConfig
 
     return DPOConfig(
-        output_dir=str(job_dir / TRAINER_DIR),  # nothing is saved there; removed at the end
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
-        num_train_epochs=config.num_train_epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        per_device_eval_batch_size=config.per_device_eval_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
-        seed=config.seed,
-        data_seed=config.seed,
-        max_length=config.max_length,
+        **trainer_arguments(config, job_dir, on_cpu, bf16, has_eval),
         beta=config.beta,
         loss_type=[config.loss_type],
         precompute_ref_log_probs=False,
-        gradient_checkpointing=config.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        use_cpu=on_cpu,
-        bf16=bf16,
-        fp16=False,
-        logging_strategy="steps",
-        logging_steps=config.logging_steps,
-        logging_first_step=True,
-        eval_strategy="epoch" if has_eval else "no",
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        include_num_input_tokens_seen="non_padding",
-        dataloader_num_workers=0,
     )
 
 
@@ -168,73 +138,6 @@ def prepare(config: DPOJobConfig, job_dir: str | Path, cancel: CancelToken | Non
     trainable, total = count_parameters(trainer.model)
     log(f"LoRA: {trainable:,} trainable of {total:,} parameters.")
     return Prepared(trainer, events, n_train, n_eval, trainable)
-
-
-def last_logged(trainer: Any, keys: tuple[str, ...], prefix: str = "") -> dict[str, float]:
-    """The latest logged value of each of ``prefix + key`` (TRL's names), from the trainer's log history."""
-    found: dict[str, float] = {}
-    for entry in reversed(trainer.state.log_history):
-        for key in keys:
-            name = prefix + key
-            if name in entry and name not in found:
-                found[name] = float(entry[name])
-    return found
-
-
-def run_program(
-    prepare_job: Callable[[Any, Path, CancelToken], Prepared],
-    summary_keys: tuple[str, ...],
-    config: SFTJobConfig,
-    job_dir: str | Path,
-    cancel: CancelToken | None,
-    before_save: Callable[[Any], None] | None = None,
-) -> dict[str, Any]:
-    """Prepare, train, evaluate once more at the end if needed, save the adapter atomically, write result.json.
-
-    ``summary_keys``: logged numbers whose last training (and eval_) values go into the metrics.
-    ``before_save(model)``: a last change to the trained model before saving (DPO deletes "ref")."""
-    job_dir = Path(job_dir)
-    cancel = cancel or CancelToken()
-    started = time.monotonic()
-    try:
-        job = prepare_job(config, job_dir, cancel)
-        cancel.check()
-        cancel.deferred = True  # from here a signal stops training at the next step boundary
-        trainer, events = job.trainer, job.events
-        output = trainer.train()
-        if job.n_eval and events.last_eval_step != output.global_step:  # no evaluation at the very end yet
-            trainer.evaluate()  # logs eval_loss and the eval_ numbers through the callback
-        cancel.check()
-        metrics: dict[str, Any] = {
-            **{k: v for k, v in events.summary.items() if k != "epoch"},  # train_loss, train_runtime, ...
-            "global_step": output.global_step,
-            "final_loss": events.last_metrics.get("loss"),  # the last logged training loss
-            **last_logged(trainer, summary_keys),
-            **({"eval_loss": events.last_metrics["eval_loss"]} if "eval_loss" in events.last_metrics else {}),
-            **(last_logged(trainer, summary_keys, "eval_") if job.n_eval else {}),
-            "n_train": job.n_train,
-            "n_eval": job.n_eval,
-            "trainable_parameters": job.trainable_parameters,
-        }
-        if before_save is not None:
-            before_save(trainer.accelerator.unwrap_model(trainer.model))
-        adapter_path = save_adapter(trainer, job_dir / config.output_name, cancel, config)
-    finally:
-        shutil.rmtree(job_dir / TRAINER_DIR, ignore_errors=True)
-    metrics["duration_s"] = round(time.monotonic() - started, 3)
-    if trainer.accelerator.is_main_process:
-        protocol.emit(protocol.Artifact(name="adapter", path=str(adapter_path)))
-        write_result(
-            job_dir,
-            {
-                "status": "finished",
-                "kind": config.kind,
-                "adapter_path": str(adapter_path),
-                "metrics": metrics,
-                "config": config.to_dict(),
-            },
-        )
-    return {"adapter_path": str(adapter_path), "metrics": metrics, "duration_s": metrics["duration_s"]}
 
 
 def drop_reference(model: Any) -> None:

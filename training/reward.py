@@ -20,9 +20,9 @@ from typing import Any
 
 from training.cancel import CancelToken
 from training.config import RewardJobConfig
-from training.dpo import check_inputs, count_kept, dataset, run_program
+from training.dpo import check_inputs, count_kept, dataset
 from training.lora import ModelError
-from training.sft import TRAINER_DIR, Prepared, log
+from training.sft import Prepared, log, run_program, trainer_arguments
 
 # Numbers TRL's RewardTrainer logs whose last values go into result.json (and with "eval_" for the slice).
 REWARD_SUMMARY_KEYS = ("accuracy", "margin", "mean_reward")
@@ -31,39 +31,10 @@ REWARD_SUMMARY_KEYS = ("accuracy", "margin", "mean_reward")
 def build_reward_args(
     config: RewardJobConfig, job_dir: Path, on_cpu: bool, bf16: bool, has_eval: bool
 ) -> Any:
-    """The trl.RewardConfig for a job: our hyperparameters plus the settings the protocol needs."""
+    """The trl.RewardConfig for a job: the shared trainer arguments."""
     from trl import RewardConfig
 
-    return RewardConfig(
-        output_dir=str(job_dir / TRAINER_DIR),  # nothing is saved there; removed at the end
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
-        num_train_epochs=config.num_train_epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        per_device_eval_batch_size=config.per_device_eval_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
-        seed=config.seed,
-        data_seed=config.seed,
-        max_length=config.max_length,
-        gradient_checkpointing=config.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        use_cpu=on_cpu,
-        bf16=bf16,
-        fp16=False,
-        logging_strategy="steps",
-        logging_steps=config.logging_steps,
-        logging_first_step=True,
-        eval_strategy="epoch" if has_eval else "no",
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        include_num_input_tokens_seen="non_padding",
-        dataloader_num_workers=0,
-    )
+    return RewardConfig(**trainer_arguments(config, job_dir, on_cpu, bf16, has_eval))
 
 
 def check_reward_adapter(folder: str | Path) -> None:

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,10 @@ RESULT_FILE = "result.json"
 TRAINER_DIR = "trainer-scratch"
 
 
-def build_sft_args(config: SFTJobConfig, job_dir: Path, on_cpu: bool, bf16: bool, has_eval: bool) -> Any:
-    """The trl.SFTConfig for a job: our hyperparameters plus the settings the protocol needs."""
-    from trl import SFTConfig
-
-    return SFTConfig(
+def trainer_arguments(config: SFTJobConfig, job_dir: Path, on_cpu: bool, bf16: bool, has_eval: bool) -> dict:
+    """The TRL config arguments every trainer-based program shares: our hyperparameters plus the settings the
+    event protocol needs (a log every ``logging_steps``, no console output, nothing saved by the trainer)."""
+    return dict(
         # Nothing is saved there (save_strategy="no"); the folder is removed at the end.
         output_dir=str(job_dir / TRAINER_DIR),
         learning_rate=config.learning_rate,
@@ -63,6 +63,15 @@ def build_sft_args(config: SFTJobConfig, job_dir: Path, on_cpu: bool, bf16: bool
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
+    )
+
+
+def build_sft_args(config: SFTJobConfig, job_dir: Path, on_cpu: bool, bf16: bool, has_eval: bool) -> Any:
+    """The trl.SFTConfig for a job."""
+    from trl import SFTConfig
+
+    return SFTConfig(
+        **trainer_arguments(config, job_dir, on_cpu, bf16, has_eval),
         completion_only_loss=True,  # explicit: loss on the answer tokens only
         remove_unused_columns=True,
     )
@@ -162,27 +171,57 @@ def prepare(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | Non
 
 def run(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | None = None) -> dict[str, Any]:
     """Train one LoRA adapter and save it; returns {adapter_path, metrics, duration_s}. Raises on failure."""
+    return run_program(prepare, (), config, job_dir, cancel)
+
+
+def last_logged(trainer: Any, keys: tuple[str, ...], prefix: str = "") -> dict[str, float]:
+    """The latest logged value of each of ``prefix + key`` (TRL's names), from the trainer's log history."""
+    found: dict[str, float] = {}
+    for entry in reversed(trainer.state.log_history):
+        for key in keys:
+            name = prefix + key
+            if name in entry and name not in found:
+                found[name] = float(entry[name])
+    return found
+
+
+def run_program(
+    prepare_job: Callable[[Any, Path, CancelToken], Prepared],
+    summary_keys: tuple[str, ...],
+    config: SFTJobConfig,
+    job_dir: str | Path,
+    cancel: CancelToken | None,
+    before_save: Callable[[Any], None] | None = None,
+) -> dict[str, Any]:
+    """Prepare, train, evaluate once more at the end if needed, save the adapter atomically, write result.json.
+
+    ``summary_keys``: logged numbers whose last training (and eval_) values go into the metrics.
+    ``before_save(model)``: a last change to the trained model before saving (DPO deletes "ref")."""
     job_dir = Path(job_dir)
     cancel = cancel or CancelToken()
     started = time.monotonic()
     try:
-        job = prepare(config, job_dir, cancel)
+        job = prepare_job(config, job_dir, cancel)
         cancel.check()
         cancel.deferred = True  # from here a signal stops training at the next step boundary
         trainer, events = job.trainer, job.events
         output = trainer.train()
         if job.n_eval and events.last_eval_step != output.global_step:  # no evaluation at the very end yet
-            trainer.evaluate()  # logs eval_loss through the callback (a `metric` event)
+            trainer.evaluate()  # logs eval_loss and the eval_ numbers through the callback
         cancel.check()
         metrics: dict[str, Any] = {
             **{k: v for k, v in events.summary.items() if k != "epoch"},  # train_loss, train_runtime, ...
             "global_step": output.global_step,
             "final_loss": events.last_metrics.get("loss"),  # the last logged training loss
+            **last_logged(trainer, summary_keys),
             **({"eval_loss": events.last_metrics["eval_loss"]} if "eval_loss" in events.last_metrics else {}),
+            **(last_logged(trainer, summary_keys, "eval_") if job.n_eval else {}),
             "n_train": job.n_train,
             "n_eval": job.n_eval,
             "trainable_parameters": job.trainable_parameters,
         }
+        if before_save is not None:
+            before_save(trainer.accelerator.unwrap_model(trainer.model))
         adapter_path = save_adapter(trainer, job_dir / config.output_name, cancel, config)
     finally:
         shutil.rmtree(job_dir / TRAINER_DIR, ignore_errors=True)

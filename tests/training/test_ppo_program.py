@@ -245,3 +245,41 @@ def test_input_problems_are_named(make_ppo_job, tmp_path):
     (job_dir / "adapter").mkdir()
     code, events = run_main(job_dir)
     assert code == 1 and "already exists" in events[-1].reason
+
+
+def test_sigkill_after_checkpoints_leaves_only_complete_ones_and_no_adapter(make_ppo_job):
+    """A real kill (no handler runs): every checkpoint folder left is complete and loadable; no adapter."""
+    import subprocess
+    import sys
+
+    from peft import PeftConfig
+
+    job_dir = make_ppo_job(max_steps=200, checkpoint_every=1)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training", "ppo", "--job-dir", str(job_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+    )  # fmt: skip
+    try:
+        artifacts = 0
+        for line in process.stdout:
+            event = protocol.parse_line(line)
+            artifacts += isinstance(event, protocol.Artifact)
+            if artifacts >= 2:  # two checkpoints written: kill during the next step
+                process.kill()
+                break
+    finally:
+        process.kill()
+        process.wait(30)
+    assert process.returncode == -signal.SIGKILL
+    kept = checkpoints.list_checkpoints(job_dir)
+    assert kept, "a complete checkpoint must survive the kill"
+    for checkpoint in kept:
+        files = {p.name for p in checkpoint.path.iterdir()}
+        assert {"adapter_config.json", "adapter_model.safetensors", "checkpoint.json"} <= files
+        load_file(checkpoint.path / "adapter_model.safetensors")  # whole, not truncated
+        assert PeftConfig.from_pretrained(str(checkpoint.path)).r > 0
+    # Folders a kill can leave mid-write are never named like a checkpoint or the adapter.
+    for path in (job_dir / "checkpoints").iterdir():
+        assert path in {c.path for c in kept} or ".tmp-" in path.name or ".trash-" in path.name, path
+    assert not (job_dir / "adapter").exists()
