@@ -10,7 +10,7 @@
         [--annotator A] [--model-version V] [--source S ...] [--flag F ...] [--exclude-flagged]
         [--include-held-out] [--deidentify] [--prompt-column] [--db PATH]
     medalign ask "QUESTION" [--model DIR] [--adapter DIR] [--temperature T] [--max-new-tokens N] [--seed S]
-    medalign info
+    medalign info [--db PATH]
 
 Errors are one readable line on stderr and exit status 2; never a traceback.
 """
@@ -179,15 +179,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from importlib import metadata
+    """The Help > Diagnostics report, as plain text (for a support ticket)."""
+    from medalign_desktop.diagnostics import as_text, collect
 
-    _say(f"MedAlign Desktop {__version__}, Python {sys.version.split()[0]}")
-    for package in ("torch", "transformers", "peft", "trl", "PySide6-Essentials", "bitsandbytes"):
-        try:
-            _say(f"  {package} {metadata.version(package)}")
-        except metadata.PackageNotFoundError:
-            _say(f"  {package} not installed")
-    _say(f"Data: {paths.data_dir()}\nCache: {paths.cache_dir()}\nSettings: {paths.config_dir()}")
+    print(as_text(collect(Path(args.db) if args.db else None)), end="", flush=True)
     return 0
 
 
@@ -249,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--seed", type=int)
     ask.set_defaults(func=cmd_ask)
 
-    sub.add_parser("info", help="versions and folders").set_defaults(func=cmd_info)
+    info = sub.add_parser("info", help="versions, the GPU, the database and folders (for a support ticket)")
+    info.add_argument("--db", help=f"database file (default {paths.default_database_path()})")
+    info.set_defaults(func=cmd_info)
     return parser
 
 
