@@ -2,11 +2,15 @@
 
     medalign-desktop [--db PATH] [--model DIR] [--adapter DIR] [--annotator NAME]
                      [--device auto|cpu|cuda] [--dtype auto|float32|bfloat16|float16]
-                     [--retrain-threshold N] [--no-auto-retrain] [--quit-after-load]
+                     [--retrain-threshold N] [--no-auto-retrain] [--theme system|light|dark]
+                     [--quit-after-load]
 
 The window appears at once; the database opens and the model loads in the background. With
 ``--quit-after-load`` (smoke tests, the README's demo check) the app exits 0 as soon as the model is loaded
 and the window shown, or 1 with the reason on stderr.
+
+In the desktop bundle the same executable runs the training programs (there is no ``python`` there):
+``medalign-desktop --run-training <kind> --job-dir DIR`` is ``python -m training <kind> --job-dir DIR``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from medalign_desktop import __version__, paths
 from medalign_desktop.config import ConfigError, load_config
+from medalign_desktop.jobs.command import FROZEN_TRAINING_FLAG
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="retrain automatically after N new accepted or edited answers (saved; default 20)",
     )
     parser.add_argument("--no-auto-retrain", action="store_true", help="never retrain automatically (saved)")
+    parser.add_argument(
+        "--theme",
+        choices=("system", "light", "dark"),
+        help="light or dark look, or follow the system (saved)",
+    )
     parser.add_argument(
         "--quit-after-load", action="store_true", help="exit once the model is loaded (for checks)"
     )
@@ -90,7 +100,17 @@ def report_loop_error(window, context: dict) -> None:
     window.ctx.errors.report(exc, "Background error")
 
 
+def run_training(argv: list[str]) -> int:
+    """The bundle's training entry (jobs/command.py builds its argv); no Qt is imported."""
+    from training.__main__ import main as training_main
+
+    return training_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [FROZEN_TRAINING_FLAG]:
+        return run_training(argv[1:])
     args = build_parser().parse_args(argv)
     if args.retrain_threshold is not None and args.retrain_threshold < 1:
         build_parser().error("--retrain-threshold must be at least 1")
@@ -103,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from medalign_desktop.ui.errors import install_excepthook, setup_logging
     from medalign_desktop.ui.gc_guard import GuiThreadGarbageCollector
     from medalign_desktop.ui.main_window import MainWindow
+    from medalign_desktop.ui.settings import AppSettings
     from medalign_desktop.ui.style import apply_style
 
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
@@ -110,13 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("MedAlign Desktop")
     app.setOrganizationName("MedAlign")
     app.setQuitOnLastWindowClosed(False)  # the session coroutine decides when to stop
-    apply_style(app)
+    settings = AppSettings()
+    if args.theme:
+        settings.theme = args.theme
+    apply_style(app, settings.theme)
     collector = GuiThreadGarbageCollector(app)  # worker threads must never finalise Qt objects
     setup_logging()
     options, warning = startup_options(args)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    window = MainWindow(options)
+    window = MainWindow(options, settings=settings)
     install_excepthook(window.ctx.errors)
     loop.set_exception_handler(lambda _loop, context: report_loop_error(window, context))
     if warning:

@@ -3,6 +3,9 @@
 The launcher is a setting: by default the app's own interpreter runs ``-m training``; on a multi-GPU node
 it can be ``accelerate launch --multi_gpu -m training``. The training program's arguments are always
 ``<kind> --job-dir DIR``.
+
+In the desktop bundle (PyInstaller, ``sys.frozen``) there is no ``python`` to run: ``sys.executable`` is the
+app itself, which runs the training programs when its first argument is ``--run-training`` (app.py).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 DEFAULT_LAUNCHER = "python -m training"
+# The bundled executable's first argument that makes it a training program instead of the GUI.
+FROZEN_TRAINING_FLAG = "--run-training"
 JOB_KINDS = ("sft", "hitl", "dpo", "reward", "ppo", "evaluate", "score")
 
 # Variables passed through from the app's environment; everything else is dropped so a job never
@@ -35,9 +40,17 @@ PASSTHROUGH = (
 
 
 def build_command(
-    kind: str, job_dir: str | Path, *, launcher: str = DEFAULT_LAUNCHER, python: str = sys.executable
+    kind: str,
+    job_dir: str | Path,
+    *,
+    launcher: str = DEFAULT_LAUNCHER,
+    python: str = sys.executable,
+    frozen: bool | None = None,
 ) -> list[str]:
-    """argv for one job. A launcher starting with ``python`` runs the app's own interpreter."""
+    """argv for one job. A launcher starting with ``python`` runs the app's own interpreter; in the bundle
+    (``frozen``; None: whether this process is one) that is the app's executable with ``--run-training``."""
+    if frozen is None:
+        frozen = bool(getattr(sys, "frozen", False))
     if kind not in JOB_KINDS:
         raise ValueError(f"Unknown job kind '{kind}' (known: {', '.join(JOB_KINDS)}).")
     try:
@@ -47,8 +60,18 @@ def build_command(
     if not words:
         raise ValueError("The launcher setting is empty.")
     if words[0] in ("python", "python3"):
-        words[0] = python
+        words = _bundled_launcher(words, python) if frozen else [python, *words[1:]]
     return [*words, kind, "--job-dir", str(job_dir)]
+
+
+def _bundled_launcher(words: list[str], executable: str) -> list[str]:
+    # The bundle has no interpreter options to pass on, so only the plain form has a frozen equivalent.
+    if words[1:] != ["-m", "training"]:
+        raise ValueError(
+            f"The launcher setting '{shlex.join(words)}' needs a Python interpreter, which the desktop "
+            f"bundle does not have; use '{DEFAULT_LAUNCHER}' (runs the bundled training programs)."
+        )
+    return [executable, FROZEN_TRAINING_FLAG]
 
 
 def build_environment(parent: Mapping[str, str], *, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from medalign_desktop.jobs.command import build_command, build_environment
@@ -18,6 +22,30 @@ def test_default_launcher_uses_the_apps_interpreter():
     ]
 
 
+def test_default_launcher_in_the_bundle_runs_the_apps_own_executable():
+    argv = build_command("hitl", "/jobs/7", python="/opt/medalign/medalign-desktop", frozen=True)
+    assert argv == ["/opt/medalign/medalign-desktop", "--run-training", "hitl", "--job-dir", "/jobs/7"]
+
+
+def test_python3_launcher_in_the_bundle_is_the_same_entry():
+    argv = build_command(
+        "dpo", "C:\\Jobs\\my job", launcher="python3 -m training", python="M.exe", frozen=True
+    )
+    assert argv == ["M.exe", "--run-training", "dpo", "--job-dir", "C:\\Jobs\\my job"]
+
+
+def test_interpreter_options_cannot_be_bundled():
+    with pytest.raises(
+        ValueError, match="needs a Python interpreter, which the desktop bundle does not have"
+    ):
+        build_command("sft", "/jobs/1", launcher="python -X dev -m training", python="app", frozen=True)
+
+
+def test_non_python_launcher_is_kept_in_the_bundle():
+    argv = build_command("sft", "/jobs/2", launcher="/usr/bin/accelerate launch -m training", frozen=True)
+    assert argv == ["/usr/bin/accelerate", "launch", "-m", "training", "sft", "--job-dir", "/jobs/2"]
+
+
 def test_accelerate_launcher_for_several_gpus():
     argv = build_command("sft", "/jobs/8", launcher="accelerate launch --multi_gpu -m training")
     assert argv == ["accelerate", "launch", "--multi_gpu", "-m", "training", "sft", "--job-dir", "/jobs/8"]
@@ -26,6 +54,12 @@ def test_accelerate_launcher_for_several_gpus():
 def test_job_dir_with_spaces_stays_one_argument():
     argv = build_command("dpo", "/data/my jobs/9", launcher="python3 -m training", python="py")
     assert argv == ["py", "-m", "training", "dpo", "--job-dir", "/data/my jobs/9"]
+
+
+def test_frozen_defaults_to_whether_this_process_is_the_bundle(monkeypatch):
+    assert build_command("sft", "/j", python="py") == ["py", "-m", "training", "sft", "--job-dir", "/j"]
+    monkeypatch.setattr(sys, "frozen", True, raising=False)  # what PyInstaller's bootloader sets
+    assert build_command("sft", "/j", python="app") == ["app", "--run-training", "sft", "--job-dir", "/j"]
 
 
 @pytest.mark.parametrize(
@@ -56,3 +90,21 @@ def test_environment_is_explicit_and_offline():
     assert env["HF_HUB_OFFLINE"] == "1" and env["PYTHONUNBUFFERED"] == "1" and env["TQDM_DISABLE"] == "1"
     assert env["PYTHONWARNINGS"] == "ignore::FutureWarning,ignore::DeprecationWarning"
     assert env["PATH"] == "/bin" and env["CUDA_VISIBLE_DEVICES"] == "1" and env["OMP_NUM_THREADS"] == "2"
+
+
+def test_the_apps_training_entry_runs_the_training_program_without_qt(tmp_path):
+    # What the bundle runs: the GUI's entry with --run-training. No config.json, so a `failed` event
+    # naming it must come on stdout, and the GUI toolkit must never be imported for a training run.
+    code = (
+        "import sys; from medalign_desktop.app import main; rc = main(sys.argv[1:]);"
+        "assert 'PySide6.QtWidgets' not in sys.modules, 'Qt imported'; sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "--run-training", "sft", "--job-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 1, done.stderr
+    assert events[-1]["event"] == "failed" and "config.json" in events[-1]["reason"]
