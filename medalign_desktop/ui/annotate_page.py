@@ -7,17 +7,21 @@ a typed question) first stops the answer being written and waits for the previou
 
 Compare mode (C switches) shows two answers instead and asks which is better; its steps live in
 :mod:`compare_flow`, and this page routes the keys and the shared parts (queue, flags, undo) to it.
+
+H holds the question on screen out (or puts it back): a held-out question can still be answered and
+reviewed here, but no training job learns from it; it is kept for evaluating versions (Compare page).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QCheckBox, QWidget
 
 from medalign_desktop.store import Prompt, StoreValidationError
 from medalign_desktop.ui import dialogs, labels
@@ -32,6 +36,10 @@ FEEDBACK_MS = 4000
 EMPTY_QUEUE_TEXT = (
     "No questions are waiting.\n\nImport a question file with File > Import questions..., switch the "
     "filter to 'All questions', or type your own question below."
+)
+HELD_OUT_TIP = (
+    "Hold this question out: it can still be answered and reviewed, but no training job learns from it; "
+    "it is kept for evaluating model versions on the Compare page  [H]"
 )
 
 
@@ -52,6 +60,7 @@ class AnnotatePage(AnnotateView):
         self.generation_id: int | None = None
         self._flow: asyncio.Task | None = None
         self.compare_flow = CompareFlow(self)
+        self._add_held_out_toggle()
         self._connect()
         self._install_shortcuts()
         self._feedback_timer = QTimer(self, singleShot=True, interval=FEEDBACK_MS)
@@ -91,6 +100,7 @@ class AnnotatePage(AnnotateView):
             self._shortcut(key, lambda b=button: None if typing_in_text_field() else b.click())
         self._shortcut("E", lambda: None if typing_in_text_field() else self._edit_key())
         self._shortcut("C", lambda: None if typing_in_text_field() else self._toggle_mode())
+        self._shortcut("H", lambda: None if typing_in_text_field() else self.toggle_held_out())
         # 1 and 2 only in compare mode: in single mode the digits pick a reject reason.
         self._digit_keys = [
             self._shortcut(key, lambda c=choice: self.compare_flow.choose(c))
@@ -128,6 +138,7 @@ class AnnotatePage(AnnotateView):
         self.ask_button.setEnabled(have_model and can_switch)
         for widget in (self.queue_filter, self.held_out, self.mode_box, self.compare_options):
             widget.setEnabled(can_switch)
+        self.held_out_toggle.setEnabled(self.prompt is not None)
         self.reject_panel.setVisible(phase is Phase.REJECTING)
         self.position.setText(self.cursor.position_text())
         self.phase_changed.emit(phase)
@@ -206,22 +217,69 @@ class AnnotatePage(AnnotateView):
         prompt_id = self.cursor.current
         if prompt_id is None:
             self.prompt = None
+            self._show_held_out()
             self.question.show_message(EMPTY_QUEUE_TEXT)
             self._clear_answers()
             self.set_phase(Phase.EMPTY)
             return
         self.prompt = await self.ctx.store.call("get_prompt", prompt_id)
-        meta = "Typed question" if self.prompt.source == "typed" else (self.prompt.external_id or "")
-        if self.prompt.split == "held_out":
-            meta = f"{meta} · held out".strip(" ·")
         self.question.show_prompt(
-            self.prompt.text, self.prompt.reference_answer, self.prompt.answer_key, meta
+            self.prompt.text, self.prompt.reference_answer, self.prompt.answer_key, self._question_meta()
         )
+        self._show_held_out()
         if generate and self.ctx.engine.loaded is not None:
             await self._generate()
         else:
             self._clear_answers("The answer will appear here once the model has loaded.")
             self.set_phase(Phase.WAITING)
+
+    def _question_meta(self) -> str:
+        prompt = self.prompt
+        if prompt is None:
+            return ""
+        meta = "Typed question" if prompt.source == "typed" else (prompt.external_id or "")
+        return f"{meta} · held out".strip(" ·") if prompt.split == "held_out" else meta
+
+    # ------------------------------------------------------------------ held out
+    def _add_held_out_toggle(self) -> None:
+        """The question's held-out state, in the top bar beside its position; H or a click toggles it."""
+        self.held_out_toggle = QCheckBox("Held out  [H]")
+        self.held_out_toggle.setObjectName("heldOutToggle")
+        self.held_out_toggle.setToolTip(HELD_OUT_TIP)
+        self.held_out_toggle.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # single-letter keys stay with the page
+        self.held_out_toggle.clicked.connect(lambda checked: self.toggle_held_out(checked))
+        bar = self.layout().itemAt(0).layout()  # the top bar (AnnotateView._build_top_bar)
+        bar.insertWidget(bar.indexOf(self.position) + 1, self.held_out_toggle)
+
+    def _show_held_out(self) -> None:
+        self.held_out_toggle.setChecked(self.prompt is not None and self.prompt.split == "held_out")
+        self.held_out_toggle.setEnabled(self.prompt is not None)
+        self.question.meta.setText(self._question_meta())
+
+    def toggle_held_out(self, held: bool | None = None) -> asyncio.Task | None:
+        """Hold the question on screen out (``held``; None flips it). Not a flow: an answer being written
+        goes on."""
+        prompt = self.prompt
+        if prompt is None or not self.ctx.store.is_open:
+            self._show_held_out()
+            return None
+        held = prompt.split != "held_out" if held is None else held
+        split = "held_out" if held else "train"
+
+        async def flow() -> None:
+            try:
+                await self.ctx.store.call("set_split", [prompt.id], split)
+                if self.prompt is not None and self.prompt.id == prompt.id:
+                    self.prompt = dataclasses.replace(self.prompt, split=split)
+                    self.show_feedback(
+                        "Held out: kept for evaluation, never trained on"
+                        if held
+                        else "Back among the training questions"
+                    )
+            finally:
+                self._show_held_out()
+
+        return self.ctx.tasks.start(flow(), "Holding the question out")
 
     def _clear_answers(self, placeholder: str = "") -> None:
         self.answer.clear(placeholder)

@@ -63,6 +63,10 @@ NO_HELD_OUT = (
 )
 NOT_EVALUATED = "Tick the versions to compare and press Evaluate on held-out questions."
 TOO_FEW = "Evaluate at least two versions, then start a blind review to see win rates and a ranking."
+REVIEW_TIP = (
+    "One held-out question at a time, A's and B's answers in random order and unlabelled: "
+    "1 / 2 / T / B to vote, S to skip, Esc to end"
+)
 NO_VOTES = "No blind-review votes yet: choose two evaluated versions and press Start blind review."
 # Store writes after which the page's figures may have changed.
 STORE_WRITES = frozenset({"set_split", "hold_out_share", "record_review", "withdraw_comparison",
@@ -157,10 +161,7 @@ class ComparePage(QWidget):
         body.addLayout(grid)
         self.review_button = QPushButton("Start blind review")
         self.review_button.setObjectName("secondaryButton")
-        self.review_button.setToolTip(
-            "One held-out question at a time, A's and B's answers in random order and unlabelled: "
-            "1 / 2 / T / B to vote, S to skip, Esc to end"
-        )
+        self.review_button.setToolTip(REVIEW_TIP)
         self.review_button.clicked.connect(self.start_review)
         body.addWidget(self.review_button)
         return frame
@@ -286,7 +287,7 @@ class ComparePage(QWidget):
                 combo.addItem(version_text(name), name)
             combo.setCurrentIndex(max(0, combo.findData(current)))
         self.review_button.setEnabled(len(evaluated) >= 2)
-        self.review_button.setToolTip(self.review_button.toolTip() if len(evaluated) >= 2 else TOO_FEW)
+        self.review_button.setToolTip(REVIEW_TIP if len(evaluated) >= 2 else TOO_FEW)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate_clicked(self) -> None:

@@ -29,9 +29,11 @@ from medalign_desktop.engine import Engine, LoadedModel, check_model_folder
 from medalign_desktop.jobs.retrain_policy import RetrainPolicy
 from medalign_desktop.ui import dialogs
 from medalign_desktop.ui.annotate_page import AnnotatePage
+from medalign_desktop.ui.compare_page import ComparePage
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.errors import ErrorReporter, readable_message
 from medalign_desktop.ui.export_page import ExportPage
+from medalign_desktop.ui.held_out_dialog import HoldOutDialog, open_hold_out_dialog
 from medalign_desktop.ui.history_page import HistoryPage
 from medalign_desktop.ui.services import EngineService, StoreService
 from medalign_desktop.ui.settings import AppSettings
@@ -112,18 +114,26 @@ class MainWindow(QMainWindow):
         self.nav = QListWidget()
         self.nav.setObjectName("navList")
         self.nav.setFixedWidth(156)
-        self.nav.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # pages keep the keyboard; Ctrl+1..5 switch
+        self.nav.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # pages keep the keyboard; Ctrl+1..6 switch
         self.pages = QStackedWidget()
         self.annotate = AnnotatePage(self.ctx)
         self.history = HistoryPage(self.ctx)
         self.training.scores_ready.connect(lambda _job_id: self.history.scores_changed())
         self.export = ExportPage(self.ctx)
+        self.compare = ComparePage(self.ctx)
+        self.compare.evaluation_requested.connect(self.training.request_evaluation)
+        self.training.jobs.results_ready.connect(self.compare.on_results_ready)
+        self.training.evaluation_status.connect(
+            lambda text, problem: self.compare.show_status(text, problem=problem)
+        )
+        self.training.jobs.version_ready.connect(lambda _version: self.compare.mark_stale())
         pages = (
             ("Annotate", self.annotate),
             ("History", self.history),
             ("Train", self.training.train_page),
             ("Models", self.training.models_page),
             ("Export", self.export),
+            ("Compare", self.compare),
         )
         for title, page in pages:
             self.nav.addItem(title)
@@ -151,6 +161,7 @@ class MainWindow(QMainWindow):
         self.import_action = action(file_menu, "&Import questions...", self.choose_import_file, "Ctrl+I")
         self.import_pairs_action = action(file_menu, "Import &preference pairs...", self.choose_pairs_file)
         action(file_menu, "&Export...", lambda: self.show_page(4))
+        action(file_menu, "&Hold out a share of an import...", self.choose_hold_out_share)
         action(file_menu, "Open &model folder...", self.choose_model_folder, "Ctrl+O")
         file_menu.addSeparator()
         action(file_menu, "&Quit", self.close, "Ctrl+Q")
@@ -160,6 +171,7 @@ class MainWindow(QMainWindow):
         action(go, "&Train", lambda: self.show_page(2), "Ctrl+3")
         action(go, "&Models", lambda: self.show_page(3), "Ctrl+4")
         action(go, "&Export", lambda: self.show_page(4), "Ctrl+5")
+        action(go, "&Compare", lambda: self.show_page(5), "Ctrl+6")
         annotate = self.menuBar().addMenu("&Annotate")
         action(annotate, "&Generation settings...", self.annotate.open_sampling_dialog)
         action(annotate, "Change &annotator name...", self.change_annotator)
@@ -190,8 +202,8 @@ class MainWindow(QMainWindow):
         await self.training.start()
         self.annotate.reload_queue()
         current = self.pages.currentWidget()
-        if self.isVisible() and current in (self.history, self.export):  # shown before the store was open
-            current.refresh()
+        if self.isVisible() and current in (self.history, self.export, self.compare):
+            current.refresh()  # shown before the store was open
         return await self.load_model(
             self.options.model_dir, self.options.model_label, self.options.adapter_dir
         )
@@ -323,6 +335,15 @@ class MainWindow(QMainWindow):
         progress = self.import_progress
         progress.setMaximum(max(total, 0))
         progress.setValue(min(done, total) if total else 0)
+
+    def choose_hold_out_share(self) -> asyncio.Task:
+        """File > Hold out a share of an import: the dialog, then the move on the store thread."""
+
+        async def flow() -> HoldOutDialog:
+            self.hold_out_dialog = await open_hold_out_dialog(self.ctx, self)
+            return self.hold_out_dialog
+
+        return self.ctx.tasks.start(flow(), "Holding out questions")
 
     def change_annotator(self) -> None:
         name = dialogs.ask_annotator_name(self)

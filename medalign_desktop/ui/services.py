@@ -200,6 +200,9 @@ class StoreService(QObject):
             "import_preferences",
             "record_comparison",
             "withdraw_comparison",
+            "set_split",
+            "hold_out_share",
+            "record_review",
         }
     )
 

@@ -6,6 +6,7 @@ and hot-swapping a version's adapter into the loaded model.
     DPO / Reward model / PPO -> a dialog for the data to use (job_dialogs.py) -> job request -> JobManager
     job succeeded -> new version registered -> activated: adapter loaded onto the base, no reload
     reward job succeeded, or Models > Score answers -> score job (jobs/scoring.py) -> scores_ready -> History
+    Compare > Evaluate on held-out questions -> evaluate job -> results stored -> results_ready -> Compare
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from medalign_desktop.jobs.command import DEFAULT_LAUNCHER
+from medalign_desktop.jobs.evaluation import DEFAULT_MAX_NEW_TOKENS, EvaluationError, evaluation_request
 from medalign_desktop.jobs.manager import JobManager
 from medalign_desktop.jobs.requests import (
     RequestError,
@@ -40,6 +42,8 @@ class TrainingController(QObject):
     status_message = Signal(str)  # one sentence for the status bar
     version_activated = Signal(str)  # the version now answering ("base model" when none)
     scores_ready = Signal(int)  # a score job's scores are stored (job id): History reloads
+    # (sentence, problem) about an evaluation asked for: the Compare page shows it
+    evaluation_status = Signal(str, bool)
 
     def __init__(
         self, ctx: AppContext, *, policy: RetrainPolicy, launcher: str = DEFAULT_LAUNCHER, parent=None
@@ -176,7 +180,46 @@ class TrainingController(QObject):
         self.status_message.emit(f"Scoring answers with the reward model (job #{job_id}).")
         return job_id
 
+    # ------------------------------------------------------------------------------------- evaluation
+    def request_evaluation(self, version_names: list[str]) -> None:
+        """Compare page: evaluate these versions ("base": the base model alone) on the held-out questions."""
+        self.ctx.tasks.start(self.submit_evaluation(version_names), "Starting an evaluation")
+
+    async def submit_evaluation(self, version_names: list[str]) -> int | None:
+        """Start an `evaluate` job (jobs/evaluation.py checks the versions and the held-out questions);
+        ``evaluate`` kind overrides (``max_new_tokens``, ``batch_size``, ...) go into its config."""
+        loaded = self.ctx.engine.loaded
+        if loaded is None:
+            self.evaluation_status.emit(
+                "Load a model first: the versions answer on the loaded base model.", True
+            )
+            return None
+        overrides = dict(self.kind_overrides.get("evaluate", {}))
+        try:
+            request = await self.ctx.store.call(
+                evaluation_request, tuple(version_names), str(loaded.folder.path),
+                self.ctx.settings.sampling().system_prompt,
+                overrides.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS),
+                reward_version_id=self.ctx.settings.scoring_reward_version,
+            )  # fmt: skip
+        except EvaluationError as exc:
+            self.evaluation_status.emit(str(exc), True)
+            return None
+        request.overrides.update(overrides)
+        job_id = await self.jobs.submit(request)
+        self.train_page.select_job(job_id)
+        message = (
+            f"Evaluating {len(request.eval_versions)} version(s) on the held-out questions (job #{job_id})"
+        )
+        self.status_message.emit(f"{message}.")
+        self.evaluation_status.emit(f"{message}: progress is on the Train page (Ctrl+3).", False)
+        return job_id
+
     def _on_results_ready(self, job_id: int, kind: str) -> None:
+        if kind == "evaluate":
+            self.status_message.emit(
+                f"Evaluation finished (job #{job_id}); the Compare page shows the results."
+            )
         if kind == "score":
             self.status_message.emit(f"Answers scored (job #{job_id}); History shows the scores.")
             self.scores_ready.emit(job_id)
