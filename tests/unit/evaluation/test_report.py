@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import stat
 from datetime import UTC, datetime
+from xml.etree import ElementTree
 
 import pytest
 
@@ -72,6 +73,9 @@ def test_html_shows_the_stored_figures_escapes_every_text_and_has_inline_plots(s
     assert "Answer &lt;briefly&gt; &amp; safely." in html and "<i>" not in html
     assert "unsafe_advice" in html and ">128<" in html and ">3<" in html
     assert not re.search(r"(src|href)=", html)  # self-contained: nothing loaded from elsewhere
+    for svg in re.findall(r"<svg.*?</svg>", html, flags=re.S):  # each plot is well-formed SVG on its own
+        root = ElementTree.fromstring(svg)
+        assert root.tag == "{http://www.w3.org/2000/svg}svg" and root.find("{*}circle") is not None
 
 
 def test_write_report_is_atomic_private_and_names_the_file_it_cannot_write(store, tmp_path):
