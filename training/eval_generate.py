@@ -42,17 +42,17 @@ def load_generator(base_model: str, plan: Any, versions: list[Version]) -> tuple
         raise ModelError(f"Base model {base_model} cannot be loaded: {exc}") from exc
     if plan.device == "cuda" and plan.quantization == "none":
         model = model.to("cuda")
+    from peft import PeftModel
+
     adapters: dict[str, str | None] = {}
     for i, version in enumerate(versions):
         if version.adapter_path is None:
             adapters[version.name] = None
             continue
         name = f"v{i}"  # peft adapter names must not contain dots; version names may
-        if hasattr(model, "load_adapter") and hasattr(model, "peft_config"):
+        if isinstance(model, PeftModel):
             model.load_adapter(version.adapter_path, adapter_name=name, is_trainable=False)
         else:
-            from peft import PeftModel
-
             model = PeftModel.from_pretrained(
                 model, version.adapter_path, adapter_name=name, is_trainable=False
             )
@@ -63,11 +63,13 @@ def load_generator(base_model: str, plan: Any, versions: list[Version]) -> tuple
 @contextmanager
 def active_adapter(model: Any, adapter: str | None) -> Any:
     """Generate with ``adapter``, or with the base alone (adapters disabled) when it is None."""
+    from peft import PeftModel
+
     if adapter is not None:
         model.set_adapter(adapter)
         yield
     else:
-        with model.disable_adapter() if hasattr(model, "peft_config") else nullcontext():
+        with model.disable_adapter() if isinstance(model, PeftModel) else nullcontext():
             yield
 
 
