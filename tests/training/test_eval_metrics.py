@@ -3,6 +3,9 @@ and the per-version summary (unparsed answers count as wrong and are reported)."
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from training.eval_metrics import bleu, is_correct, option_letters, parse_option, rouge_l, summarise
@@ -46,6 +49,11 @@ DRUG_CLASSES = {"A": "Beta blocker", "B": "ACE inhibitor", "C": "Calcium channel
         ("$\\boxed{C}$", None, "C"),
         ("The answer is B because A is contraindicated in renal failure.", None, "B"),
         ("Option B", None, "B"),
+        ("The answer is option (B)", None, "B"),
+        ("Answer:\n\nB", None, "B"),
+        ("**B. Furosemide**", DIURETICS, "B"),
+        ("I think it's B.", None, "B"),
+        ("The answer is A.", None, "A"),
         # an explicit choice wins over incidental mentions
         ("Option A is tempting, but the answer is C.", None, "C"),
         ("Answer: B\n\nExplanation: option A is wrong because it spares potassium.", None, "B"),
@@ -60,6 +68,7 @@ DRUG_CLASSES = {"A": "Beta blocker", "B": "ACE inhibitor", "C": "Calcium channel
         # ambiguous or no choice: None, never a guess
         ("Options A and C both seem plausible.", None, None),
         ("A or B", None, None),
+        ("Both A and B are diuretics.", None, None),
         ("Furosemide or mannitol, depending on the cause.", DIURETICS, None),
         ("The answer is a beta blocker.", None, None),  # "a" is the article
         ("I don't know.", None, None),
@@ -165,3 +174,13 @@ def test_summarise_without_mcq_references_or_reward_gives_nulls():
     assert summary["rouge_l"] is None and summary["bleu"] is None and summary["n_with_reference"] == 0
     assert summary["reward_mean"] is None
     assert summary["mean_length_tokens"] == 10.0
+
+
+def test_metrics_and_the_evaluate_config_import_without_torch():
+    """The app imports these (results, configs) without loading torch; the metric libraries load lazily."""
+    code = (
+        "import sys, training.eval_metrics, training.evaluate, training.config; "
+        "loaded = [m for m in ('torch', 'transformers', 'rouge_score', 'sacrebleu') if m in sys.modules]; "
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
