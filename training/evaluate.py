@@ -16,6 +16,7 @@ per answer -> with a reward adapter, the generator is released and the reward mo
 (training/reward_score.py, the same scores as the app's Reward column) -> metrics -> answers.jsonl and
 results.json written to temporary files and renamed. Cancel (SIGTERM, exit 143) stops generation at the next
 token; nothing is written. The config class is stdlib-only at import time, registered in training/config.py.
+Loading the versions and batched generation: training/eval_generate.py.
 """
 
 from __future__ import annotations
