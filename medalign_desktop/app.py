@@ -73,6 +73,7 @@ def startup_options(args: argparse.Namespace):
         load_options={"device": args.device, "dtype": args.dtype},
         retrain_threshold=args.retrain_threshold,
         auto_retrain=False if args.no_auto_retrain else None,
+        first_run=model is None and not args.quit_after_load,
     ), warning
 
 

@@ -18,6 +18,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from medalign_desktop.ui.style import plot_colours, theme_manager
+
 REDRAW_MS = 250
 
 
@@ -118,9 +120,11 @@ class LossPlot(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.setBackground("w")
         layout.addWidget(self.canvas)
         self.set_kind("hitl")
+        self.apply_theme()
+        if (themes := theme_manager()) is not None:
+            themes.changed.connect(self.apply_theme)  # light / dark while the window is open
         self.timer = QTimer(self, interval=REDRAW_MS)
         self.timer.timeout.connect(self.redraw)
         self.timer.start()
@@ -150,8 +154,23 @@ class LossPlot(QWidget):
         self.canvas.ci.layout.setRowStretchFactor(0, 3 if len(panels) <= 3 else 2)
         self.buffer.dirty = True
 
+    def apply_theme(self, _theme: str | None = None) -> None:
+        """The canvas, titles and axes in the current theme's colours (the curves keep theirs)."""
+        colours = plot_colours()
+        self.canvas.setBackground(colours.background)
+        for plot, panel in zip(self.plots, panels_for(self.kind), strict=True):
+            self._colour(plot, panel)
+
+    def _colour(self, plot: pg.PlotItem, panel: Panel) -> None:
+        colours = plot_colours()
+        plot.setTitle(panel.title, size="9pt", color=colours.title)
+        for name in ("left", "bottom"):
+            axis = plot.getAxis(name)
+            axis.setPen(colours.foreground)
+            axis.setTextPen(colours.foreground)
+
     def _style(self, plot: pg.PlotItem, panel: Panel, *, first: bool) -> None:
-        plot.setTitle(panel.title, size="9pt", color="#333")
+        self._colour(plot, panel)
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.getAxis("left").enableAutoSIPrefix(False)  # 1e-4, not "100" with a hidden (x1e-6)
         plot.setLabel("bottom", "step")

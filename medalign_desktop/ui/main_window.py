@@ -31,8 +31,10 @@ from medalign_desktop.ui import dialogs
 from medalign_desktop.ui.annotate_page import AnnotatePage
 from medalign_desktop.ui.compare_page import ComparePage
 from medalign_desktop.ui.context import AppContext
+from medalign_desktop.ui.diagnostics import DiagnosticsDialog, open_diagnostics
 from medalign_desktop.ui.errors import ErrorReporter, readable_message
 from medalign_desktop.ui.export_page import ExportPage
+from medalign_desktop.ui.first_run import FirstRunDialog
 from medalign_desktop.ui.held_out_dialog import HoldOutDialog, open_hold_out_dialog
 from medalign_desktop.ui.history_page import HistoryPage
 from medalign_desktop.ui.services import EngineService, StoreService
@@ -42,8 +44,8 @@ from medalign_desktop.ui.tasks import TaskRunner
 from medalign_desktop.ui.training_controller import TrainingController
 
 NO_MODEL_MESSAGE = (
-    "No model is set up yet. Install the demo model by running `medalign models install-demo` in a "
-    "terminal, or choose a model folder with File > Open model folder..."
+    "No model is set up yet. Choose one with File > Set up a model... (a model folder, a GGUF file or the "
+    "demo model), or run `medalign models install-demo` in a terminal."
 )
 QUESTION_FILES = "Question files (*.jsonl *.json *.csv *.parquet);;All files (*)"
 PAIR_FILES = "Preference pairs (*.jsonl *.json *.parquet);;All files (*)"
@@ -59,6 +61,7 @@ class StartupOptions:
     load_options: dict[str, str] = field(default_factory=dict)  # device / dtype / quantization
     retrain_threshold: int | None = None  # None: the saved setting (default 20)
     auto_retrain: bool | None = None  # None: the saved setting (default on)
+    first_run: bool = False  # no base model configured: offer the first-run dialog, not just a note
 
 
 class MainWindow(QMainWindow):
@@ -163,6 +166,7 @@ class MainWindow(QMainWindow):
         action(file_menu, "&Export...", lambda: self.show_page(4))
         action(file_menu, "&Hold out a share of an import...", self.choose_hold_out_share)
         action(file_menu, "Open &model folder...", self.choose_model_folder, "Ctrl+O")
+        action(file_menu, "&Set up a model...", self.open_first_run)
         file_menu.addSeparator()
         action(file_menu, "&Quit", self.close, "Ctrl+Q")
         go = self.menuBar().addMenu("&Go")
@@ -176,6 +180,7 @@ class MainWindow(QMainWindow):
         action(annotate, "&Generation settings...", self.annotate.open_sampling_dialog)
         action(annotate, "Change &annotator name...", self.change_annotator)
         help_menu = self.menuBar().addMenu("&Help")
+        action(help_menu, "&Diagnostics...", self.show_diagnostics)
         action(help_menu, "&About MedAlign Desktop", self.show_about)
 
     def show_page(self, index: int) -> None:
@@ -215,7 +220,10 @@ class MainWindow(QMainWindow):
             self.startup_error = NO_MODEL_MESSAGE
             self.status.set_idle("No model set up.")
             self.status.set_model("No model loaded")
-            self.ctx.errors.show("No model", NO_MODEL_MESSAGE, QMessageBox.Icon.Information)
+            if self.options.first_run:
+                self.open_first_run()
+            else:
+                self.ctx.errors.show("No model", NO_MODEL_MESSAGE, QMessageBox.Icon.Information)
             return False
         self.status.set_busy(f"Loading the model from {Path(folder).name}...")
         self.status.set_model("Loading model...")
@@ -275,6 +283,25 @@ class MainWindow(QMainWindow):
 
         self.ctx.engine.stop()
         return self.ctx.tasks.start(flow(), "Loading the model")
+
+    def open_first_run(self) -> FirstRunDialog:
+        """The first-run dialog (File > Set up a model): the choice is saved there, then loaded here."""
+        self.first_run = FirstRunDialog(self.ctx, self)
+        self.first_run.model_chosen.connect(self.load_chosen_model)
+        self.first_run.open()
+        return self.first_run
+
+    def load_chosen_model(self, folder: Path, label: str) -> asyncio.Task:
+        async def flow() -> None:
+            await self.annotate.wait_idle()
+            await self.load_model(folder, label)
+
+        self.ctx.engine.stop()
+        return self.ctx.tasks.start(flow(), "Loading the model")
+
+    def show_diagnostics(self) -> DiagnosticsDialog:
+        self.diagnostics = open_diagnostics(self.ctx, self)
+        return self.diagnostics
 
     def choose_import_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import questions", "", QUESTION_FILES)

@@ -114,6 +114,16 @@ class AppSettings:
         self.qsettings.setValue("annotate/compare_version_y", names[1])
 
     @property
+    def theme(self) -> str:
+        """The look: "system" (follow the system's light / dark setting), "light" or "dark"."""
+        theme = self._get("window/theme", "system", str)
+        return theme if theme in ("system", "light", "dark") else "system"
+
+    @theme.setter
+    def theme(self, theme: str) -> None:
+        self.qsettings.setValue("window/theme", theme)
+
+    @property
     def last_page(self) -> int:
         return int(self._get("window/last_page", 0, int))
 

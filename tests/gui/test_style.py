@@ -1,0 +1,103 @@
+"""Light and dark: chosen by the setting or the system, the two sheets in step, the plots following."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QPalette
+
+from medalign_desktop import app as app_module
+from medalign_desktop import paths
+from medalign_desktop.ui import style
+from medalign_desktop.ui.loss_plot import LossPlot
+from medalign_desktop.ui.settings import AppSettings
+from medalign_desktop.ui.style import PLOT_COLOURS, apply_style, style_sheet_path
+
+RULE = re.compile(r"([^{}]+)\{[^{}]*\}")
+
+
+def selectors(sheet: str) -> list[str]:
+    without_comments = re.sub(r"/\*.*?\*/", "", sheet, flags=re.S)
+    return [" ".join(match.group(1).split()) for match in RULE.finditer(without_comments)]
+
+
+@pytest.fixture
+def themed(qapp):
+    """Each test starts light (offscreen reports no system scheme) and leaves the app that way."""
+    apply_style(qapp)
+    yield qapp
+    apply_style(qapp)
+
+
+def window_colour(app) -> str:
+    return app.palette().color(QPalette.ColorRole.Window).name()
+
+
+def test_the_setting_chooses_dark_or_light(themed):
+    manager = apply_style(themed, "dark")
+    assert manager.theme == "dark" and style.current_theme() == "dark"
+    assert window_colour(themed) == "#1a1e23"
+    assert themed.styleSheet() == style_sheet_path("dark").read_text(encoding="utf-8")
+    apply_style(themed, "light")
+    assert window_colour(themed) == "#f4f6f8"
+    assert themed.styleSheet() == style_sheet_path("light").read_text(encoding="utf-8")
+
+
+def test_system_follows_the_colour_scheme_and_a_choice_does_not(themed, monkeypatch):
+    manager = apply_style(themed, "system")
+    changes = []
+    manager.changed.connect(changes.append)
+    monkeypatch.setattr(style, "system_theme", lambda: "dark")
+    themed.styleHints().colorSchemeChanged.emit(Qt.ColorScheme.Dark)
+    assert manager.theme == "dark" and window_colour(themed) == "#1a1e23" and changes == ["dark"]
+    manager.set_preference("light")
+    themed.styleHints().colorSchemeChanged.emit(Qt.ColorScheme.Dark)
+    assert manager.theme == "light" and changes == ["dark", "light"]
+
+
+def test_the_setting_is_saved_and_bad_values_mean_system(tmp_path):
+    settings = AppSettings(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    assert settings.theme == "system"
+    settings.theme = "dark"
+    settings.sync()
+    assert AppSettings(QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)).theme == "dark"
+    settings.theme = "purple"
+    assert settings.theme == "system"
+
+
+def test_the_theme_flag(capsys):
+    assert app_module.build_parser().parse_args(["--theme", "dark"]).theme == "dark"
+    assert app_module.build_parser().parse_args([]).theme is None  # the saved setting stands
+    with pytest.raises(SystemExit):
+        app_module.build_parser().parse_args(["--theme", "purple"])
+    assert "invalid choice: 'purple'" in capsys.readouterr().err
+
+
+def test_the_plot_background_follows_the_theme(qtbot, themed):
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    assert plot.canvas.backgroundBrush().color().name() == PLOT_COLOURS["light"].background
+    apply_style(themed, "dark")
+    assert plot.canvas.backgroundBrush().color().name() == PLOT_COLOURS["dark"].background
+    axis = plot.loss_plot.getAxis("left")
+    assert axis.textPen().color().name() == PLOT_COLOURS["dark"].foreground
+    plot.set_kind("dpo")  # panels made while dark are dark too
+    assert plot.plots[1].getAxis("bottom").textPen().color().name() == PLOT_COLOURS["dark"].foreground
+    apply_style(themed, "light")
+    assert plot.canvas.backgroundBrush().color().name() == PLOT_COLOURS["light"].background
+
+
+def test_the_dark_sheet_matches_the_light_one_rule_for_rule():
+    light = style_sheet_path("light").read_text(encoding="utf-8")
+    dark = style_sheet_path("dark").read_text(encoding="utf-8")
+    assert selectors(dark) == selectors(light)
+    assert len(selectors(light)) > 50
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_image_a_sheet_names_exists(theme):
+    sheet = style_sheet_path(theme).read_text(encoding="utf-8")
+    names = re.findall(r"url\(resources:([^)]+)\)", sheet)
+    assert names and all((paths.RESOURCES_DIR / name).is_file() for name in names), names
