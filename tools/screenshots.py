@@ -2,6 +2,10 @@
 
     .venv/bin/python tools/screenshots.py [--model DIR] [--out docs/screenshots] [--verdicts 30] [--compare]
 
+--first-run adds first-run.png (the first-run dialog describing the model folder it was pointed at);
+--themes adds main-light.png and main-dark.png (the Annotate page in each theme) and dark-<page>.png of every
+page, for checking the dark style.
+
 Runs offscreen in a throwaway MEDALIGN_HOME. The model defaults to the configured base model or the
 test cache's SmolLM2 folder. History rows are real SmolLM2 answers to the sample questions (short ones, to
 keep the run to a minute or two), with a realistic mix of verdicts from two clinicians.
@@ -179,6 +183,36 @@ async def capture_export(window, out: Path) -> None:
     window.grab().save(str(out / "export.png"))
 
 
+async def capture_first_run(window, out: Path, model: Path) -> None:
+    """The first-run dialog after it checked the model folder (architecture, size, dtype, tokenizer)."""
+    from medalign_desktop.ui.first_run import FirstRunDialog
+
+    dialog = FirstRunDialog(window.ctx, window)
+    dialog.open()
+    await dialog.check_folder(model)
+    await asyncio.sleep(0.3)
+    dialog.grab().save(str(out / "first-run.png"))
+    dialog.reject()
+
+
+async def capture_themes(window, out: Path, app) -> None:
+    """The Annotate page light and dark, then every page dark (for review), and back to light."""
+    from medalign_desktop.ui.style import apply_style
+
+    pages = ("annotate", "history", "train", "models", "export", "compare")
+    window.show_page(0)
+    for theme in ("light", "dark"):
+        apply_style(app, theme)
+        await asyncio.sleep(0.5)
+        window.grab().save(str(out / f"main-{theme}.png"))
+    for index, name in enumerate(pages[: window.pages.count()]):
+        window.show_page(index)
+        await asyncio.sleep(0.5)
+        window.grab().save(str(out / f"dark-{name}.png"))
+    apply_style(app, "light")
+    window.show_page(0)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path)
@@ -187,6 +221,8 @@ def main() -> int:
     parser.add_argument("--all-states", action="store_true", help="also the ready, edit and reject states")
     parser.add_argument("--training", action="store_true", help="also a short real retrain: Train and Models")
     parser.add_argument("--compare", action="store_true", help="also compare mode (two answers side by side)")
+    parser.add_argument("--first-run", action="store_true", help="also the first-run dialog")
+    parser.add_argument("--themes", action="store_true", help="also the main window light and dark")
     parser.add_argument(
         "--db", type=Path, help="reuse this database if it exists (seeding takes a minute or two)"
     )
@@ -221,6 +257,10 @@ def main() -> int:
     try:
         loop.run_until_complete(capture(window, args.out, app, args.all_states, args.training, args.compare))
         loop.run_until_complete(capture_export(window, args.out))
+        if args.first_run:
+            loop.run_until_complete(capture_first_run(window, args.out, model))
+        if args.themes:
+            loop.run_until_complete(capture_themes(window, args.out, app))
     finally:
         window.close()
         loop.run_until_complete(window.wind_down())

@@ -116,7 +116,7 @@ class FirstRunDialog(QDialog):
         self.ctx = ctx
         self.setObjectName("firstRunDialog")
         self.setWindowTitle("Set up a model")
-        self.setMinimumWidth(620)
+        self.setMinimumWidth(760)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medalign-first-run")
         self._cancel = threading.Event()
         self.busy = False
@@ -319,6 +319,10 @@ class FirstRunDialog(QDialog):
         self.details.style().unpolish(self.details)
         self.details.style().polish(self.details)
         self.details.show()
+        # Word-wrapped labels need more height as the text grows, and a shown dialog does not grow by itself.
+        needed = self.layout().totalHeightForWidth(self.width())
+        if needed > self.height():
+            self.resize(self.width(), needed)
 
     def cancel(self) -> None:
         """Stop the conversion at its next step; what it wrote is removed."""
