@@ -224,3 +224,15 @@ def test_not_now_closes_and_file_menu_reopens(qtbot, first_run_window):
     action.trigger()
     assert window.first_run.isVisible()
     qtbot.waitUntil(window.first_run.folder_button.hasFocus)  # keyboard first: Enter picks a folder
+
+
+def test_the_app_offers_the_dialog_only_when_no_model_is_configured(home, tiny_model_dir):
+    from medalign_desktop.app import build_parser, startup_options
+
+    options, warning = startup_options(build_parser().parse_args([]))
+    assert options.first_run and options.model_dir is None and warning is None
+    options, _ = startup_options(build_parser().parse_args(["--quit-after-load"]))
+    assert not options.first_run  # a check run exits with the reason instead
+    first_run.save_choice(tiny_model_dir, "tiny")
+    options, _ = startup_options(build_parser().parse_args([]))
+    assert not options.first_run and options.model_dir == tiny_model_dir.resolve()

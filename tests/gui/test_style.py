@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, QSize, Qt
 from PySide6.QtGui import QPalette
 
 from medalign_desktop import app as app_module
@@ -101,3 +101,10 @@ def test_every_image_a_sheet_names_exists(theme):
     sheet = style_sheet_path(theme).read_text(encoding="utf-8")
     names = re.findall(r"url\(resources:([^)]+)\)", sheet)
     assert names and all((paths.RESOURCES_DIR / name).is_file() for name in names), names
+
+
+def test_the_application_icon_scales_for_high_dpi(themed):
+    icon = style.app_icon()
+    assert not icon.isNull() and not themed.windowIcon().isNull()
+    # Backed by the SVG: crisp at any size, even beyond the largest PNG (256 px) on a 2x screen.
+    assert [icon.pixmap(QSize(n, n)).width() for n in (16, 48, 512)] == [16, 48, 512]
