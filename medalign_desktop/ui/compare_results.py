@@ -37,6 +37,7 @@ from medalign_desktop.evaluation.stats import (
 from medalign_desktop.jobs.requests import POLICY_KINDS
 from medalign_desktop.ui import labels
 from medalign_desktop.ui.annotate_widgets import card
+from medalign_desktop.ui.style import colour_plot, plot_colours, theme_manager
 
 BASE = "base"  # the base model alone, as evaluation results and votes name it
 METRIC_COLUMNS = ("Version", "Method", "Questions", "Accuracy (multiple choice)", "ROUGE-L", "BLEU",
@@ -289,12 +290,12 @@ class VersionPlots(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.plots: dict[str, pg.PlotWidget] = {}
+        self.titles: dict[str, str] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
         for key, title, colour in (("accuracy", "accuracy (multiple choice)", "#1e7b34"),
                                    ("win_rate", "win rate in blind review", "#2f6fb3")):  # fmt: skip
             plot = pg.PlotWidget()
-            plot.setBackground("w")
-            plot.setTitle(title, size="9pt", color="#333")
+            self.titles[key] = title
             plot.showGrid(x=False, y=True, alpha=0.2)
             plot.setYRange(0, 100, padding=0.05)
             plot.setLabel("left", "%")
@@ -305,6 +306,14 @@ class VersionPlots(QWidget):
             )
             self.plots[key] = plot
             layout.addWidget(plot, 1)
+        self.apply_theme()
+        if (themes := theme_manager()) is not None:
+            themes.changed.connect(self.apply_theme)  # light / dark while the window is open
+
+    def apply_theme(self, _theme: str | None = None) -> None:
+        for key, plot in self.plots.items():
+            plot.setBackground(plot_colours().background)
+            colour_plot(plot, self.titles[key])
 
     def show_data(self, data: CompareData) -> None:
         names = [v.name for v in data.versions]

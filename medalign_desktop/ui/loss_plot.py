@@ -18,7 +18,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from medalign_desktop.ui.style import plot_colours, theme_manager
+from medalign_desktop.ui.style import colour_plot, plot_colours, theme_manager
 
 REDRAW_MS = 250
 
@@ -162,12 +162,7 @@ class LossPlot(QWidget):
             self._colour(plot, panel)
 
     def _colour(self, plot: pg.PlotItem, panel: Panel) -> None:
-        colours = plot_colours()
-        plot.setTitle(panel.title, size="9pt", color=colours.title)
-        for name in ("left", "bottom"):
-            axis = plot.getAxis(name)
-            axis.setPen(colours.foreground)
-            axis.setTextPen(colours.foreground)
+        colour_plot(plot, panel.title)
 
     def _style(self, plot: pg.PlotItem, panel: Panel, *, first: bool) -> None:
         self._colour(plot, panel)

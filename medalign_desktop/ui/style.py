@@ -138,6 +138,16 @@ def plot_colours(theme: str | None = None) -> PlotColours:
     return PLOT_COLOURS[theme or current_theme()]
 
 
+def colour_plot(plot, title: str) -> None:
+    """A pyqtgraph PlotItem's (or PlotWidget's) title and axes in the current theme's colours."""
+    colours = plot_colours()
+    plot.setTitle(title, size="9pt", color=colours.title)
+    for name in ("left", "bottom"):
+        axis = plot.getAxis(name)
+        axis.setPen(colours.foreground)
+        axis.setTextPen(colours.foreground)
+
+
 def app_icon() -> QIcon:
     """The application icon at every size found (SVG scales for high-DPI; PNGs for the platforms that
     want bitmaps); an empty icon until resources/icons holds one."""

@@ -108,3 +108,15 @@ def test_the_application_icon_scales_for_high_dpi(themed):
     assert not icon.isNull() and not themed.windowIcon().isNull()
     # Backed by the SVG: crisp at any size, even beyond the largest PNG (256 px) on a 2x screen.
     assert [icon.pixmap(QSize(n, n)).width() for n in (16, 48, 512)] == [16, 48, 512]
+
+
+def test_the_compare_plots_follow_the_theme(qtbot, themed):
+    from medalign_desktop.ui.compare_results import VersionPlots
+
+    plots = VersionPlots()
+    qtbot.addWidget(plots)
+    backgrounds = lambda: {p.backgroundBrush().color().name() for p in plots.plots.values()}  # noqa: E731
+    assert backgrounds() == {PLOT_COLOURS["light"].background}
+    apply_style(themed, "dark")
+    assert backgrounds() == {PLOT_COLOURS["dark"].background}
+    assert plots.plots["accuracy"].getAxis("left").textPen().color().name() == PLOT_COLOURS["dark"].foreground
