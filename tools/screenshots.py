@@ -1,6 +1,11 @@
 """Take the README screenshots: the Annotate page mid-answer, History with ~30 verdicts, and Export.
 
     .venv/bin/python tools/screenshots.py [--model DIR] [--out docs/screenshots] [--verdicts 30] [--compare]
+                                          [--training] [--evaluation]
+
+--evaluation (implies --training) holds out a share of the sample questions, evaluates the base model and
+B-iter-1 on them for real (short greedy answers), records a scripted blind review, and takes the Compare
+page and the report's first page (as the PDF lays it out).
 
 --first-run adds first-run.png (the first-run dialog describing the model folder it was pointed at);
 --themes adds main-light.png and main-dark.png (the Annotate page in each theme) and dark-<page>.png of every
@@ -29,6 +34,9 @@ os.environ["MEDALIGN_HOME"] = tempfile.mkdtemp(prefix="medalign-shots-")
 SAMPLES = ROOT / "resources" / "sample_questions.jsonl"
 TEST_CACHE_MODEL = Path.home() / ".cache" / "medalign-desktop-tests" / "SmolLM2-135M-Instruct"
 REJECT_REASONS = ("incomplete", "factually_wrong", "unsafe", "poorly_written")
+# The scripted blind review: a choice per question in turn, and flags on Answer 1 / Answer 2 now and then.
+REVIEW_CHOICES = ("first", "second", "first", "tie", "first", "both_bad", "second", "first")
+REVIEW_FLAGS = {1: ((), ("hallucinated_fact",)), 3: (("missing_red_flag",), ()), 5: (("unsafe_advice",), ())}
 
 
 def default_model() -> Path:
@@ -81,8 +89,9 @@ def long_stream(page) -> bool:
 
 
 async def capture(
-    window, out: Path, app, states: bool, training: bool = False, compare: bool = False
-) -> None:
+    window, out: Path, app, states: bool, training: bool = False, compare: bool = False,
+    evaluation: bool = False,
+) -> None:  # fmt: skip
     from medalign_desktop.ui.annotate_page import Phase
 
     async def until(condition, timeout: float = 120.0) -> None:
@@ -133,6 +142,8 @@ async def capture(
         await capture_compare(window, out, until)
     if training:
         await capture_training(window, out, until)
+    if evaluation:
+        await capture_evaluation(window, out, until)
 
 
 async def capture_compare(window, out: Path, until) -> None:
@@ -167,6 +178,47 @@ async def capture_training(window, out: Path, until) -> None:
     window.show_page(3)
     await asyncio.sleep(0.5)
     window.grab().save(str(out / "models.png"))
+
+
+async def capture_evaluation(window, out: Path, until) -> None:
+    """The Compare page after a real evaluation of the base model and B-iter-1 and a scripted blind review,
+    then the report's first A4 page."""
+    from medalign_desktop.ui.compare_page import report_html
+    from medalign_desktop.ui.report_pdf import first_page_image
+
+    store, page = window.ctx.store, window.compare
+    batch = (await store.call("import_batches", "questions"))[0]
+    await store.call("hold_out_share", batch.id, 0.16, 7)  # 8 of the 52 sample questions
+    window.training.kind_overrides["evaluate"] = {"max_new_tokens": 64}
+    window.show_page(5)
+    await until(lambda: page.data.held_out > 0)
+    page.set_ticked(["base", "B-iter-1"])
+    finished = asyncio.Event()
+    window.training.jobs.results_ready.connect(lambda _job, kind: kind == "evaluate" and finished.set())
+    page.evaluate_clicked()
+    await asyncio.wait_for(finished.wait(), timeout=1800)
+    await until(lambda: len(page.data.evaluated()) == 2)
+    page.version_a.setCurrentIndex(page.version_a.findData("B-iter-1"))
+    page.version_b.setCurrentIndex(page.version_b.findData("base"))
+    review = page.review
+    page.start_review()
+    for number, choice in enumerate(REVIEW_CHOICES):
+        await until(lambda: not review.busy)
+        if review.shown is None:
+            break  # all reviewed
+        for row, flags in zip(page.review_view.flags, REVIEW_FLAGS.get(number, ((), ())), strict=True):
+            for flag in flags:
+                row.boxes[flag].setChecked(True)
+        if number == 3:  # mid-review: a question, two unlabelled answers, a flag ticked
+            await asyncio.sleep(0.3)
+            window.grab().save(str(out / "compare-review.png"))
+        review.choose(choice)
+        await until(lambda: not review.busy)
+    review.end()
+    await page.wait_loaded()
+    await asyncio.sleep(0.5)
+    window.grab().save(str(out / "compare-page.png"))
+    first_page_image(await store.call(report_html)).save(str(out / "report.png"))
 
 
 async def capture_export(window, out: Path) -> None:
@@ -209,6 +261,16 @@ async def capture_themes(window, out: Path, app) -> None:
         window.show_page(index)
         await asyncio.sleep(0.5)
         window.grab().save(str(out / f"dark-{name}.png"))
+    window.show_page(1)
+    model = window.history.model
+    row = next((r for r in range(model.rowCount()) if model.row_at(r).verdict == "edit"), None)
+    if row is not None:  # the detail view's rich text (headings, the diff of an edit) in dark
+        dialog = window.history.open_detail(model.index(row, 0))
+        while dialog.detail is None:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        dialog.grab().save(str(out / "dark-detail.png"))
+        dialog.close()
     apply_style(app, "light")
     window.show_page(0)
 
@@ -221,6 +283,9 @@ def main() -> int:
     parser.add_argument("--all-states", action="store_true", help="also the ready, edit and reject states")
     parser.add_argument("--training", action="store_true", help="also a short real retrain: Train and Models")
     parser.add_argument("--compare", action="store_true", help="also compare mode (two answers side by side)")
+    parser.add_argument(
+        "--evaluation", action="store_true", help="also the Compare page and the report (implies --training)"
+    )
     parser.add_argument("--first-run", action="store_true", help="also the first-run dialog")
     parser.add_argument("--themes", action="store_true", help="also the main window light and dark")
     parser.add_argument(
@@ -255,7 +320,10 @@ def main() -> int:
     window = MainWindow(options, settings=settings)
     window.resize(1280, 800)
     try:
-        loop.run_until_complete(capture(window, args.out, app, args.all_states, args.training, args.compare))
+        training = args.training or args.evaluation
+        loop.run_until_complete(
+            capture(window, args.out, app, args.all_states, training, args.compare, args.evaluation)
+        )
         loop.run_until_complete(capture_export(window, args.out))
         if args.first_run:
             loop.run_until_complete(capture_first_run(window, args.out, model))

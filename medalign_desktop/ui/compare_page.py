@@ -112,7 +112,7 @@ class ComparePage(QWidget):
 
     def _build_controls(self) -> QWidget:
         column = QWidget()
-        column.setFixedWidth(300)
+        column.setFixedWidth(290)
         layout = QVBoxLayout(column)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(12)
@@ -122,6 +122,7 @@ class ComparePage(QWidget):
         self.version_list.itemChanged.connect(self._version_ticked)
         self.evaluate_button = QPushButton("Evaluate on held-out questions")
         self.evaluate_button.setObjectName("primaryButton")
+        self.evaluate_button.setStyleSheet("padding: 9px 8px;")  # the whole label fits the column
         self.evaluate_button.setToolTip(
             "Answer every held-out question with each ticked version (greedy, fixed settings) and measure "
             "the answers; answers generated before with the same settings are reused"
@@ -184,8 +185,8 @@ class ComparePage(QWidget):
         self.metrics_section.caption.addWidget(self.settings_label)
         row = QHBoxLayout()
         row.setSpacing(12)
-        row.addWidget(self.matrix_section, 3)
-        row.addWidget(self.ranking_section, 2)
+        row.addWidget(self.matrix_section, 1)
+        row.addWidget(self.ranking_section, 1)
         layout.addWidget(self.metrics_section, 3)
         layout.addLayout(row, 3)
         layout.addWidget(self.plots_section, 3)

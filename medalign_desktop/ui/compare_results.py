@@ -40,9 +40,21 @@ from medalign_desktop.ui.annotate_widgets import card
 from medalign_desktop.ui.style import colour_plot, plot_colours, theme_manager
 
 BASE = "base"  # the base model alone, as evaluation results and votes name it
-METRIC_COLUMNS = ("Version", "Method", "Questions", "Accuracy (multiple choice)", "ROUGE-L", "BLEU",
-                  "Mean reward", "Mean length", "Evaluated")  # fmt: skip
-RANK_COLUMNS = ("Rank", "Version", "Strength", "Flagged answers")
+METRIC_COLUMNS = ("Version", "Method", "n", "Accuracy (MCQ)", "ROUGE-L", "BLEU", "Reward", "Length")
+METRIC_TIPS = (
+    "", "The training method (the research project's model letter)", "Held-out questions answered",
+    "Multiple-choice questions answered with the key; an answer whose option cannot be read counts as wrong",
+    "ROUGE-L F-measure against the reference answers (0-1)", "Corpus BLEU against the reference answers (0-100)",
+    "Mean score of the answers by the scoring reward model", "Mean answer length in tokens",
+)  # fmt: skip
+METHOD_SHORT = {
+    "base": "base model",
+    "sft": "A · SFT",
+    "hitl": "B · HITL",
+    "dpo": "D · DPO",
+    "ppo": "C · PPO",
+}
+RANK_COLUMNS = ("#", "Version", "Strength", "Flagged")
 DASH = "–"
 
 
@@ -118,20 +130,19 @@ def metric_cells(name: str, kind: str, result: Any) -> list[str]:
     m = result.metrics
     return [
         version_text(name),
-        "Base model" if kind == BASE else labels.method_label(kind),
+        METHOD_SHORT.get(kind, kind),
         str(m.get("n_questions", 0)),
         accuracy_text(m),
         number_text(m.get("rouge_l"), 3),
         number_text(m.get("bleu"), 1),
         number_text(m.get("reward_mean"), 3),
-        number_text(m.get("mean_length_tokens"), 1) + (" tokens" if m.get("mean_length_tokens") else ""),
-        labels.short_time(result.created_at),
+        number_text(m.get("mean_length_tokens"), 1),
     ]
 
 
 def win_rate_text(rate: WinRate) -> str:
-    """'62% (48–75%) · n 21'."""
-    return f"{rate.rate:.0%} ({rate.low:.0%}–{rate.high:.0%}) · n {rate.n}"
+    """Two lines: '62%' and '48–75% · n 21' (the 95 % interval and the number of votes)."""
+    return f"{rate.rate:.0%}\n{100 * rate.low:.0f}–{rate.high:.0%} · n {rate.n}"
 
 
 def win_rate_tip(rate: WinRate) -> str:
@@ -207,6 +218,9 @@ class MetricsTable(QTableWidget):
         super().__init__(parent)
         read_only(self, METRIC_COLUMNS)
         self.verticalHeader().hide()
+        for column, tip in enumerate(METRIC_TIPS):
+            if tip:
+                self.horizontalHeaderItem(column).setToolTip(tip)
 
     def show_data(self, data: CompareData) -> None:
         kinds = {v.name: v.kind for v in data.versions}
@@ -214,11 +228,12 @@ class MetricsTable(QTableWidget):
         self.setRowCount(len(names))
         for row, name in enumerate(names):
             result = data.results[name]
+            evaluated = f"Evaluated {labels.local_time(result.created_at)} (job #{result.job_id})"
             for column, text in enumerate(metric_cells(name, kinds.get(name, "removed"), result)):
-                self.setItem(row, column, cell(text, align_right=2 <= column <= 7))
+                self.setItem(row, column, cell(text, evaluated, align_right=column >= 2))
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
 
     def texts(self) -> list[list[str]]:
         return [[self.item(r, c).text() for c in range(self.columnCount())] for r in range(self.rowCount())]
@@ -230,6 +245,7 @@ class WinRateMatrix(QTableWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         read_only(self)
+        self.verticalHeader().setDefaultSectionSize(46)  # two lines: the rate, then interval and n
 
     def show_data(self, data: CompareData) -> None:
         names = data.reviewed()
@@ -238,12 +254,14 @@ class WinRateMatrix(QTableWidget):
         self.setColumnCount(len(names))
         heads = [version_text(n) for n in names]
         self.setHorizontalHeaderLabels(heads)
-        self.setVerticalHeaderLabels([f"{h} beats" for h in heads])
+        self.setVerticalHeaderLabels(heads)  # the section's title says "row beats column"
         for row, a in enumerate(names):
             for column, b in enumerate(names):
                 rate = None if a == b else data.win_rates.get((a, b))
                 text = win_rate_text(rate) if rate else DASH
-                self.setItem(row, column, cell(text, win_rate_tip(rate) if rate else ""))
+                item = cell(text, win_rate_tip(rate) if rate else "")
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                self.setItem(row, column, item)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
 
     def rate_text(self, a: str, b: str) -> str | None:
@@ -280,6 +298,7 @@ class RankingTable(QTableWidget):
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
 
 
 class VersionPlots(QWidget):

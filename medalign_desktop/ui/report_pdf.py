@@ -18,10 +18,14 @@ from PySide6.QtSvg import QSvgRenderer
 
 SVG = re.compile(r"<svg\b.*?</svg>", re.DOTALL | re.IGNORECASE)
 SVG_NAMESPACE = 'xmlns="http://www.w3.org/2000/svg"'
+# Qt lays tables out at the font size asked for: the report's widest table (13 columns of metrics) only
+# fits the width of an A4 page with its cells a little smaller than the browser's.
+PRINT_CSS = "<style>th, td { font-size: 8pt; } h1 { font-size: 16pt; }</style>"
 PLOT_SCALE = 2  # plots are rendered at twice their size, so they stay sharp in print
 PDF_DPI = 300
 MARGIN_MM = 15
-A4_POINTS = QSizeF(595, 842)  # the page in points (1/72 inch), for the on-screen first page
+SCREEN_DPI = 96  # QTextDocument's unit on screen: an A4 page laid out at this resolution matches the PDF
+A4_MM = QSizeF(210, 297)
 
 
 def _render_svg(svg: str) -> QImage | None:
@@ -51,7 +55,10 @@ def printable_html(html: str) -> tuple[str, dict[str, QImage]]:
         images[name] = image
         return f'<img src="{name}" width="{image.width() // PLOT_SCALE}" height="{image.height() // PLOT_SCALE}">'
 
-    return SVG.sub(replace, html), images
+    text = SVG.sub(replace, html)
+    head_end = text.lower().find("</head>")
+    text = text[:head_end] + PRINT_CSS + text[head_end:] if head_end >= 0 else PRINT_CSS + text
+    return text, images
 
 
 def report_document(html: str) -> QTextDocument:
@@ -93,18 +100,19 @@ def write_pdf(html: str, path: str | Path) -> Path:
 
 
 def first_page_image(html: str, width: int = 1240) -> QImage:
-    """The report's first A4 page as an image ``width`` pixels wide (for the README screenshot)."""
+    """The report's first A4 page as an image ``width`` pixels wide (for the README screenshot): laid out
+    on an A4 page at screen resolution, with the PDF's margins, which gives the PDF's line breaks."""
     document = report_document(html)
-    scale = width / A4_POINTS.width()
-    margin = MARGIN_MM / 25.4 * 72
-    document.setDocumentMargin(margin)
-    document.setPageSize(A4_POINTS)
-    image = QImage(width, round(A4_POINTS.height() * scale), QImage.Format.Format_ARGB32)
+    page = QSizeF(A4_MM.width() / 25.4 * SCREEN_DPI, A4_MM.height() / 25.4 * SCREEN_DPI)
+    document.setDocumentMargin(MARGIN_MM / 25.4 * SCREEN_DPI)
+    document.setPageSize(page)
+    scale = width / page.width()
+    image = QImage(width, round(page.height() * scale), QImage.Format.Format_ARGB32)
     image.fill(Qt.GlobalColor.white)
     painter = QPainter(image)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
     painter.scale(scale, scale)
-    document.drawContents(painter, QRectF(0, 0, A4_POINTS.width(), A4_POINTS.height()))
+    document.drawContents(painter, QRectF(0, 0, page.width(), page.height()))
     painter.end()
     return image

@@ -58,15 +58,12 @@ class BlindReviewView(QWidget):
         top = QHBoxLayout()
         self.position = QLabel("Blind review")
         self.position.setObjectName("positionLabel")
-        self.tally = QLabel()
-        self.tally.setObjectName("pillLabel")
         self.end_button = QPushButton("End review  [Esc]")
         self.end_button.setObjectName("secondaryButton")
         self.end_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.end_button.clicked.connect(self.end_requested)
         top.addWidget(self.position)
         top.addStretch(1)
-        top.addWidget(self.tally)
         top.addWidget(self.end_button)
         layout.addLayout(top)
         self.question = QuestionPanel()
@@ -103,6 +100,7 @@ class BlindReviewView(QWidget):
         """No question on screen (all reviewed, nothing to review): say so in place of the answers."""
         self.question.show_message(text)
         self.answers.clear()
+        self.answers.show_hint(REVIEW_HINT)
         for row in self.flags:
             row.reset()
             row.setEnabled(False)

@@ -187,8 +187,8 @@ def test_evaluate_two_versions_review_blind_and_export_the_report(
     assert page.stack.currentIndex() == 0
     rate, n = expected_rate(votes)
     qtbot.waitUntil(lambda: (page.matrix.rate_text("B-iter-1", "base") or "").endswith(f"· n {n}"))
-    assert page.matrix.rate_text("B-iter-1", "base").startswith(f"{rate:.0%} (")
-    assert page.matrix.rate_text("base", "B-iter-1").startswith(f"{1 - rate:.0%} (")
+    assert page.matrix.rate_text("B-iter-1", "base").startswith(f"{rate:.0%}\n")
+    assert page.matrix.rate_text("base", "B-iter-1").startswith(f"{1 - rate:.0%}\n")
 
     # The report: HTML with the stored figures, and an A4 PDF of the same report; both owner-only.
     html_path, pdf_path = tmp_path / "report.html", tmp_path / "report.pdf"
