@@ -29,6 +29,7 @@ from medalign_desktop.ui import dialogs, labels
 from medalign_desktop.ui.annotate_widgets import RatingSelector
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.diff import diff_html, plain_html
+from medalign_desktop.ui.style import html_colour
 
 SHOWN_AUDIT_FIELDS = (
     "verdict",
@@ -42,7 +43,8 @@ SHOWN_AUDIT_FIELDS = (
 
 
 def _section(title: str, body_html: str) -> str:
-    return f'<h3 style="color:#4a5260; margin-top:16px;">{html.escape(title)}</h3><p>{body_html}</p>'
+    heading = html_colour("heading")
+    return f'<h3 style="color:{heading}; margin-top:16px;">{html.escape(title)}</h3><p>{body_html}</p>'
 
 
 def _value(name: str, value) -> str:
@@ -87,7 +89,8 @@ def verdict_html(detail: FeedbackDetail) -> str:
     lines.append(f"By {html.escape(detail.annotator)} on {labels.local_time(detail.created_at)} · "
                  f"model {html.escape(detail.model_version or 'unknown')}")  # fmt: skip
     if detail.withdrawn:
-        lines.append('<b style="color:#9a3412;">This verdict was withdrawn and is not used for training.</b>')
+        withdrawn = "This verdict was withdrawn and is not used for training."
+        lines.append(f'<b style="color:{html_colour("warning")};">{withdrawn}</b>')
     return "<br>".join(lines)
 
 
@@ -95,7 +98,10 @@ def detail_html(detail: FeedbackDetail) -> str:
     """The verdict first (what the clinician opened this for), then the texts, then the audit trail."""
     parts = [_section("Verdict", verdict_html(detail)), _section("Question", plain_html(detail.prompt_text))]
     if detail.edited_text is not None:
-        legend = '<br><span style="color:#6b7280;">Struck red: removed from the model\'s answer. Green: added.</span>'
+        legend = (
+            f'<br><span style="color:{html_colour("muted")};">'
+            "Struck red: removed from the model's answer. Green: added.</span>"
+        )
         parts.append(
             _section("Clinician's edit", diff_html(detail.original_text, detail.edited_text) + legend)
         )

@@ -53,6 +53,12 @@ PLOT_COLOURS = {
     "dark": PlotColours(background="#232930", foreground="#b4bec9", title="#e3e7eb"),
 }
 
+# Colours written into rich text (HTML has no palette roles), per theme.
+HTML_COLOURS = {
+    "light": {"heading": "#4a5260", "muted": "#6b7280", "warning": "#9a3412"},
+    "dark": {"heading": "#b4bec9", "muted": "#98a4b1", "warning": "#f4a261"},
+}
+
 
 def make_palette(theme: str) -> QPalette:
     colours = PALETTES[theme]
@@ -136,6 +142,11 @@ def current_theme() -> str:
 
 def plot_colours(theme: str | None = None) -> PlotColours:
     return PLOT_COLOURS[theme or current_theme()]
+
+
+def html_colour(name: str) -> str:
+    """A rich-text colour ("heading", "muted" or "warning") readable on the current theme's cards."""
+    return HTML_COLOURS[current_theme()][name]
 
 
 def colour_plot(plot, title: str) -> None:

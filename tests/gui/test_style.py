@@ -120,3 +120,11 @@ def test_the_compare_plots_follow_the_theme(qtbot, themed):
     apply_style(themed, "dark")
     assert backgrounds() == {PLOT_COLOURS["dark"].background}
     assert plots.plots["accuracy"].getAxis("left").textPen().color().name() == PLOT_COLOURS["dark"].foreground
+
+
+def test_rich_text_colours_follow_the_theme(themed):
+    from medalign_desktop.ui.detail_dialog import _section
+
+    assert "color:#4a5260;" in _section("Verdict", "Edited")
+    apply_style(themed, "dark")
+    assert "color:#b4bec9;" in _section("Verdict", "Edited")  # the light grey would vanish on dark cards
