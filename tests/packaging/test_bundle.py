@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from medalign_desktop.jobs.command import build_command, build_environment
-from tests.training.conftest import write_job
+from tests.training.conftest import pair, write_job
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(3600)]
@@ -79,27 +79,77 @@ def test_the_main_window_appears_and_the_model_loads(bundle, tmp_path, tiny_mode
     print(f"bundle start to model loaded: {time.monotonic() - started:.1f} s")
 
 
-def test_a_training_job_runs_from_inside_the_bundle(bundle, tmp_path, tiny_model_dir):
-    config = {
-        "kind": "hitl",
-        "base_model": str(tiny_model_dir),
+def run_bundled_job(bundle: Path, kind: str, job: Path, home: Path) -> list[dict]:
+    """Run one job as the bundled app's job runner would, and return its events (stdout carries only those)."""
+    executable = str(bundle / "medalign-desktop")
+    # Exactly the argv the bundled app's job runner builds (sys.frozen is set there).
+    argv = build_command(kind, job, python=executable, frozen=True)
+    assert argv[:2] == [executable, "--run-training"]
+    env = build_environment(bundle_environment(home))
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def tiny_config(kind: str, model: Path) -> dict:
+    return {
+        "kind": kind,
+        "base_model": str(model),
         "parent_adapter": None,
         "output_name": "adapter",
         "max_steps": 2,
         "max_length": 64,
         "per_device_train_batch_size": 2,
+        "per_device_eval_batch_size": 2,
         "gradient_accumulation_steps": 1,
     }
-    job = write_job(tmp_path / "job", config, n_examples=4)
-    executable = str(bundle / "medalign-desktop")
-    # Exactly the argv the bundled app's job runner builds (sys.frozen is set there).
-    argv = build_command("hitl", job, python=executable, frozen=True)
-    assert argv[:2] == [executable, "--run-training"]
-    env = build_environment(bundle_environment(tmp_path / "home"))
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-    events = [json.loads(line) for line in done.stdout.splitlines()]  # stdout carries only events
+
+
+def test_a_training_job_runs_from_inside_the_bundle(bundle, tmp_path, tiny_model_dir):
+    job = write_job(tmp_path / "job", tiny_config("hitl", tiny_model_dir), n_examples=4)
+    events = run_bundled_job(bundle, "hitl", job, tmp_path / "home")
     kinds = [event["event"] for event in events]
     assert "started" in kinds and "metric" in kinds, kinds
     assert kinds.index("started") < kinds.index("metric") and kinds[-1] == "finished", kinds
     assert (Path(events[-1]["adapter_path"]) / "adapter_config.json").is_file()
+
+
+def test_a_dpo_job_runs_from_inside_the_bundle(bundle, tmp_path, tiny_model_dir):
+    job = tmp_path / "dpo"
+    (job / "data").mkdir(parents=True)
+    (job / "config.json").write_text(json.dumps(tiny_config("dpo", tiny_model_dir)), encoding="utf-8")
+    pairs = "".join(json.dumps(pair(i)) + "\n" for i in range(4))
+    (job / "data" / "train.jsonl").write_text(pairs, encoding="utf-8")
+    events = run_bundled_job(bundle, "dpo", job, tmp_path / "home")
+    assert events[-1]["event"] == "finished", events[-1]
+    assert (Path(events[-1]["adapter_path"]) / "adapter_config.json").is_file()
+
+
+def test_an_evaluation_runs_from_inside_the_bundle(bundle, tmp_path, tiny_model_dir):
+    # The metrics (ROUGE-L, BLEU) import their parts by name: the bundle must hold them.
+    job = tmp_path / "evaluate"
+    (job / "data").mkdir(parents=True)
+    config = {
+        "kind": "evaluate",
+        "base_model": str(tiny_model_dir),
+        "versions": [{"name": "base", "adapter_path": None}],
+        "reward_adapter": None,
+        "max_new_tokens": 8,
+        "system_prompt": "You are a careful clinical assistant.",
+        "batch_size": 2,
+        "device": "cpu",
+        "quantization": "auto",
+        "seed": 0,
+    }
+    (job / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    question = {
+        "prompt_id": 1,
+        "question": "Which drug is a loop diuretic?",
+        "reference_answer": "Furosemide is a loop diuretic.",
+        "answer_key": None,
+        "options": None,
+    }
+    (job / "data" / "questions.jsonl").write_text(json.dumps(question) + "\n", encoding="utf-8")
+    (job / "data" / "cached.jsonl").write_text("", encoding="utf-8")
+    events = run_bundled_job(bundle, "evaluate", job, tmp_path / "home")
+    assert events[-1]["event"] == "finished", events[-1]
