@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -77,6 +78,39 @@ def test_the_main_window_appears_and_the_model_loads(bundle, tmp_path, tiny_mode
     assert db.is_file()  # the window opened its workspace
     assert (tmp_path / "home" / "data" / "logs").is_dir()
     print(f"bundle start to model loaded: {time.monotonic() - started:.1f} s")
+
+
+@pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xwininfo")), reason="needs Xvfb and xwininfo")
+def test_the_main_window_appears_on_an_x_server(bundle, tmp_path, tiny_model_dir):
+    # The real platform plugin (xcb) from the bundle, under a virtual X server; the system needs the
+    # xcb libraries listed in the README.
+    display = f":{90 + os.getpid() % 100}"
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+    env = {**bundle_environment(tmp_path / "home"), "QT_QPA_PLATFORM": "xcb", "DISPLAY": display}
+    argv = [
+        str(bundle / "medalign-desktop"),
+        "--model",
+        str(tiny_model_dir),
+        "--db",
+        str(tmp_path / "w.sqlite"),
+    ]
+    app = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, windows = time.monotonic() + 180, ""
+        while time.monotonic() < deadline and app.poll() is None and '"MedAlign Desktop"' not in windows:
+            time.sleep(1)
+            tree = ["xwininfo", "-root", "-tree", "-display", display]
+            windows = subprocess.run(tree, capture_output=True, text=True).stdout
+        assert app.poll() is None, app.stderr.read()[-4000:]
+        assert '"MedAlign Desktop"' in windows, windows[-2000:]
+    finally:
+        for process in (app, server):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def run_bundled_job(bundle: Path, kind: str, job: Path, home: Path) -> list[dict]:
