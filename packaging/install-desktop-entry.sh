@@ -11,7 +11,12 @@ for png in "$here"/share/icons/hicolor/*/apps/medalign.png; do
     size_dir="$(basename "$(dirname "$(dirname "$png")")")"
     install -D -m 644 "$png" "$prefix/icons/hicolor/$size_dir/apps/medalign.png"
 done
-sed "s|^Exec=.*|Exec=\"$here/medalign-desktop\"|" "$here/share/applications/medalign-desktop.desktop" \
+svg="$here/share/icons/hicolor/scalable/apps/medalign.svg"
+[[ -f "$svg" ]] && install -D -m 644 "$svg" "$prefix/icons/hicolor/scalable/apps/medalign.svg"
+# sed's replacement treats \ & and the delimiter specially: escape them in the folder's path.
+exec_path="$here/medalign-desktop"
+exec_path="${exec_path//\\/\\\\}" exec_path="${exec_path//&/\\&}" exec_path="${exec_path//|/\\|}"
+sed "s|^Exec=.*|Exec=\"$exec_path\"|" "$here/share/applications/medalign-desktop.desktop" \
     > "$prefix/applications/medalign-desktop.desktop"
 chmod 644 "$prefix/applications/medalign-desktop.desktop"
 echo "Installed $prefix/applications/medalign-desktop.desktop (runs $here/medalign-desktop)"
