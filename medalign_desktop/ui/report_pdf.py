@@ -32,9 +32,9 @@ def _render_svg(svg: str) -> QImage | None:
     if "xmlns=" not in svg[:200]:
         svg = svg.replace("<svg", f"<svg {SVG_NAMESPACE}", 1)
     renderer = QSvgRenderer(QByteArray(svg.encode("utf-8")))
-    if not renderer.isValid():
-        return None
     size = renderer.defaultSize()
+    if not renderer.isValid() or size.isEmpty():
+        return None
     image = QImage(size.width() * PLOT_SCALE, size.height() * PLOT_SCALE, QImage.Format.Format_ARGB32)
     image.fill(Qt.GlobalColor.white)
     painter = QPainter(image)

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication
 from medalign_desktop.store import Store
 from medalign_desktop.ui.compare_page import NO_HELD_OUT, NOT_EVALUATED, TOO_FEW
 from medalign_desktop.ui.compare_results import metric_cells
+from medalign_desktop.ui.report_pdf import printable_html, write_pdf
 from tests.gui.conftest import QUESTIONS, run, wait_answer
 
 MCQ = [
@@ -26,7 +27,10 @@ MCQ = [
      {"A": "Liver", "B": "Kidney", "C": "Pancreas"}, "C",
      "C. The beta cells of the pancreas produce insulin."),
 ]  # fmt: skip
-OPEN_QUESTION = ("How is iron deficiency anaemia diagnosed?", "A low ferritin with a microcytic anaemia.")
+OPEN_QUESTIONS = [
+    ("How is iron deficiency anaemia diagnosed?", "A low ferritin with a microcytic anaemia."),
+    ("When should a child with fever be seen urgently?", "With a non-blanching rash, or when drowsy."),
+]
 REVIEW_SEED = 4
 VOTE_KEYS = (
     (Qt.Key.Key_1, "first"),
@@ -91,7 +95,7 @@ def seed_held_out(db_path, adapters) -> list[int]:
             store.add_prompt(text, reference_answer=ref, answer_key=key, options=options, split="held_out")
             for text, options, key, ref in MCQ
         ]
-        ids.append(store.add_prompt(OPEN_QUESTION[0], reference_answer=OPEN_QUESTION[1], split="held_out"))
+        ids += [store.add_prompt(q, reference_answer=ref, split="held_out") for q, ref in OPEN_QUESTIONS]
         store.add_prompt("A training question that is never evaluated.")
         store.add_model_version("B-iter-1", "hitl", adapter_path=str(adapters[0]))
         store.add_model_version("D-dpo-1", "dpo", adapter_path=str(adapters[1]))
@@ -119,7 +123,7 @@ def test_evaluate_two_versions_review_blind_and_export_the_report(
     window.training.kind_overrides["evaluate"] = {"max_new_tokens": 8, "batch_size": 2}
     page = window.compare
     window.show_page(5)
-    qtbot.waitUntil(lambda: page.data.held_out == 4)
+    qtbot.waitUntil(lambda: page.data.held_out == 5)
     listed = [
         page.version_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(page.version_list.count())
     ]
@@ -134,7 +138,7 @@ def test_evaluate_two_versions_review_blind_and_export_the_report(
     results = {r.version: r for r in call(qtbot, window, "evaluation_results")}
     assert sorted(results) == ["B-iter-1", "base"]
     for result in results.values():
-        assert result.metrics["n_questions"] == 4 and result.metrics["n_mcq"] == 3
+        assert result.metrics["n_questions"] == 5 and result.metrics["n_mcq"] == 3
     kinds = {"base": "base", "B-iter-1": "hitl"}
     assert page.metrics.texts() == [metric_cells(n, kinds[n], results[n]) for n in ("base", "B-iter-1")]
     row = page.metrics.texts()[1]
@@ -143,12 +147,18 @@ def test_evaluate_two_versions_review_blind_and_export_the_report(
     assert row[4] == f"{metrics['rouge_l']:.3f}" and row[5] == f"{metrics['bleu']:.1f}"
     assert page.matrix_section.message.text().startswith("No blind-review votes yet")
 
-    # Blind review by keyboard: B-iter-1 (A) against the base model (B), every held-out question.
+    # Blind review by keyboard: B-iter-1 (A) against the base model (B); S skips the first question shown,
+    # which does not come up again; every other held-out question gets a vote.
     page.review.rng = random.Random(REVIEW_SEED)
     page.version_a.setCurrentIndex(page.version_a.findData("B-iter-1"))
     page.version_b.setCurrentIndex(page.version_b.findData("base"))
     qtbot.mouseClick(page.review_button, Qt.MouseButton.LeftButton)
     view, review = page.review_view, page.review
+    qtbot.waitUntil(lambda: review.shown is not None and not review.busy, timeout=10000)
+    skipped = review.shown.prompt_id
+    press(qtbot, view, Qt.Key.Key_S)
+    qtbot.waitUntil(lambda: review.shown is not None and not review.busy, timeout=10000)
+    assert "Skipped" in view.feedback.text() and "1 skipped" in view.position.text()
     shown, votes = [], []
     for number, (key, choice) in enumerate(VOTE_KEYS):
         qtbot.waitUntil(lambda: review.shown is not None and not review.busy, timeout=10000)
@@ -167,8 +177,8 @@ def test_evaluate_two_versions_review_blind_and_export_the_report(
             press(qtbot, view, key)
         shown.append(item)
         votes.append((item.versions, choice))
-    qtbot.waitUntil(lambda: view.question.text.toPlainText().startswith("All reviewed"), timeout=10000)
-    assert sorted(item.prompt_id for item in shown) == sorted(held_out)
+    qtbot.waitUntil(lambda: view.question.text.toPlainText().startswith("All reviewed (1 skipped)"))
+    assert sorted([item.prompt_id for item in shown] + [skipped]) == sorted(held_out)
     assert {item.swapped for item in shown} == {True, False}  # the order really is drawn
 
     stored = {v.comparison_id: v for v in call(qtbot, window, "review_votes")}
@@ -220,3 +230,21 @@ def test_empty_page_says_what_to_do(qtbot, make_window, seeded_db, tmp_path):
     assert page.matrix_section.message.text() == TOO_FEW
     page.evaluate_clicked()
     assert page.status.text() == NO_HELD_OUT and page.status.property("problem")
+
+    call(qtbot, window, "set_split", [1], "held_out")  # a held-out question, but no model to answer it
+    qtbot.waitUntil(lambda: page.data.held_out == 1)
+    assert page.metrics_section.message.text() == NOT_EVALUATED
+    page.evaluate_clicked()
+    qtbot.waitUntil(lambda: page.status.text().startswith("Load a model first"))
+    assert page.status.property("problem")
+
+
+def test_report_pdf_draws_the_svg_plots_as_images(qapp, tmp_path):
+    svg = '<svg width="120" height="60" viewBox="0 0 120 60"><line x1="0" y1="0" x2="120" y2="60" stroke="red"/></svg>'
+    html = f"<html><head></head><body><p>Accuracy</p>{svg}<svg>not a plot</svg></body></html>"
+    text, images = printable_html(html)
+    assert "<svg" not in text and '<img src="plot-1.png" width="120" height="60">' in text
+    assert list(images) == ["plot-1.png"] and images["plot-1.png"].width() == 240  # drawn at twice the size
+    path = write_pdf(html, tmp_path / "plots.pdf")
+    assert path.read_bytes()[:5] == b"%PDF-" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["plots.pdf"]  # no temporary file left behind
