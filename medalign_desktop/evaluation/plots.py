@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from html import escape
 
 WIDTH, HEIGHT = 680, 280
-LEFT, RIGHT, TOP, BOTTOM = 48, 16, 30, 64
+LEFT, RIGHT, TOP, BOTTOM = 48, 56, 30, 64  # room on the right for the last point's value label
 COLOUR = "#1f5f99"
 
 

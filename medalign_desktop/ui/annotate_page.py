@@ -242,14 +242,14 @@ class AnnotatePage(AnnotateView):
 
     # ------------------------------------------------------------------ held out
     def _add_held_out_toggle(self) -> None:
-        """The question's held-out state, in the top bar beside its position; H or a click toggles it."""
+        """The question's held-out state, in the mode row; H or a click toggles it."""
         self.held_out_toggle = QCheckBox("Held out  [H]")
         self.held_out_toggle.setObjectName("heldOutToggle")
         self.held_out_toggle.setToolTip(HELD_OUT_TIP)
         self.held_out_toggle.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # single-letter keys stay with the page
         self.held_out_toggle.clicked.connect(lambda checked: self.toggle_held_out(checked))
-        bar = self.layout().itemAt(0).layout()  # the top bar (AnnotateView._build_top_bar)
-        bar.insertWidget(bar.indexOf(self.position) + 1, self.held_out_toggle)
+        # At the right end of the second row (the mode row): the top bar has no room left at 1280 px.
+        self.compare_options.layout().addWidget(self.held_out_toggle)
 
     def _show_held_out(self) -> None:
         self.held_out_toggle.setChecked(self.prompt is not None and self.prompt.split == "held_out")
