@@ -42,7 +42,7 @@ def test_a_bad_model_folder_is_a_clear_message_not_a_traceback(tmp_path):
 def test_no_model_configured_tells_how_to_install_one(tmp_path):
     result = run_app(tmp_path, "--db", str(tmp_path / "ws.sqlite"), "--quit-after-load")
     assert result.returncode == 1
-    assert "medalign models install-demo" in result.stderr and "Open model folder" in result.stderr
+    assert "medalign models install-demo" in result.stderr and "File > Set up a model" in result.stderr
     assert "Traceback" not in result.stderr
 
 
