@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from training import protocol
 from training.cancel import Cancelled, CancelToken
 from training.config import ConfigError, load_config
+from training.oom import describe_oom
 
 # kind -> "module:function" taking (config, job_dir, cancel) and returning
 # {"adapter_path": str, "metrics": dict, "duration_s": float}. To add a kind (dpo, reward, ppo, evaluate):
@@ -33,11 +34,6 @@ PROGRAMS: dict[str, str] = {
     "score": "training.score:run",
     "evaluate": "training.evaluate:run",
 }
-
-OOM_ADVICE = (
-    "Lower per_device_train_batch_size (raise gradient_accumulation_steps to keep the effective batch size), "
-    "lower max_length, keep gradient_checkpointing on, and on CUDA use quantization '4bit' (needs bitsandbytes)."
-)
 
 QUIET_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -66,18 +62,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def describe_failure(exc: BaseException) -> tuple[str, str]:
-    """(reason, advice) for an exception, in words a clinician-facing app can show."""
+def describe_failure(exc: BaseException, kind: str | None = None, config: Any = None) -> tuple[str, str]:
+    """(reason, advice) for an exception, in words a clinician-facing app can show. ``kind`` / ``config``:
+    the job's, when known, so out-of-memory advice names that kind's settings and their values."""
     from training.data import DataError
     from training.lora import ModelError
 
     name = type(exc).__name__
-    if name == "OutOfMemoryError" or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
-        return "Out of GPU memory", OOM_ADVICE
-    if isinstance(exc, MemoryError):
-        return "Out of memory (RAM)", OOM_ADVICE.replace(
-            ", and on CUDA use quantization '4bit' (needs bitsandbytes)", ", or close other programs"
-        )
+    out_of_memory = describe_oom(exc, kind, config)
+    if out_of_memory is not None:
+        return out_of_memory
     if isinstance(exc, ConfigError):
         return str(exc), "Fix config.json (the field named above) and start the job again."
     if isinstance(exc, DataError):
@@ -119,12 +113,15 @@ def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
     previous = protocol.set_event_stream(stream)
     start = time.monotonic()
     job_dir: Path | None = None
+    kind: str | None = None
+    config: Any = None
     cancel = CancelToken().install()
     try:
         args = parse_args(argv)
         job_dir = args.job_dir.resolve()  # so reported paths are absolute
-        config = load_config(job_dir, kind=args.kind)
-        module, function = PROGRAMS[args.kind].split(":")
+        kind = args.kind
+        config = load_config(job_dir, kind=kind)
+        module, function = PROGRAMS[kind].split(":")
         program: Any = getattr(importlib.import_module(module), function)
         result = program(config, job_dir, cancel)
         protocol.emit(
@@ -152,7 +149,7 @@ def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
         if isinstance(exc, SystemExit):  # argparse --help
             return int(exc.code or 0)
         traceback.print_exc(file=sys.stderr)
-        reason, advice = describe_failure(exc)
+        reason, advice = describe_failure(exc, kind, config)
         protocol.emit(protocol.Failed(reason=reason, advice=advice))
         _write_failure_result(job_dir, "failed", reason, advice)
         return protocol.EXIT_FAILED
