@@ -1,5 +1,9 @@
 """The Train page: the job list, and for the selected job its live loss plot, progress, ETA and log.
 
+Ctrl- or Shift-clicking two or more finished jobs overlays their stored curves on one plot to compare the
+runs; the progress, ETA and log stay those of the job clicked last, and live points only reach a plot that
+shows one job.
+
 Buttons: Retrain now (Model B, incremental LoRA on the new feedback), SFT (Model A, on the imported reference
 answers), DPO (Model D, on preference pairs), Reward model and PPO (Model C), Cancel. The page asks for jobs
 through ``training_requested``; the training controller asks for the data to use where there is a choice,
@@ -11,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from datetime import datetime
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -29,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from medalign_desktop.jobs.manager import JobManager
+from medalign_desktop.store.vocab import TERMINAL_JOB_STATES
 from medalign_desktop.ui import labels
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.loss_plot import LossPlot
@@ -36,6 +41,11 @@ from medalign_desktop.ui.loss_plot import LossPlot
 LOG_LINES = 5000
 COLUMNS = ("Job", "Method", "State", "Started", "Duration", "Examples")
 STATE_COLOURS = {"succeeded": "#1e7b34", "failed": "#b42318", "cancelled": "#6b7785", "running": "#1565c0"}
+
+
+def run_label(job) -> str:
+    """A job's name in an overlay's legend: "#3 A SFT"."""
+    return f"#{job.id} {' '.join(labels.method_label(job.kind).split())}"
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -64,7 +74,8 @@ class TrainPage(QWidget):
     def __init__(self, ctx: AppContext, jobs: JobManager, parent=None) -> None:
         super().__init__(parent)
         self.ctx, self.jobs = ctx, jobs
-        self.selected_job: int | None = None
+        self.selected_job: int | None = None  # the job whose details show: the one clicked last
+        self.compared_jobs: tuple[int, ...] = ()  # two or more finished jobs overlaid, oldest first
         self.jobs_by_id: dict = {}
         self.live_points: dict[int, list[tuple[int, str, float]]] = defaultdict(list)
         self.live_logs: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=LOG_LINES))
@@ -123,7 +134,8 @@ class TrainPage(QWidget):
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setToolTip("Ctrl- or Shift-click two or more finished jobs to overlay their plots")
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -131,6 +143,10 @@ class TrainPage(QWidget):
 
         self.title = QLabel("No job selected")
         self.title.setObjectName("positionLabel")
+        self.compare_label = QLabel()
+        self.compare_label.setObjectName("metaLabel")
+        self.compare_label.setWordWrap(True)
+        self.compare_label.setVisible(False)
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #b42318;")
@@ -147,6 +163,7 @@ class TrainPage(QWidget):
         detail = QWidget()
         detail_layout = QVBoxLayout(detail)
         detail_layout.addWidget(self.title)
+        detail_layout.addWidget(self.compare_label)
         detail_layout.addWidget(self.error_label)
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress, 1)
@@ -176,6 +193,7 @@ class TrainPage(QWidget):
         self.show_counter(count)
         self.jobs_by_id = {job.id: job for job in jobs}
         now = datetime.now().astimezone()
+        chosen = self._selected_ids() or ([self.selected_job] if self.selected_job is not None else [])
         self.table.blockSignals(True)
         self.table.setRowCount(len(jobs))
         for row, job in enumerate(sorted(jobs, key=lambda j: j.id, reverse=True)):
@@ -193,15 +211,17 @@ class TrainPage(QWidget):
                 if column == 2 and job.state in STATE_COLOURS:
                     item.setForeground(QBrush(QColor(STATE_COLOURS[job.state])))
                 self.table.setItem(row, column, item)
-            if job.id == self.selected_job:
-                self.table.selectRow(row)
+        self._select_rows(chosen, self.selected_job)
         self.table.blockSignals(False)
         if self.selected_job is None and jobs:
             self.table.selectRow(0)
         elif self.selected_job in self.jobs_by_id:
             self._show_job_header(self.jobs_by_id[self.selected_job])
-            # a job selected the moment it was submitted is known here first: show its method's panels
-            self.plot.set_kind(self.jobs_by_id[self.selected_job].kind)
+            if len(chosen) > 1:
+                self._on_selection()  # a selected job may have finished: it joins the overlay
+            elif not self.compared_jobs:
+                # a job selected the moment it was submitted is known here first: show its method's panels
+                self.plot.set_kind(self.jobs_by_id[self.selected_job].kind)
         self.cancel_button.setEnabled(self._selected_is_active())
 
     def show_counter(self, count: int) -> None:
@@ -211,28 +231,95 @@ class TrainPage(QWidget):
         job = self.jobs_by_id.get(self.selected_job)
         return job is not None and job.state in ("queued", "running")
 
+    def _job_id(self, row: int) -> int:
+        return self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)
+
+    def _selected_ids(self) -> list[int]:
+        return [self._job_id(index.row()) for index in self.table.selectionModel().selectedRows()]
+
+    def _select_rows(self, job_ids: list[int], current: int | None) -> None:
+        """Select the rows of ``job_ids`` (nothing else) and make ``current``'s row the current one."""
+        selection = QItemSelection()
+        for row in range(self.table.rowCount()):
+            job_id = self._job_id(row)
+            if job_id in job_ids:
+                selection.select(self.table.model().index(row, 0), self.table.model().index(row, 0))
+            if job_id == current:
+                self.table.selectionModel().setCurrentIndex(
+                    self.table.model().index(row, 0), QItemSelectionModel.SelectionFlag.NoUpdate
+                )
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        self.table.selectionModel().select(selection, flags)
+
     def _on_selection(self) -> None:
-        rows = self.table.selectionModel().selectedRows()
-        if not rows:
+        chosen = self._selected_ids()
+        if not chosen:
             return
-        job_id = self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+        current = self.table.currentRow()
+        clicked = self._job_id(current) if current >= 0 else None
+        # the details follow the row clicked last; a Ctrl-click that deselected it leaves them where they were
+        job_id = (
+            clicked if clicked in chosen else self.selected_job if self.selected_job in chosen else chosen[0]
+        )
+        finished = sorted(
+            j for j in chosen if self.jobs_by_id.get(j) and self.jobs_by_id[j].state in TERMINAL_JOB_STATES
+        )
+        compared = tuple(finished) if len(finished) > 1 else ()
+        if compared != self.compared_jobs:
+            self.compared_jobs = compared
+            if compared:
+                self.ctx.tasks.start(self._load_overlay(compared), "Reading the jobs' metrics")
+            else:
+                self.selected_job = None  # back to one job: replay it
         if job_id != self.selected_job:
             self.selected_job = job_id
             self.ctx.tasks.start(self._load_job(job_id), "Reading the job's metrics")
+        self._show_compare_hint(chosen)
         self.cancel_button.setEnabled(self._selected_is_active())
+
+    def _show_compare_hint(self, chosen: list[int]) -> None:
+        """Say what the plot shows when several jobs are selected (hidden for one)."""
+        if len(chosen) < 2:
+            self.compare_label.setVisible(False)
+            return
+        left_out = [f"#{j}" for j in sorted(chosen) if j not in self.compared_jobs]
+        if self.compared_jobs:
+            runs = ", ".join(run_label(self.jobs_by_id[j]) for j in self.compared_jobs)
+            first = run_label(self.jobs_by_id[self.compared_jobs[0]])
+            text = (
+                f"Compare selected runs: {runs} overlaid, one colour per job, on the panels of {first}"
+                " (the loss, and the other curves every run logged)."
+            )
+            if left_out:
+                text += f" Not finished, so not shown: {', '.join(left_out)}."
+        else:
+            text = "Compare selected runs: select two or more finished jobs to overlay their plots."
+        self.compare_label.setText(text)
+        self.compare_label.setVisible(True)
+
+    async def _load_overlay(self, job_ids: tuple[int, ...]) -> None:
+        runs = []
+        for job_id in job_ids:
+            metrics = await self.ctx.store.call("job_metrics", job_id)
+            job = self.jobs_by_id[job_id]
+            runs.append((run_label(job), job.kind, [(m.step, m.name, m.value) for m in metrics]))
+        if self.compared_jobs == job_ids:  # the selection may have changed while reading
+            self.plot.show_overlay(runs)
 
     async def _load_job(self, job_id: int) -> None:
         job = self.jobs_by_id.get(job_id)
         if job is None:
             return
         self._show_job_header(job)
+        self.log_view.setPlainText("\n".join(self.live_logs.get(job_id, [])))
+        if self.compared_jobs:
+            return  # the plot shows the overlay
         if job_id == self.jobs.running_job_id:
             points = list(self.live_points[job_id])
         else:
             points = [(m.step, m.name, m.value) for m in await self.ctx.store.call("job_metrics", job_id)]
-        if self.selected_job == job_id:
+        if self.selected_job == job_id and not self.compared_jobs:
             self.plot.show_series(points, kind=job.kind)
-            self.log_view.setPlainText("\n".join(self.live_logs.get(job_id, [])))
 
     def _show_job_header(self, job) -> None:
         self.title.setText(f"Job #{job.id}: {labels.method_label(job.kind)} ({job.state})")
@@ -252,7 +339,7 @@ class TrainPage(QWidget):
         step = values.get("step", 0)
         points = [(step, name, value) for name, value in values.items() if name != "step"]
         self.live_points[job_id].extend(points)
-        if job_id == self.selected_job:
+        if job_id == self.selected_job and not self.compared_jobs:
             self.plot.add_point(step, {name: value for _, name, value in points})
 
     def _on_progress(self, job_id: int, step: int, total: int, eta_s: float) -> None:
@@ -274,10 +361,15 @@ class TrainPage(QWidget):
             self.ctx.tasks.start(self.jobs.cancel(self.selected_job), "Cancelling the job")
 
     def select_job(self, job_id: int) -> None:
-        self.selected_job = None
-        for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == job_id:
-                self.table.selectRow(row)
-                return
-        self.selected_job = job_id
-        self.refresh()
+        """Show ``job_id`` alone (a job just submitted), whatever was selected or overlaid before."""
+        listed = any(self._job_id(row) == job_id for row in range(self.table.rowCount()))
+        self.table.blockSignals(True)
+        self._select_rows([job_id] if listed else [], job_id)
+        self.table.blockSignals(False)
+        self.selected_job = None if listed else job_id
+        if listed:
+            self._on_selection()
+        else:
+            self.compared_jobs = ()
+            self._show_compare_hint([])
+            self.refresh()
