@@ -105,3 +105,9 @@ def test_selecting_finished_jobs_overlays_them_and_one_job_replays_alone(qtbot, 
     assert page.compared_jobs == () and not page.compare_label.isVisibleTo(page)
     qtbot.waitUntil(lambda: xy(page.plot.curves["loss"]) == ([1.0, 2.0], [2.0, 1.5]))
     assert xy(page.plot.curves["eval_loss"]) == ([2.0], [1.8])
+
+    # Shift-click selects the range: the overlay again, the details now the DPO job's
+    click_job(qtbot, page, dpo, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: page.plot.comparing)
+    assert page.compared_jobs == (sft, dpo) and page.selected_job == dpo
+    assert xy(page.plot.run_curves[(f"#{dpo} D DPO", "learning_rate")]) == ([1.0], [5e-5])
