@@ -227,13 +227,16 @@ class LossPlot(QWidget):
     def show_overlay(self, runs: list[tuple[str, str | None, list[tuple[int, str, float]]]]) -> None:
         """Overlay finished runs, each ``(label, kind, points)`` with points (step, name, value) as stored:
         the panels of the first run's kind (``overlay_panels``), each run's curves in its own colour."""
+        if not runs:
+            self.show_series([], kind=self.kind)  # nothing to compare: an empty one-job view
+            return
         self.buffer.clear()  # the one-job view's points: a replay is read again when one job is selected
         self.run_buffers = {}
         for label, _kind, points in runs:
             buffer = self.run_buffers.setdefault(label, MetricBuffer())
             for step, name, value in points:
                 buffer.add(step, {name: value})
-        self.kind = runs[0][1] if runs else None
+        self.kind = runs[0][1]
         metrics = [set(buffer.series) for buffer in self.run_buffers.values()]
         self._lay_out(overlay_panels(self.kind, metrics), legends=True)
         for plot, panel in zip(self.plots, self.panels, strict=True):
