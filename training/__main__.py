@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from training import protocol
 from training.cancel import Cancelled, CancelToken
 from training.config import ConfigError, load_config
-from training.oom import describe_oom
+from training.oom import describe_oom, memory_kind
 
 # kind -> "module:function" taking (config, job_dir, cancel) and returning
 # {"adapter_path": str, "metrics": dict, "duration_s": float}. To add a kind (dpo, reward, ppo, evaluate):
@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
             return protocol.EXIT_USAGE
         if isinstance(exc, SystemExit):  # argparse --help
             return int(exc.code or 0)
+        if memory_kind(exc) is not None:  # the failed frames' tensors fill memory: free them before reporting
+            traceback.clear_frames(exc.__traceback__)
         traceback.print_exc(file=sys.stderr)
         reason, advice = describe_failure(exc, kind, config)
         protocol.emit(protocol.Failed(reason=reason, advice=advice))
