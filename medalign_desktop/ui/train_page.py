@@ -87,24 +87,24 @@ class TrainPage(QWidget):
 
     # ----------------------------------------------------------------------------------------- layout
     def _build(self) -> None:
-        self.retrain_button = QPushButton("Retrain now (Model B)")
+        self.retrain_button = QPushButton("Retrain now (B)")
         self.retrain_button.setObjectName("primaryButton")
         self.retrain_button.setToolTip(
             "Train a new LoRA adapter on the feedback collected since the last retrain"
         )
-        self.sft_button = QPushButton("SFT (Model A)")
+        self.sft_button = QPushButton("SFT (A)")
         self.sft_button.setToolTip("Fine-tune the base model on the imported questions' reference answers")
-        self.dpo_button = QPushButton("DPO (Model D)…")
+        self.dpo_button = QPushButton("DPO (D)…")
         self.dpo_button.setToolTip(
             "Direct preference optimisation of the active version on pairs of a better and a worse answer"
         )
         self.reward_button = QPushButton("Reward model…")
         self.reward_button.setToolTip("Train a reward model on preference pairs (the first step of Model C)")
-        self.ppo_button = QPushButton("PPO (Model C)…")
+        self.ppo_button = QPushButton("PPO (C)…")
         self.ppo_button.setToolTip(
             "Optimise the active version against a reward model with PPO, kept close to it by a KL penalty"
         )
-        self.cancel_button = QPushButton("Cancel job")
+        self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         for button, kind in (
             (self.retrain_button, "hitl"),
