@@ -30,7 +30,7 @@ from training.config import DPOJobConfig, SFTJobConfig
 from training.data import DataError
 from training.lora import check_adapter_folder, check_model_folder
 from training.pair_data import Pairs, load_pair_data
-from training.sft import Prepared, log, run_program, trainer_arguments
+from training.sft import Prepared, device_args, log, make_trainer, run_program, trainer_arguments
 
 # Numbers TRL's DPOTrainer logs (flat keys, TRL's names) whose last values go into result.json.
 DPO_SUMMARY_KEYS = ("rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected")
@@ -112,27 +112,13 @@ def prepare(config: DPOJobConfig, job_dir: str | Path, cancel: CancelToken | Non
 
     from trl import DPOTrainer
 
-    from training.callbacks import EventCallback, remove_console_callbacks
-
     n_eval = 0 if evaluation is None else len(evaluation)
-    args = build_dpo_args(
-        config,
-        job_dir,
-        on_cpu=plan.device == "cpu",
-        bf16=plan.device == "cuda" and plan.dtype == "bfloat16",
-        has_eval=n_eval > 0,
-    )
-    events = EventCallback(config.kind, len(train), n_eval, plan.describe(), cancel=cancel)
-    trainer = DPOTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset(train),
-        eval_dataset=dataset(evaluation),
-        processing_class=tokenizer,
+    args = build_dpo_args(config, job_dir, **device_args(plan, n_eval > 0))
+    trainer, events = make_trainer(
+        DPOTrainer, args, config, plan, cancel, n_train=len(train), n_eval=n_eval, model=model,
+        train_dataset=dataset(train), eval_dataset=dataset(evaluation), processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[events],
-    )
-    remove_console_callbacks(trainer)
+    )  # fmt: skip
     # TRL drops pairs whose prompt alone fills max_length (the answers would be cut away entirely)
     n_train, n_eval = count_kept(trainer, events, len(train), config, "the prompt fills max_length")
     trainable, total = count_parameters(trainer.model)

@@ -22,7 +22,7 @@ from training.cancel import CancelToken
 from training.config import RewardJobConfig
 from training.dpo import check_inputs, count_kept, dataset
 from training.lora import ModelError
-from training.sft import Prepared, log, run_program, trainer_arguments
+from training.sft import Prepared, device_args, log, make_trainer, run_program, trainer_arguments
 
 # Numbers TRL's RewardTrainer logs whose last values go into result.json (and with "eval_" for the slice).
 REWARD_SUMMARY_KEYS = ("accuracy", "margin", "mean_reward")
@@ -75,27 +75,13 @@ def prepare(config: RewardJobConfig, job_dir: str | Path, cancel: CancelToken | 
 
     from trl import RewardTrainer
 
-    from training.callbacks import EventCallback, remove_console_callbacks
-
     n_eval = 0 if evaluation is None else len(evaluation)
-    args = build_reward_args(
-        config,
-        job_dir,
-        on_cpu=plan.device == "cpu",
-        bf16=plan.device == "cuda" and plan.dtype == "bfloat16",
-        has_eval=n_eval > 0,
-    )
-    events = EventCallback(config.kind, len(train), n_eval, plan.describe(), cancel=cancel)
-    trainer = RewardTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset(train),
-        eval_dataset=dataset(evaluation),
-        processing_class=tokenizer,
+    args = build_reward_args(config, job_dir, **device_args(plan, n_eval > 0))
+    trainer, events = make_trainer(
+        RewardTrainer, args, config, plan, cancel, n_train=len(train), n_eval=n_eval, model=model,
+        train_dataset=dataset(train), eval_dataset=dataset(evaluation), processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[events],
-    )
-    remove_console_callbacks(trainer)
+    )  # fmt: skip
     n_train, n_eval = count_kept(trainer, events, len(train), config, "prompt + answer is longer")
     trainable, total = count_parameters(trainer.model)
     log(f"LoRA + score head: {trainable:,} trainable of {total:,} parameters.")

@@ -77,6 +77,35 @@ def build_sft_args(config: SFTJobConfig, job_dir: Path, on_cpu: bool, bf16: bool
     )
 
 
+def make_trainer(
+    trainer_class: Any,
+    args: Any,
+    config: SFTJobConfig,
+    plan: Any,
+    cancel: CancelToken,
+    *,
+    n_train: int,
+    n_eval: int,
+    **trainer_kwargs: Any,
+) -> tuple[Any, Any]:
+    """A TRL trainer reporting through the event protocol: (trainer, its EventCallback), console output removed."""
+    from training.callbacks import EventCallback, remove_console_callbacks
+
+    events = EventCallback(config.kind, n_train, n_eval, plan.describe(), cancel=cancel)
+    trainer = trainer_class(args=args, callbacks=[events], **trainer_kwargs)
+    remove_console_callbacks(trainer)
+    return trainer, events
+
+
+def device_args(plan: Any, has_eval: bool) -> dict[str, bool]:
+    """The device keywords of the build_*_args functions, from the device plan."""
+    return {
+        "on_cpu": plan.device == "cpu",
+        "bf16": plan.device == "cuda" and plan.dtype == "bfloat16",
+        "has_eval": has_eval,
+    }
+
+
 def _dataset(examples: Examples | None) -> Any:
     from datasets import Dataset
 
@@ -136,25 +165,11 @@ def prepare(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | Non
 
     from trl import SFTTrainer
 
-    from training.callbacks import EventCallback, remove_console_callbacks
-
-    args = build_sft_args(
-        config,
-        job_dir,
-        on_cpu=plan.device == "cpu",
-        bf16=plan.device == "cuda" and plan.dtype == "bfloat16",
-        has_eval=n_eval > 0,
-    )
-    events = EventCallback(config.kind, len(train), n_eval, plan.describe(), cancel=cancel)
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=_dataset(train),
-        eval_dataset=_dataset(evaluation),
-        processing_class=tokenizer,
-        callbacks=[events],
-    )
-    remove_console_callbacks(trainer)
+    args = build_sft_args(config, job_dir, **device_args(plan, n_eval > 0))
+    trainer, events = make_trainer(
+        SFTTrainer, args, config, plan, cancel, n_train=len(train), n_eval=n_eval, model=model,
+        train_dataset=_dataset(train), eval_dataset=_dataset(evaluation), processing_class=tokenizer,
+    )  # fmt: skip
     kept = len(trainer.train_dataset)  # TRL drops examples whose answer was cut away entirely by max_length
     if kept == 0:
         raise DataError(
