@@ -79,7 +79,7 @@ class ImportReport:
         return "\n".join(lines)
 
 
-class _Cancelled(Exception):
+class ImportCancelled(Exception):
     """Raised inside the write transaction to roll it back."""
 
 
@@ -115,17 +115,38 @@ def import_questions(
     path = Path(path).expanduser()
     reader = open_reader(path)
     report = ImportReport(path=path, format=reader.format)
+    return run_import(
+        store, reader, report, progress, cancel,
+        read=lambda cancelled: _read_rows(
+            store, reader, report, progress, cancelled, split, held_out_fraction, seed
+        ),
+        write=lambda rows, cancelled: _write_rows(store, reader, report, rows, cancelled),
+    )  # fmt: skip
+
+
+def run_import(
+    store: Store,
+    reader: Reader,
+    report: ImportReport,
+    progress: Progress | None,
+    cancel: Cancel | None,
+    *,
+    read: Callable[[Cancel], list[dict[str, Any]] | None],
+    write: Callable[[list[dict[str, Any]], Cancel], None],
+) -> ImportReport:
+    """The shape every import shares: validate everything first (``read``; None when cancelled), then write
+    it all in one transaction (``write`` raises ImportCancelled to roll back); a cancel writes nothing."""
     cancelled = cancel or (lambda: False)
-    rows = _read_rows(store, reader, report, progress, cancelled, split, held_out_fraction, seed)
+    rows = read(cancelled)
     if rows is None or cancelled():
         return _cancelled(report)
     try:
-        _write_rows(store, reader, report, rows, cancelled)
-    except _Cancelled:
+        write(rows, cancelled)
+    except ImportCancelled:
         return _cancelled(report)
     except sqlite3.Error as exc:
         raise StoreError(
-            f"Database {store.path}: importing {path} failed, nothing was imported: {exc}"
+            f"Database {store.path}: importing {report.path} failed, nothing was imported: {exc}"
         ) from exc
     if progress:
         progress(reader.total, reader.total)
@@ -215,7 +236,7 @@ def _write_rows(
                 imported = 0
                 for index, row in enumerate(rows, start=1):
                     if index % _PROGRESS_EVERY == 0 and cancelled():
-                        raise _Cancelled
+                        raise ImportCancelled
                     if insert_if_new(db, {**row, "import_batch_id": batch_id}) is not None:
                         imported += 1
                 report.imported, report.duplicates = imported, len(rows) - imported

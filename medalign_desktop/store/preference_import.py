@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,8 +22,15 @@ from typing import TYPE_CHECKING, Any
 from sqlite_utils import Database
 
 from medalign_desktop.store.db import insert, transaction
-from medalign_desktop.store.errors import StoreError, StoreImportError, StoreValidationError
-from medalign_desktop.store.importers import Cancel, ImportIssue, ImportReport, Progress
+from medalign_desktop.store.errors import StoreImportError, StoreValidationError
+from medalign_desktop.store.importers import (
+    Cancel,
+    ImportCancelled,
+    ImportIssue,
+    ImportReport,
+    Progress,
+    run_import,
+)
 from medalign_desktop.store.readers import RawItem, Reader, open_reader, source_sha256
 from medalign_desktop.store.records import ANSWER_ROLES, HUMAN_ROLES, RecordError, json_type
 from medalign_desktop.store.validation import check_choice, check_unicode
@@ -164,10 +170,6 @@ def pair_row(record: PreferenceRecord, created_at: str) -> dict[str, Any]:
     }
 
 
-class _Cancelled(Exception):
-    """Raised inside the write transaction to roll it back."""
-
-
 class _NothingNew(Exception):
     """Rolls back the batch row when every pair was already present."""
 
@@ -187,28 +189,12 @@ def import_preferences(
             "lists (use JSONL, a JSON array, Parquet or a datasets folder)"
         )
     report = ImportReport(path=path, format=reader.format, noun="preference pair")
-    cancelled = cancel or (lambda: False)
-    rows = _read_rows(reader, report, store.clock(), progress, cancelled)
-    if rows is None or cancelled():
-        return _cancelled(report)
-    try:
-        _write_rows(store, reader, report, rows, cancelled)
-    except _Cancelled:
-        return _cancelled(report)
-    except sqlite3.Error as exc:
-        raise StoreError(
-            f"Database {store.path}: importing {path} failed, nothing was imported: {exc}"
-        ) from exc
-    if progress:
-        progress(reader.total, reader.total)
-    return report
-
-
-def _cancelled(report: ImportReport) -> ImportReport:
-    report.cancelled = True
-    report.imported = report.duplicates = 0
-    report.batch_id = None
-    return report
+    now = store.clock()
+    return run_import(
+        store, reader, report, progress, cancel,
+        read=lambda cancelled: _read_rows(reader, report, now, progress, cancelled),
+        write=lambda rows, cancelled: _write_rows(store, reader, report, rows, cancelled),
+    )  # fmt: skip
 
 
 def _read_rows(
@@ -259,7 +245,7 @@ def _write_rows(
                 imported = 0
                 for index, row in enumerate(rows, start=1):
                     if index % _PROGRESS_EVERY == 0 and cancelled():
-                        raise _Cancelled
+                        raise ImportCancelled
                     imported += _insert_if_new(db, {**row, "import_batch_id": batch_id})
                 report.imported, report.duplicates = imported, len(rows) - imported
                 if imported == 0:
