@@ -59,6 +59,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = _Parser(prog="python -m training", description="MedAlign training programs (LoRA).")
     parser.add_argument("kind", choices=sorted(PROGRAMS), help="which program to run")
     parser.add_argument("--job-dir", required=True, type=Path, help="folder with config.json and data/")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a cancelled or crashed job from its last checkpoint (DIR/checkpoints)",
+    )
     return parser.parse_args(argv)
 
 
@@ -121,6 +126,12 @@ def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
         job_dir = args.job_dir.resolve()  # so reported paths are absolute
         kind = args.kind
         config = load_config(job_dir, kind=kind)
+        if args.resume:
+            if not hasattr(config, "resume"):
+                raise UsageError(
+                    f"python -m training: a {kind} job keeps no checkpoints, so it cannot resume."
+                )
+            config.resume = True
         module, function = PROGRAMS[kind].split(":")
         program: Any = getattr(importlib.import_module(module), function)
         result = program(config, job_dir, cancel)

@@ -72,6 +72,10 @@ class SFTJobConfig:
     logging_steps: int = 1  # a `metric` event every N optimiser steps
     eval_fraction: float = 0.05  # held out of train.jsonl when there is no eval.jsonl (0: no evaluation)
 
+    # -- resuming (set by `--resume` on the command line, not by the app's config.json) --
+    # continue from the last complete checkpoint in DIR/checkpoints (training/checkpoints.py)
+    resume: bool = False
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

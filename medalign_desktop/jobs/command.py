@@ -2,7 +2,7 @@
 
 The launcher is a setting: by default the app's own interpreter runs ``-m training``; on a multi-GPU node
 it can be ``accelerate launch --multi_gpu -m training``. The training program's arguments are always
-``<kind> --job-dir DIR``.
+``<kind> --job-dir DIR``, plus ``--resume`` to continue a stopped job from its last checkpoint.
 
 In the desktop bundle (PyInstaller, ``sys.frozen``) there is no ``python`` to run: ``sys.executable`` is the
 app itself, which runs the training programs when its first argument is ``--run-training`` (app.py).
@@ -46,8 +46,9 @@ def build_command(
     launcher: str = DEFAULT_LAUNCHER,
     python: str = sys.executable,
     frozen: bool | None = None,
+    resume: bool = False,
 ) -> list[str]:
-    """argv for one job. A launcher starting with ``python`` runs the app's own interpreter; in the bundle
+    """argv for one job (``resume``: continue from the job folder's last checkpoint). A launcher starting with ``python`` runs the app's own interpreter; in the bundle
     (``frozen``; None: whether this process is one) that is the app's executable with ``--run-training``."""
     if frozen is None:
         frozen = bool(getattr(sys, "frozen", False))
@@ -61,7 +62,7 @@ def build_command(
         raise ValueError("The launcher setting is empty.")
     if words[0] in ("python", "python3"):
         words = _bundled_launcher(words, python) if frozen else [python, *words[1:]]
-    return [*words, kind, "--job-dir", str(job_dir)]
+    return [*words, kind, "--job-dir", str(job_dir), *(["--resume"] if resume else [])]
 
 
 def _bundled_launcher(words: list[str], executable: str) -> list[str]:

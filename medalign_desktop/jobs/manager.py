@@ -128,6 +128,9 @@ class JobManager(QObject):
         self._queue: list[tuple[int, JobRequest]] = []
         self._running: _Running | None = None
         self._tasks: set[asyncio.Task] = set()
+        # Awaited before every job's process starts (a new job or a resumed one): the memory planner makes
+        # room there (unloads the answering model). Its exception fails the job with its message.
+        self.before_launch: Callable[[int, JobRequest, Path], Awaitable[None]] | None = None
         self._flush_timer = QTimer(self, interval=FLUSH_INTERVAL_MS)
         self._flush_timer.timeout.connect(lambda: self._spawn(self._flush_metrics()))
 
@@ -217,9 +220,22 @@ class JobManager(QObject):
             except (SnapshotError, OSError) as exc:
                 await self._end_job(job_id, "failed", str(exc))
                 continue
+            if not await self._before_launch(job_id, request, job_dir):
+                continue
             self._launch(job_id, request, job_dir, info.n_train)
         if self._running is None:
             self.idle.emit()
+
+    async def _before_launch(self, job_id: int, request: JobRequest, job_dir: Path) -> bool:
+        """Run the ``before_launch`` hook; False (the job failed with the hook's message) if it raised."""
+        if self.before_launch is None:
+            return True
+        try:
+            await self.before_launch(job_id, request, job_dir)
+        except Exception as exc:  # noqa: BLE001 - the hook's message is the job's error
+            await self._end_job(job_id, "failed", str(exc) or type(exc).__name__)
+            return False
+        return True
 
     def _launch(self, job_id: int, request: JobRequest, job_dir: Path, data_size: int) -> None:
         argv = build_command(request.kind, job_dir, launcher=self.launcher)

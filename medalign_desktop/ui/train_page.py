@@ -178,8 +178,15 @@ class TrainPage(QWidget):
         splitter.setSizes([420, 780])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
+        # The memory planner's estimate and the GPU choice sit here, beside the buttons (add_plan_widget).
+        self.plan_row = QHBoxLayout()
         layout.addLayout(buttons)
+        layout.addLayout(self.plan_row)
         layout.addWidget(splitter, 1)
+
+    def add_plan_widget(self, widget: QWidget) -> None:
+        """Put a widget in the row under the buttons (the memory planner's estimate and GPU choice)."""
+        self.plan_row.addWidget(widget)
 
     # ----------------------------------------------------------------------------------------- data
     def refresh(self) -> None:

@@ -34,9 +34,10 @@ def seed_every_source(store: Store) -> None:
     store.record_verdict(good, "accept", annotator="carol")
 
 
-def pair_set(
-    store: Store, filters: PairFilter = PairFilter(sources=("edit", "comparison", "reject", "imported"))
-):  # noqa: B008
+ALL_SOURCES = PairFilter(sources=("edit", "comparison", "reject", "imported"))
+
+
+def pair_set(store: Store, filters: PairFilter = ALL_SOURCES):
     return {(p.prompt, p.chosen, p.rejected) for p in store.preference_pairs(filters)}
 
 

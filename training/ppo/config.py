@@ -62,6 +62,8 @@ class PPOJobConfig:
 
     # -- checkpoints --
     checkpoint_every: int = 5  # PPO steps between checkpoints (the last and the best are kept)
+    # set by `--resume`: continue from the last complete checkpoint (training/checkpoints.py)
+    resume: bool = False
 
     # -- memory and device --
     gradient_checkpointing: bool = True
