@@ -48,8 +48,9 @@ def build_command(
     frozen: bool | None = None,
     resume: bool = False,
 ) -> list[str]:
-    """argv for one job (``resume``: continue from the job folder's last checkpoint). A launcher starting with ``python`` runs the app's own interpreter; in the bundle
-    (``frozen``; None: whether this process is one) that is the app's executable with ``--run-training``."""
+    """argv for one job; ``resume``: go on from the job folder's last checkpoint (``--resume`` last). A
+    launcher starting with ``python`` runs the app's own interpreter; in the bundle (``frozen``; None:
+    whether this process is one) that is the app's executable with ``--run-training``."""
     if frozen is None:
         frozen = bool(getattr(sys, "frozen", False))
     if kind not in JOB_KINDS:

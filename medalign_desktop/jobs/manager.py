@@ -4,6 +4,10 @@
     metrics stored (batched, once a second) and forwarded -> "succeeded" + a new model version, or
     "failed" with a readable reason, or "cancelled".
 
+A stopped job of a kind that keeps checkpoints can be resumed (``resume``): it is queued again and its program
+runs with ``--resume``. A successful job's version comes from its best or its last checkpoint (``version_from``)
+and the other can become a version too (``add_checkpoint_version``); jobs/resume.py holds those rules.
+
 A job kind in ``RESULT_KINDS`` (``score``, ``evaluate``) makes no model version: on success its result files
 are stored instead (jobs/scoring.py, jobs/evaluation.py) and ``results_ready`` is emitted.
 
@@ -26,6 +30,18 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from medalign_desktop.jobs.command import DEFAULT_LAUNCHER, build_command, build_environment
 from medalign_desktop.jobs.evaluation import EvaluationError, store_evaluation_results
 from medalign_desktop.jobs.process import JobProcess
+from medalign_desktop.jobs.resume import (
+    CheckpointOffer,
+    ResumeError,
+    ResumePlan,
+    add_version,
+    checkpoint_offer,
+    register_checkpoint_version,
+    reopen_for_resume,
+    resume_plan,
+    version_name,  # noqa: F401 - re-exported: the name rule lived here first
+    version_source,
+)
 from medalign_desktop.jobs.scoring import ScoringError, store_scores
 from medalign_desktop.jobs.snapshot import SnapshotError, SnapshotRequest, write_snapshot
 from medalign_desktop.store import Store
@@ -34,7 +50,6 @@ from training import protocol
 T = TypeVar("T")
 StoreCall = Callable[[Callable[[Store], T]], Awaitable[T]]
 
-VERSION_PREFIX = {"hitl": "B-iter", "sft": "A-sft", "dpo": "D-dpo", "reward": "R-reward", "ppo": "C-ppo"}
 METRIC_FIELDS = ("loss", "learning_rate", "grad_norm", "tokens_per_s", "eval_loss", "epoch")
 FLUSH_INTERVAL_MS = 1000
 INTERRUPTED = "Interrupted: the app closed or crashed while this job was running."
@@ -92,15 +107,6 @@ def metric_values(event: protocol.Metric) -> dict[str, float]:
     }
 
 
-def version_name(kind: str, existing: list[str]) -> str:
-    """Next free name like ``B-iter-3`` for this kind."""
-    prefix = VERSION_PREFIX.get(kind, kind)
-    number = sum(1 for name in existing if name.startswith(prefix + "-")) + 1
-    while f"{prefix}-{number}" in existing:
-        number += 1
-    return f"{prefix}-{number}"
-
-
 class JobManager(QObject):
     job_changed = Signal(int)  # a job's state or data changed: re-read it
     metric = Signal(int, dict)  # job id, {"step", "loss", "learning_rate", ...}
@@ -125,12 +131,15 @@ class JobManager(QObject):
         self.jobs_root = Path(jobs_root)
         self.launcher = launcher
         self.env_extra = dict(env_extra or {})
-        self._queue: list[tuple[int, JobRequest]] = []
+        # waiting jobs: a new one (snapshot first) or a resumed one (its plan: folder and checkpoint)
+        self._queue: list[tuple[int, JobRequest, ResumePlan | None]] = []
         self._running: _Running | None = None
         self._tasks: set[asyncio.Task] = set()
         # Awaited before every job's process starts (a new job or a resumed one): the memory planner makes
         # room there (unloads the answering model). Its exception fails the job with its message.
         self.before_launch: Callable[[int, JobRequest, Path], Awaitable[None]] | None = None
+        # which checkpoint a successful job's version is made from: "best" (by evaluation) or "last"
+        self.version_from = "best"
         self._flush_timer = QTimer(self, interval=FLUSH_INTERVAL_MS)
         self._flush_timer.timeout.connect(lambda: self._spawn(self._flush_metrics()))
 
@@ -165,7 +174,7 @@ class JobManager(QObject):
             **request.overrides,
         }
         job_id = await self.store_call(lambda store: store.create_job(request.kind, config))
-        self._queue.append((job_id, request))
+        self._queue.append((job_id, request, None))
         self.job_changed.emit(job_id)
         if self._running is None:
             await self._start_next()
@@ -175,14 +184,54 @@ class JobManager(QObject):
         if self._running and self._running.job_id == job_id:
             self._running.process.cancel()
             return
-        if any(queued_id == job_id for queued_id, _ in self._queue):
-            self._queue = [(i, r) for i, r in self._queue if i != job_id]
+        if any(queued_id == job_id for queued_id, *_ in self._queue):
+            self._queue = [entry for entry in self._queue if entry[0] != job_id]
             await self.store_call(lambda store: store.set_job_state(job_id, "cancelled"))
             self.job_changed.emit(job_id)
 
+    async def resumable(self, job_id: int) -> bool:
+        """Whether ``job_id`` (cancelled, failed or interrupted, of a kind that keeps checkpoints) can go on
+        from its last checkpoint now."""
+        if self._is_active(job_id):
+            return False
+        try:
+            await self.store_call(lambda store: resume_plan(store, job_id))
+        except ResumeError:
+            return False
+        return True
+
+    async def resume(self, job_id: int) -> ResumePlan:
+        """Continue a stopped job from its last checkpoint (queued behind a running job, as ``submit``): its
+        metrics after that step are deleted so the curve goes on, and the program runs with ``--resume``.
+        ResumeError says why a job cannot be resumed."""
+        if self._is_active(job_id):
+            raise ResumeError(f"Job #{job_id} is already queued or running.")
+        plan = await self.store_call(lambda store: reopen_for_resume(store, job_id))
+        self._queue.append((job_id, plan.request, plan))
+        self.job_changed.emit(job_id)
+        if self._running is None:
+            await self._start_next()
+        return plan
+
+    async def checkpoint_offer(self, job_id: int) -> CheckpointOffer | None:
+        """For a succeeded job whose best and last checkpoints differ: its version's and the other one."""
+        return await self.store_call(lambda store: checkpoint_offer(store, job_id))
+
+    async def add_checkpoint_version(self, job_id: int, which: str):
+        """Make the ``which`` ("best" or "last") checkpoint of a succeeded job a version too (same parent
+        and job), announced through ``version_ready`` (which activates it)."""
+        version = await self.store_call(lambda store: register_checkpoint_version(store, job_id, which))
+        self.job_changed.emit(job_id)
+        self.version_ready.emit(version)
+        return version
+
+    def _is_active(self, job_id: int) -> bool:
+        running = self._running is not None and self._running.job_id == job_id
+        return running or any(queued_id == job_id for queued_id, *_ in self._queue)
+
     async def shutdown(self, grace_ms: int = 3000) -> None:
         """Cancel everything (used when the app closes)."""
-        for job_id, _ in list(self._queue):
+        for job_id, *_ in list(self._queue):
             await self.cancel(job_id)
         if self._running:
             self._running.process.cancel(grace_ms)
@@ -196,7 +245,10 @@ class JobManager(QObject):
 
     async def _start_next(self) -> None:
         while self._queue and self._running is None:
-            job_id, request = self._queue.pop(0)
+            job_id, request, plan = self._queue.pop(0)
+            if plan is not None:
+                await self._start_resumed(plan)
+                continue
             job_dir = self.jobs_root / f"job-{job_id:05d}"
             snapshot = SnapshotRequest(
                 request.kind,
@@ -226,6 +278,11 @@ class JobManager(QObject):
         if self._running is None:
             self.idle.emit()
 
+    async def _start_resumed(self, plan: ResumePlan) -> None:
+        await self.store_call(lambda store: store.set_job_state(plan.job_id, "running"))
+        if await self._before_launch(plan.job_id, plan.request, plan.job_dir):
+            self._launch(plan.job_id, plan.request, plan.job_dir, plan.data_size, resume=True)
+
     async def _before_launch(self, job_id: int, request: JobRequest, job_dir: Path) -> bool:
         """Run the ``before_launch`` hook; False (the job failed with the hook's message) if it raised."""
         if self.before_launch is None:
@@ -237,8 +294,10 @@ class JobManager(QObject):
             return False
         return True
 
-    def _launch(self, job_id: int, request: JobRequest, job_dir: Path, data_size: int) -> None:
-        argv = build_command(request.kind, job_dir, launcher=self.launcher)
+    def _launch(
+        self, job_id: int, request: JobRequest, job_dir: Path, data_size: int, *, resume: bool = False
+    ) -> None:
+        argv = build_command(request.kind, job_dir, launcher=self.launcher, resume=resume)
         env = build_environment(os.environ, extra=self.env_extra)
         process = JobProcess(argv, env, str(job_dir), parent=self)
         running = _Running(job_id, request, job_dir, process, data_size)
@@ -322,19 +381,18 @@ class JobManager(QObject):
         return f"The training process {how} without finishing." + (f" Last output: {tail}" if tail else "")
 
     def _register_version(self, store: Store, running: _Running, adapter: Path):
-        names = [v.name for v in store.list_model_versions()]
+        """The version of a successful job: from its ``version_from`` checkpoint when it kept checkpoints,
+        else from the `finished` event's adapter."""
         metrics = dict(getattr(running.finished, "metrics", None) or {})
-        version_id = store.add_model_version(
-            version_name(running.request.kind, names),
-            running.request.kind,
-            parent_id=running.request.parent_version_id,
-            job_id=running.job_id,
-            base_model=running.request.base_model,
-            adapter_path=str(adapter),
-            data_size=running.data_size,
-            metrics=metrics,
-        )
-        return next(v for v in store.list_model_versions() if v.id == version_id)
+        source = version_source(running.job_dir, self.version_from)
+        if source is not None:
+            adapter, extra = source
+            metrics.update(extra)
+        request = running.request
+        return add_version(
+            store, request.kind, request.parent_version_id, running.job_id, request.base_model, adapter,
+            running.data_size, metrics,
+        )  # fmt: skip
 
     async def _finish(self, running: _Running, state: str, error: str | None) -> None:
         if running.ending:  # a start failure can be followed by a `finished` signal: end once

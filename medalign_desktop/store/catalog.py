@@ -162,6 +162,30 @@ def set_job_state(
             db.execute("UPDATE jobs SET finished_at = ? WHERE id = ?", [now, job_id])
 
 
+RESUMABLE_JOB_STATES = frozenset({"cancelled", "failed"})
+
+
+def reopen_job(db: Database, job_id: Any, *, keep_through_step: Any) -> int:
+    """Put a cancelled or failed job back in the queue to resume it from a checkpoint taken after step
+    ``keep_through_step``: state "queued", its error and finish time cleared, and its stored metrics of later
+    steps deleted (the resumed run logs them again), so its curve goes on without overlap. One transaction;
+    returns how many metric rows were deleted."""
+    step = check_optional_number("keep_through_step", keep_through_step, integer=True)
+    if step is None:
+        raise StoreValidationError("keep_through_step", "is required")
+    with transaction(db):
+        job = get_job(db, job_id)
+        if job.state not in RESUMABLE_JOB_STATES:
+            raise StoreValidationError(
+                "state", f"job {job_id} is {job.state}; only a cancelled or failed job can be resumed"
+            )
+        db.execute(
+            "UPDATE jobs SET state = 'queued', error = NULL, finished_at = NULL WHERE id = ?", [job_id]
+        )
+        cursor = db.execute("DELETE FROM job_metrics WHERE job_id = ? AND step > ?", [job_id, step])
+        return cursor.rowcount
+
+
 def update_job(db: Database, job_id: Any, *, job_dir: Any = None, data_size: Any = None) -> None:
     """Fill in what is only known once the job has snapshotted its data."""
     data_size = check_optional_number("data_size", data_size, integer=True)

@@ -430,6 +430,11 @@ class Store:
         catalog.update_job(self.db, job_id, job_dir=job_dir, data_size=data_size)
 
     @_guarded
+    def reopen_job(self, job_id: int, *, keep_through_step: int) -> int:
+        """A cancelled or failed job back to "queued" for resuming; its metrics after that step deleted."""
+        return catalog.reopen_job(self.db, job_id, keep_through_step=keep_through_step)
+
+    @_guarded
     def add_job_metrics(self, job_id: int, rows: Iterable[Any]) -> None:
         """Rows: ``{"step", "name", "value", "time"?}`` dicts or ``(step, name, value)`` tuples."""
         catalog.add_job_metrics(self.db, self.clock, job_id, rows)

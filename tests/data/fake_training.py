@@ -6,6 +6,10 @@ Usage (as the job runner calls it): fake_training.py KIND --job-dir DIR. DIR/con
   crash     started, one metric, a traceback on stderr, then SIGKILL of itself mid-line
   hang      started, then waits; SIGTERM gives a `failed` "cancelled" event and exit 143
   stubborn  like hang but ignores SIGTERM (the runner must kill it)
+  checkpoints  6 steps, a checkpoint (training/checkpoints.py layout) every 2 with eval_loss 1.5, 1.2, 1.3
+            (best: step 4, last: step 6), pruned to the best and last; "fake_hang_at": N hangs as "hang"
+            after step N unless resumed; with --resume it goes on after the last checkpoint's step, and fails
+            if that checkpoint lacks its resume state; "fake_stopped_early": true adds stopped_early
 Kind "score" reads data/answers.jsonl and, on success, writes DIR/scores.jsonl with the score
 generation_id / 4 - 1 for each answer (mode "bad_scores": a broken line) instead of an adapter.
 Kind "evaluate" reads data/questions.jsonl and data/cached.jsonl and writes answers.jsonl and results.json
@@ -25,6 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from training import checkpoints  # noqa: E402
 from training.protocol import Failed, Finished, Metric, Progress, Started, emit  # noqa: E402
 
 # Program-specific metrics, as the real programs name them (scaled by the step number).
@@ -48,13 +53,11 @@ def main() -> int:
         emit(Failed(reason="Out of GPU memory.", advice="Lower per_device_train_batch_size or max_length."))
         return 1
     if mode in ("hang", "stubborn"):
-        if mode == "hang":
-            signal.signal(signal.SIGTERM, lambda *_: (emit(Failed(reason="cancelled")), os._exit(143)))
-        else:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        on_sigterm(stubborn=mode == "stubborn")
         emit(Metric(step=1, loss=2.0))
-        while True:
-            time.sleep(0.05)
+        hang()
+    if mode == "checkpoints":
+        return run_with_checkpoints(job_dir, config, resume="--resume" in sys.argv)
     for step in (1, 2, 3):
         extra = EXTRAS.get(config["kind"], {})
         emit(
@@ -76,6 +79,63 @@ def main() -> int:
     adapter = job_dir / config.get("output_name", "adapter")
     shutil.copytree(config["fake_adapter_source"], adapter)
     emit(Finished(adapter_path=str(adapter), metrics={"train_loss": 1.5}, duration_s=0.3))
+    return 0
+
+
+def on_sigterm(stubborn: bool = False) -> None:
+    """SIGTERM gives a `failed` "cancelled" event and exit 143 (``stubborn``: it is ignored)."""
+    if stubborn:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: (emit(Failed(reason="cancelled")), os._exit(143)))
+
+
+def hang() -> None:
+    while True:
+        time.sleep(0.05)
+
+
+CHECKPOINT_EVAL = {2: 1.5, 4: 1.2, 6: 1.3}  # eval_loss at the checkpoint steps: best 4, last 6
+TOTAL_STEPS = 6
+
+
+def save_checkpoint(job_dir: Path, config: dict, step: int) -> None:
+    """A checkpoint in the contract layout: adapter files, the resume state, checkpoint.json last."""
+    folder = job_dir / checkpoints.CHECKPOINTS_DIR / f"step-{step:05d}"
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.copytree(config["fake_adapter_source"], tmp)
+    (tmp / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    value = CHECKPOINT_EVAL[step]
+    checkpoints.write_info(tmp, step, "eval_loss", value, False, {"eval_loss": value})
+    os.rename(tmp, folder)
+    checkpoints.prune(job_dir)
+
+
+def run_with_checkpoints(job_dir: Path, config: dict, resume: bool) -> int:
+    first = 1
+    on_sigterm()
+    if resume:
+        _best, last = checkpoints.find_best_and_last(job_dir)
+        state = last.path / "trainer_state.json" if last else None
+        if state is None or json.loads(state.read_text())["global_step"] != last.step:
+            emit(Failed(reason="No checkpoint with its resume state to resume from."))
+            return 1
+        first = last.step + 1
+    for step in range(first, TOTAL_STEPS + 1):
+        emit(
+            Metric(step=step, loss=3.0 - 0.25 * step, learning_rate=1e-4, eval_loss=CHECKPOINT_EVAL.get(step))
+        )
+        emit(Progress(step=step, total=TOTAL_STEPS, elapsed_s=0.1 * step, eta_s=0.1 * (TOTAL_STEPS - step)))
+        if step in CHECKPOINT_EVAL:
+            save_checkpoint(job_dir, config, step)
+        if step == config.get("fake_hang_at") and not resume:
+            hang()
+    adapter = job_dir / config.get("output_name", "adapter")
+    shutil.copytree(config["fake_adapter_source"], adapter)
+    metrics = {"train_loss": 1.75, "global_step": TOTAL_STEPS, "resumed_from": first - 1}
+    if config.get("fake_stopped_early"):
+        metrics["stopped_early"] = TOTAL_STEPS
+    emit(Finished(adapter_path=str(adapter), metrics=metrics, duration_s=0.6))
     return 0
 
 

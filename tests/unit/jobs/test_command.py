@@ -27,6 +27,27 @@ def test_default_launcher_in_the_bundle_runs_the_apps_own_executable():
     assert argv == ["/opt/medalign/medalign-desktop", "--run-training", "hitl", "--job-dir", "/jobs/7"]
 
 
+def test_resume_adds_the_flag_last_with_every_launcher():
+    assert build_command("hitl", "/jobs/7", python="/venv/bin/python", resume=True) == [
+        "/venv/bin/python", "-m", "training", "hitl", "--job-dir", "/jobs/7", "--resume",
+    ]  # fmt: skip
+    argv = build_command("ppo", "/jobs/my job", python="/opt/app", frozen=True, resume=True)
+    assert argv == ["/opt/app", "--run-training", "ppo", "--job-dir", "/jobs/my job", "--resume"]
+    argv = build_command("dpo", "/j", launcher="accelerate launch --multi_gpu -m training", resume=True)
+    assert argv == [
+        "accelerate",
+        "launch",
+        "--multi_gpu",
+        "-m",
+        "training",
+        "dpo",
+        "--job-dir",
+        "/j",
+        "--resume",
+    ]
+    assert "--resume" not in build_command("dpo", "/j", python="py", resume=False)
+
+
 def test_python3_launcher_in_the_bundle_is_the_same_entry():
     argv = build_command(
         "dpo", "C:\\Jobs\\my job", launcher="python3 -m training", python="M.exe", frozen=True
