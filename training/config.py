@@ -68,9 +68,18 @@ class SFTJobConfig:
     lora_dropout: float = 0.05
     lora_target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGET_MODULES))
 
-    # -- logging and evaluation --
+    # -- logging, evaluation and checkpoints --
     logging_steps: int = 1  # a `metric` event every N optimiser steps
-    eval_fraction: float = 0.05  # held out of train.jsonl when there is no eval.jsonl (0: no evaluation)
+    # held out of train.jsonl when there is no eval.jsonl (0: no evaluation); a train.jsonl of fewer than
+    # MIN_EVAL_SPLIT (training/data.py) examples keeps them all for training
+    eval_fraction: float = 0.05
+    # evaluation AND checkpoint schedule: below 1 a share of the total optimiser steps (0.1: ten times per
+    # run, as transformers reads it), 1 or more every N optimiser steps; the last step always has both
+    eval_steps: float = 0.1
+    # 0: off; N: stop after N evaluations in a row without an eval_loss below the best so far by more than
+    # early_stopping_threshold
+    early_stopping_patience: int = 0
+    early_stopping_threshold: float = 0.0
 
     # -- resuming (set by `--resume` on the command line, not by the app's config.json) --
     # continue from the last complete checkpoint in DIR/checkpoints (training/checkpoints.py)
@@ -112,6 +121,11 @@ class SFTJobConfig:
         for name in ("warmup_ratio", "lora_dropout", "eval_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise bad(name, "must be at least 0 and below 1")
+        if self.eval_steps <= 0 or (self.eval_steps >= 1 and self.eval_steps != int(self.eval_steps)):
+            raise bad("eval_steps", "must be a share of the steps below 1, or a whole number of steps")
+        for name in ("early_stopping_patience", "early_stopping_threshold"):
+            if getattr(self, name) < 0:
+                raise bad(name, "must be at least 0")
         if self.device not in DEVICES:
             raise bad("device", f"must be one of {', '.join(DEVICES)}")
         if self.quantization not in QUANTIZATIONS:
@@ -125,14 +139,15 @@ class HITLJobConfig(SFTJobConfig):
     """Human-in-the-loop (model B): one incremental LoRA round on the clinicians' accepted / edited answers.
 
     Continues from ``parent_adapter`` (the current version) when given. Rounds are small (the app retrains
-    every 20 new samples), hence no accumulation and no held-out split by default.
+    every 20 new samples), hence no accumulation; a tenth is held back for the evaluation loss (a round of
+    fewer than 10 examples trains on all of them, without evaluation).
     """
 
     kind: str = "hitl"
     learning_rate: float = 1e-4
     num_train_epochs: float = 1.0
     gradient_accumulation_steps: int = 1
-    eval_fraction: float = 0.0
+    eval_fraction: float = 0.1
 
 
 DPO_LOSS_TYPES = (
@@ -162,8 +177,8 @@ class DPOJobConfig(SFTJobConfig):
     4 examples) with doubled gradient accumulation, so the effective batch (4) and the activations held per
     forward are the same as HITL's on the same data; gradient checkpointing stays on as in HITL. (TRL 1.16
     disables ``padding_free`` for DPO, so it is not offered.) Research project: lr 5e-6, beta 0.1, max length
-    1024, warmup 0.1. Pairs come from a few dozen verdicts, hence 1 epoch and no held-out split by default
-    (give ``data/eval.jsonl`` or ``eval_fraction`` for eval rewards/accuracies).
+    1024, warmup 0.1. Pairs come from a few dozen verdicts, hence 1 epoch; a tenth is held back for eval_loss
+    and eval rewards/accuracies (fewer than 10 pairs: all train, no evaluation), or ``data/eval.jsonl``.
     """
 
     kind: str = "dpo"
@@ -173,7 +188,7 @@ class DPOJobConfig(SFTJobConfig):
     per_device_eval_batch_size: int = 2
     gradient_accumulation_steps: int = 2
     max_length: int = 1024  # prompt + the longer answer; longer pairs are cut at the end (TRL's keep_start)
-    eval_fraction: float = 0.0
+    eval_fraction: float = 0.1
     beta: float = 0.1  # strength of the pull towards the reference (higher: stay closer)
     loss_type: str = "sigmoid"  # TRL's loss_type: "sigmoid" is the DPO paper's loss
 

@@ -133,9 +133,15 @@ class Splittable(Protocol):  # Examples here, Pairs in training/pair_data.py
 S = TypeVar("S", bound=Splittable)
 
 
-def split_eval(examples: S, fraction: float, seed: int) -> tuple[S, S | None]:
-    """Hold out ``fraction`` of the examples (at least one, never all) for evaluation; same seed, same split."""
-    if fraction <= 0 or len(examples) < 2:
+# A train.jsonl of fewer examples (or pairs) keeps them all for training: a held-back slice of one or two
+# would give an evaluation loss too noisy to pick a checkpoint or stop early by, and costs scarce data.
+MIN_EVAL_SPLIT = 10
+
+
+def split_eval(examples: S, fraction: float, seed: int, min_size: int = 2) -> tuple[S, S | None]:
+    """Hold out ``fraction`` of the examples (at least one, never all) for evaluation; same seed, same split.
+    Fewer than ``min_size`` examples: no split."""
+    if fraction <= 0 or len(examples) < max(2, min_size):
         return examples, None
     n_eval = min(len(examples) - 1, max(1, round(len(examples) * fraction)))
     order = list(range(len(examples)))
@@ -143,10 +149,21 @@ def split_eval(examples: S, fraction: float, seed: int) -> tuple[S, S | None]:
     return examples.subset(sorted(order[n_eval:])), examples.subset(sorted(order[:n_eval]))
 
 
+def split_note(n_train: int, fraction: float, n_eval: int, noun: str = "examples") -> str | None:
+    """The log line saying why a job that asked for a held-back slice got none (``n_eval`` 0), or None."""
+    if n_eval or fraction <= 0 or n_train >= MIN_EVAL_SPLIT:
+        return None
+    return (
+        f"No evaluation slice: {n_train} {noun} are fewer than {MIN_EVAL_SPLIT}, so all train "
+        "(no evaluation loss, no early stopping; the best checkpoint is the last)."
+    )
+
+
 def load_job_data(job_dir: str | Path, eval_fraction: float, seed: int) -> tuple[Examples, Examples | None]:
-    """(train, eval or None) of a job folder: ``data/eval.jsonl`` when present, else a held-out fraction."""
+    """(train, eval or None) of a job folder: ``data/eval.jsonl`` when present, else a held-out fraction
+    (none below MIN_EVAL_SPLIT examples)."""
     data_dir = Path(job_dir) / "data"
     train = load_examples(data_dir / "train.jsonl")
     if (data_dir / "eval.jsonl").exists():
         return train, load_examples(data_dir / "eval.jsonl")
-    return split_eval(train, eval_fraction, seed)
+    return split_eval(train, eval_fraction, seed, MIN_EVAL_SPLIT)

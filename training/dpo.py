@@ -14,7 +14,9 @@ there is no "ref". So:
   reference is the base with the adapter disabled.
 
 ``precompute_ref_log_probs`` stays off: it would save the reference forward passes, not memory (the reference
-is an adapter on the shared base already). Only "default" is saved: the "ref" copy is deleted after training.
+is an adapter on the shared base already). Only "default" is saved: the "ref" copy is deleted after training,
+and checkpoints keep only "default" (training/callbacks.CheckpointCallback drops peft's ``ref/`` subfolder; a
+resumed job rebuilds "ref" from the parent, as the first start did).
 
 ``run_program`` (prepare -> train -> final evaluation -> save -> result.json, in training/sft.py) is shared by sft,
 hitl, dpo and reward.
@@ -27,7 +29,7 @@ from typing import Any
 
 from training.cancel import CancelToken
 from training.config import DPOJobConfig, SFTJobConfig
-from training.data import DataError
+from training.data import DataError, split_note
 from training.lora import check_adapter_folder, check_model_folder
 from training.pair_data import Pairs, load_pair_data
 from training.sft import Prepared, device_args, log, make_trainer, run_program, trainer_arguments
@@ -63,7 +65,10 @@ def check_inputs(config: SFTJobConfig, job_dir: Path) -> tuple[Pairs, Pairs | No
     if config.parent_adapter:
         check_adapter_folder(config.parent_adapter)
     train, evaluation = load_pair_data(job_dir, config.eval_fraction, config.seed)
-    log(f"{len(train)} training pairs, {0 if evaluation is None else len(evaluation)} evaluation pairs.")
+    n_eval = 0 if evaluation is None else len(evaluation)
+    log(f"{len(train)} training pairs, {n_eval} evaluation pairs.")
+    if note := split_note(len(train), config.eval_fraction, n_eval, "pairs"):
+        log(note)
     return train, evaluation
 
 

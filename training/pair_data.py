@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.data import ROLES, DataError, parse_messages, read_json_lines, split_eval
+from training.data import MIN_EVAL_SPLIT, ROLES, DataError, parse_messages, read_json_lines, split_eval
 
 Messages = list[dict[str, str]]
 
@@ -90,12 +90,13 @@ def load_pairs(path: str | Path) -> Pairs:
 
 
 def load_pair_data(job_dir: str | Path, eval_fraction: float, seed: int) -> tuple[Pairs, Pairs | None]:
-    """(train, eval or None) of a job folder: ``data/eval.jsonl`` when present, else a held-out fraction."""
+    """(train, eval or None) of a job folder: ``data/eval.jsonl`` when present, else a held-out fraction
+    (none below MIN_EVAL_SPLIT pairs)."""
     data_dir = Path(job_dir) / "data"
     train = load_pairs(data_dir / "train.jsonl")
     if (data_dir / "eval.jsonl").exists():
         return train, load_pairs(data_dir / "eval.jsonl")
-    return split_eval(train, eval_fraction, seed)
+    return split_eval(train, eval_fraction, seed, MIN_EVAL_SPLIT)
 
 
 def pair_line(prompt: Messages, chosen: str, rejected: str, pair_id: str | None = None) -> str:

@@ -5,8 +5,11 @@ usually continuing from ``parent_adapter``. The loss is on the completion (answe
 collator sets the labels of prompt and padding tokens to -100 for prompt/completion data.
 
 Steps: read config and data (fail fast, before torch loads) -> load the base (4-bit on CUDA) and LoRA ->
-train with an event-emitting callback -> save the adapter to ``DIR/<output_name>.tmp-<pid>`` and rename it
-to ``DIR/<output_name>`` when complete -> write ``DIR/result.json`` -> ``finished``.
+train with an event-emitting callback, evaluating and keeping a checkpoint every ``eval_steps`` (the last and
+the best by eval_loss stay in ``DIR/checkpoints``, training/checkpoints.py) -> save the adapter to
+``DIR/<output_name>.tmp-<pid>`` and rename it to ``DIR/<output_name>`` when complete -> write
+``DIR/result.json`` -> ``finished``. With ``config.resume`` training continues from the last checkpoint
+(weights, optimiser, scheduler, RNG states and the position in the data, as transformers restores them).
 """
 
 from __future__ import annotations
@@ -22,20 +25,33 @@ from typing import Any
 
 from training import protocol
 from training.cancel import CancelToken
+from training.checkpoints import CHECKPOINTS_DIR, CheckpointInfo, find_best_and_last, read_info
 from training.config import SFTJobConfig
-from training.data import DataError, Examples, load_job_data
+from training.data import DataError, Examples, load_job_data, split_note
 from training.lora import check_adapter_folder, check_model_folder
 
 RESULT_FILE = "result.json"
+# Earlier versions' trainer folder; the trainer's output_dir is DIR/checkpoints now. Removed if found.
 TRAINER_DIR = "trainer-scratch"
+
+
+class CheckpointError(DataError):
+    """The job folder's checkpoints do not allow what was asked: resuming without one, or a fresh start
+    over an earlier start's ones. ``advice`` says what to do."""
+
+
+def schedule_steps(config: SFTJobConfig) -> float | int:
+    """``eval_steps`` as transformers takes it: a float share below 1, else a whole number of steps."""
+    return config.eval_steps if config.eval_steps < 1 else int(config.eval_steps)
 
 
 def trainer_arguments(config: SFTJobConfig, job_dir: Path, on_cpu: bool, bf16: bool, has_eval: bool) -> dict:
     """The TRL config arguments every trainer-based program shares: our hyperparameters plus the settings the
-    event protocol needs (a log every ``logging_steps``, no console output, nothing saved by the trainer)."""
+    event protocol needs (a log every ``logging_steps``, no console output) and the checkpoint schedule: an
+    evaluation (when there is an eval set) and a full checkpoint every ``eval_steps`` and at the last step,
+    into DIR/checkpoints, where CheckpointCallback prunes them (transformers' own rotation is off)."""
     return dict(
-        # Nothing is saved there (save_strategy="no"); the folder is removed at the end.
-        output_dir=str(job_dir / TRAINER_DIR),
+        output_dir=str(job_dir / CHECKPOINTS_DIR),
         learning_rate=config.learning_rate,
         lr_scheduler_type=config.lr_scheduler_type,
         warmup_steps=config.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
@@ -57,8 +73,13 @@ def trainer_arguments(config: SFTJobConfig, job_dir: Path, on_cpu: bool, bf16: b
         logging_strategy="steps",
         logging_steps=config.logging_steps,
         logging_first_step=True,
-        eval_strategy="epoch" if has_eval else "no",
-        save_strategy="no",
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=schedule_steps(config),
+        save_strategy="steps",
+        save_steps=schedule_steps(config),  # the same schedule: each checkpoint has its step's eval_loss
+        save_total_limit=None,
+        save_only_model=False,  # optimiser, scheduler and RNG states too: what resuming needs
+        load_best_model_at_end=False,  # the app chooses between best and last (training/checkpoints.py)
         report_to="none",
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
@@ -88,13 +109,24 @@ def make_trainer(
     n_eval: int,
     **trainer_kwargs: Any,
 ) -> tuple[Any, Any]:
-    """A TRL trainer reporting through the event protocol: (trainer, its EventCallback), console output removed."""
-    from training.callbacks import EventCallback, remove_console_callbacks
+    """A TRL trainer reporting through the event protocol, keeping the contract's checkpoints and stopping
+    early when asked: (trainer, its EventCallback), console output removed."""
+    from training.callbacks import CheckpointCallback, EarlyStopping, EventCallback, remove_console_callbacks
 
     events = EventCallback(config.kind, n_train, n_eval, plan.describe(), cancel=cancel)
-    trainer = trainer_class(args=args, callbacks=[events], **trainer_kwargs)
+    callbacks = [events, CheckpointCallback()]
+    if config.early_stopping_patience > 0:
+        callbacks.append(EarlyStopping(config.early_stopping_patience, config.early_stopping_threshold, log))
+    trainer = trainer_class(args=args, callbacks=callbacks, **trainer_kwargs)
     remove_console_callbacks(trainer)
     return trainer, events
+
+
+def early_stopping(trainer: Any) -> Any:
+    """The trainer's EarlyStopping callback, or None."""
+    from training.callbacks import EarlyStopping
+
+    return next((c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStopping)), None)
 
 
 def device_args(plan: Any, has_eval: bool) -> dict[str, bool]:
@@ -150,6 +182,8 @@ def prepare(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | Non
     train, evaluation = load_job_data(job_dir, config.eval_fraction, config.seed)
     n_eval = 0 if evaluation is None else len(evaluation)
     log(f"{len(train)} training examples, {n_eval} evaluation examples.")
+    if note := split_note(len(train), config.eval_fraction, n_eval):
+        log(note)
 
     from training.lora import add_lora, choose_device, count_parameters, load_base_model, load_tokenizer
 
@@ -200,6 +234,52 @@ def last_logged(trainer: Any, keys: tuple[str, ...], prefix: str = "") -> dict[s
     return found
 
 
+def remove_incomplete_checkpoints(job_dir: Path) -> None:
+    """Delete what a killed run left in DIR/checkpoints that is not a complete checkpoint (no
+    checkpoint.json: half written, or half deleted); the trainer would otherwise write into it."""
+    root = job_dir / CHECKPOINTS_DIR
+    if root.is_dir():
+        for folder in root.iterdir():
+            if folder.is_dir() and read_info(folder) is None:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def checkpoint_to_resume(config: SFTJobConfig, job_dir: Path) -> CheckpointInfo | None:
+    """The checkpoint a ``--resume`` run continues from (its last complete one), or None for a fresh start.
+    Raises CheckpointError when resuming has nothing to resume, or a fresh start would mix its checkpoints
+    with an earlier start's."""
+    root = job_dir / CHECKPOINTS_DIR
+    _, last = find_best_and_last(job_dir)
+    if config.resume and last is None:
+        raise CheckpointError(
+            f"Cannot resume: {root} holds no complete checkpoint (the job stopped before its first one).",
+            advice="Start the job again from the beginning.",
+        )
+    if not config.resume and last is not None:
+        raise CheckpointError(
+            f"{root} already holds checkpoints of an earlier start of this job (last: {last.describe()}); "
+            "refusing to mix a new run with them.",
+            advice="Resume the job (--resume) or start it in a new job folder.",
+        )
+    remove_incomplete_checkpoints(job_dir)
+    shutil.rmtree(job_dir / TRAINER_DIR, ignore_errors=True)
+    return last
+
+
+def checkpoint_summary(job_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(result.json's "checkpoints": best and last as {path, step, value}, metrics best_step / best_eval_loss
+    when the checkpoints were evaluated)."""
+    best, last = find_best_and_last(job_dir)
+    described = {
+        name: {"path": str(c.path), "step": c.step, "value": c.value}
+        for name, c in (("best", best), ("last", last))
+        if c is not None
+    }
+    if best is None or best.value is None:
+        return described, {}
+    return described, {"best_step": best.step, "best_eval_loss": best.value}
+
+
 def run_program(
     prepare_job: Callable[[Any, Path, CancelToken], Prepared],
     summary_keys: tuple[str, ...],
@@ -208,38 +288,45 @@ def run_program(
     cancel: CancelToken | None,
     before_save: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
-    """Prepare, train, evaluate once more at the end if needed, save the adapter atomically, write result.json.
+    """Prepare, train (from the last checkpoint with ``config.resume``), evaluate once more at the end if
+    needed, save the adapter atomically, write result.json.
 
     ``summary_keys``: logged numbers whose last training (and eval_) values go into the metrics.
     ``before_save(model)``: a last change to the trained model before saving (DPO deletes "ref")."""
     job_dir = Path(job_dir)
     cancel = cancel or CancelToken()
     started = time.monotonic()
-    try:
-        job = prepare_job(config, job_dir, cancel)
-        cancel.check()
-        cancel.deferred = True  # from here a signal stops training at the next step boundary
-        trainer, events = job.trainer, job.events
-        output = trainer.train()
-        if job.n_eval and events.last_eval_step != output.global_step:  # no evaluation at the very end yet
-            trainer.evaluate()  # logs eval_loss and the eval_ numbers through the callback
-        cancel.check()
-        metrics: dict[str, Any] = {
-            **{k: v for k, v in events.summary.items() if k != "epoch"},  # train_loss, train_runtime, ...
-            "global_step": output.global_step,
-            "final_loss": events.last_metrics.get("loss"),  # the last logged training loss
-            **last_logged(trainer, summary_keys),
-            **({"eval_loss": events.last_metrics["eval_loss"]} if "eval_loss" in events.last_metrics else {}),
-            **(last_logged(trainer, summary_keys, "eval_") if job.n_eval else {}),
-            "n_train": job.n_train,
-            "n_eval": job.n_eval,
-            "trainable_parameters": job.trainable_parameters,
-        }
-        if before_save is not None:
-            before_save(trainer.accelerator.unwrap_model(trainer.model))
-        adapter_path = save_adapter(trainer, job_dir / config.output_name, cancel, config)
-    finally:
-        shutil.rmtree(job_dir / TRAINER_DIR, ignore_errors=True)
+    resume_from = checkpoint_to_resume(config, job_dir)  # before the model loads: fail fast
+    job = prepare_job(config, job_dir, cancel)
+    if config.early_stopping_patience and not job.n_eval:
+        log("early_stopping_patience is set but there is no evaluation set: no early stopping.", "warning")
+    if resume_from is not None:
+        log(f"Resuming from the checkpoint at {resume_from.describe()}: {resume_from.path}.")
+    cancel.check()
+    cancel.deferred = True  # from here a signal stops training at the next step boundary
+    trainer, events = job.trainer, job.events
+    output = trainer.train(resume_from_checkpoint=None if resume_from is None else str(resume_from.path))
+    if job.n_eval and events.last_eval_step != output.global_step:  # no evaluation at the very end yet
+        trainer.evaluate()  # logs eval_loss and the eval_ numbers through the callback
+    cancel.check()
+    stopper = early_stopping(trainer)
+    checkpoints, best = checkpoint_summary(job_dir)
+    metrics: dict[str, Any] = {
+        **{k: v for k, v in events.summary.items() if k != "epoch"},  # train_loss, train_runtime, ...
+        "global_step": output.global_step,
+        "final_loss": events.last_metrics.get("loss"),  # the last logged training loss
+        **last_logged(trainer, summary_keys),
+        **({"eval_loss": events.last_metrics["eval_loss"]} if "eval_loss" in events.last_metrics else {}),
+        **(last_logged(trainer, summary_keys, "eval_") if job.n_eval else {}),
+        **best,
+        "stopped_early": stopper is not None and stopper.stopped_at is not None,
+        "n_train": job.n_train,
+        "n_eval": job.n_eval,
+        "trainable_parameters": job.trainable_parameters,
+    }
+    if before_save is not None:
+        before_save(trainer.accelerator.unwrap_model(trainer.model))
+    adapter_path = save_adapter(trainer, job_dir / config.output_name, cancel, config)
     metrics["duration_s"] = round(time.monotonic() - started, 3)
     if trainer.accelerator.is_main_process:
         protocol.emit(protocol.Artifact(name="adapter", path=str(adapter_path)))
@@ -250,6 +337,7 @@ def run_program(
                 "kind": config.kind,
                 "adapter_path": str(adapter_path),
                 "metrics": metrics,
+                "checkpoints": checkpoints,
                 "config": config.to_dict(),
             },
         )
