@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 from training import protocol
 from training.__main__ import main
 from training.config import ConfigError, config_from_dict, defaults
-from training.ppo import checkpoints
+from training import checkpoints
+from training.ppo.checkpoints import write_checkpoint
 from training.ppo.config import PPOJobConfig
 
 from .conftest import parse_events
@@ -141,35 +142,43 @@ def test_ppo_job_trains_the_policy_only(
     assert result["status"] == "finished" and result["metrics"]["global_step"] == 2
     assert all(result["metrics"][f"{p}_s_per_step"] > 0 for p in ("generation", "scoring", "optimisation"))
     kept = sorted(p.name for p in (job_dir / "checkpoints").iterdir())
-    assert kept == ["step-1", "step-2"] and result["checkpoints"]["last"].endswith("step-2")
+    last = result["checkpoints"]["last"]
+    assert kept == ["step-1", "step-2"] and last["path"].endswith("step-2") and last["step"] == 2
+    # 6 prompts are too few to hold back 8: no evaluation, so "best" is the rollouts' reward_mean.
+    assert (last["metric"], last["value"]) == ("reward_mean", metrics[1].extra["reward_mean"])
+    assert started.n_eval == 0 and result["metrics"]["stopped_early"] is False
+    assert any("too few to hold back" in e.message for e in events if isinstance(e, protocol.Log))
     assert (job_dir / "checkpoints" / "step-2" / "value_head.safetensors").is_file()
     assert not list(job_dir.rglob("*.tmp-*"))
 
 
-class FakeModels:
-    """Writes a policy folder like PPOModels.save_policy, or fails half-way when ``fail`` is set."""
+def fake_save(fail: bool = False):
+    """A ``save`` for write_checkpoint writing a policy folder, or failing half-way when ``fail`` is set."""
 
-    def __init__(self, fail: bool = False):
-        self.fail = fail
-
-    def save_policy(self, folder, with_value_head=False):
-        folder.mkdir()
+    def save(folder):
         (folder / "adapter_config.json").write_text("{}")
-        if self.fail:
+        if fail:
             raise OSError(28, "No space left on device")
         (folder / "adapter_model.safetensors").write_bytes(b"weights")
+
+    return save
 
 
 def test_checkpoints_keep_the_last_and_the_best(tmp_path):
     for step, reward in enumerate([0.5, 0.9, 0.1, 0.2], start=1):
-        checkpoints.write_checkpoint(tmp_path, step, FakeModels(), {"reward_mean": reward})
+        write_checkpoint(tmp_path, step, fake_save(), "eval_reward_mean", reward, {"eval_reward_mean": reward})
     kept = checkpoints.list_checkpoints(tmp_path)
     assert [c.step for c in kept] == [2, 4]
     best, last = checkpoints.best_and_last(kept)
     assert (best.step, last.step) == (2, 4)
+    assert (best.metric, best.value, best.higher_is_better) == ("eval_reward_mean", 0.9, True)
     with pytest.raises(OSError):
-        checkpoints.write_checkpoint(tmp_path, 5, FakeModels(fail=True), {"reward_mean": 2.0})
+        write_checkpoint(tmp_path, 5, fake_save(fail=True), "eval_reward_mean", 2.0, {})
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-2", "step-4"]
+    # A checkpoint between evaluations has no value: never the best while one has a value.
+    write_checkpoint(tmp_path, 6, fake_save(), "eval_reward_mean", None, {"reward_mean": 9.0})
+    best, last = checkpoints.find_best_and_last(tmp_path)
+    assert (best.step, last.step, last.value) == (2, 6, None)
 
 
 def test_sigterm_mid_run_keeps_the_last_complete_checkpoint(make_ppo_job, monkeypatch):
@@ -223,7 +232,7 @@ def test_a_failed_checkpoint_write_leaves_no_half_folder(make_ppo_job, monkeypat
     from training.ppo.model import PPOModels
 
     def broken(self, folder, with_value_head=False):
-        FakeModels(fail=True).save_policy(folder)
+        fake_save(fail=True)(folder)
 
     monkeypatch.setattr(PPOModels, "save_policy", broken)
     code, events = run_main(job_dir)

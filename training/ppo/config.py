@@ -60,8 +60,18 @@ class PPOJobConfig:
     max_length: int = 1024  # prompt + answer tokens; prompts over max_length - max_new_tokens are skipped
     forward_batch_size: int = 8  # rollouts per generate / scoring forward pass (a memory knob)
 
+    # -- evaluation (greedy answers to held-back prompts, scored; model selection and early stopping) --
+    # prompts held back from data/prompts.jsonl by a seeded shuffle, when there is no data/eval_prompts.jsonl;
+    # only when at least as many stay for training (else no evaluation, and a log line says why)
+    eval_prompts: int = 8
+    eval_every: int = 5  # PPO steps between evaluations (and one after the last step); 0: no evaluation
+    # stop after this many evaluations in a row without a higher eval_reward_mean; 0: never stop early
+    early_stopping_patience: int = 0
+
     # -- checkpoints --
-    checkpoint_every: int = 5  # PPO steps between checkpoints (the last and the best are kept)
+    # PPO steps between checkpoints; there is also one at every evaluation and after the last step
+    # (the last and the best are kept)
+    checkpoint_every: int = 5
     # set by `--resume`: continue from the last complete checkpoint (training/checkpoints.py)
     resume: bool = False
 
@@ -114,7 +124,7 @@ class PPOJobConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise bad(name, "must be greater than 0")
-        for name in ("vf_coef", "init_kl_coef"):
+        for name in ("vf_coef", "init_kl_coef", "eval_prompts", "eval_every", "early_stopping_patience"):
             if getattr(self, name) < 0:
                 raise bad(name, "must be 0 or more")
         for name in ("gamma", "lam"):
@@ -122,6 +132,8 @@ class PPOJobConfig:
                 raise bad(name, "must be between 0 and 1")
         if not 0 <= self.lora_dropout < 1:
             raise bad("lora_dropout", "must be at least 0 and below 1")
+        if self.early_stopping_patience and not self.eval_every:
+            raise bad("early_stopping_patience", "needs evaluation: set eval_every above 0, or patience 0")
         if self.kl_target is not None and self.kl_target <= 0:
             raise bad("kl_target", "must be greater than 0, or null for a fixed KL coefficient")
         if self.mini_batch_size > self.batch_size:

@@ -126,6 +126,28 @@ class PPOModels:
             return self._answer_logprobs(hidden, input_ids, prompt_len, temperature)
 
     @torch.no_grad()
+    def answer_kl(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_len: int, temperature: float
+    ) -> torch.Tensor:
+        """Exact KL(policy || reference) over the vocabulary at each answer position: (B, P + R) -> (B, R).
+
+        For evaluation: its greedy answers are not samples of the policy, so the sampled-token estimators
+        of training (k1, k3) would be biased there. Padding columns hold finite values; mask them."""
+        distributions = []
+        for adapter in (POLICY, REF):
+            with self.role(adapter):
+                hidden = self._hidden(input_ids, attention_mask)
+                head = self.peft.get_base_model().get_output_embeddings()
+                with self._autocast():
+                    logits = head(
+                        hidden[:, prompt_len - 1 : -1]
+                    )  # (B, R, V): the predictions of answer tokens
+                distributions.append(torch.log_softmax(logits.float() / temperature, dim=-1))
+                del hidden, logits
+        policy, reference = distributions
+        return (policy.exp() * (policy - reference)).sum(-1)
+
+    @torch.no_grad()
     def scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Reward model scores of right-padded conversations: (B, L) -> (B,), read at each last real token."""
         with self.role(REWARD):
@@ -169,6 +191,17 @@ class PPOModels:
                 {k: v.detach().cpu() for k, v in self.value_head.state_dict().items()},
                 folder / VALUE_HEAD_FILE,
             )
+
+    def load_policy(self, folder: Path) -> None:
+        """Put a checkpoint's policy adapter and value head (``save_policy(..., with_value_head=True)``) back."""
+        from peft.utils import load_peft_weights, set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        weights = load_peft_weights(str(folder), device=str(self.device))
+        result = set_peft_model_state_dict(self.peft, weights, adapter_name=POLICY)
+        if getattr(result, "unexpected_keys", None):
+            raise ModelError(f"Checkpoint {folder} does not fit this policy: {result.unexpected_keys[:3]}")
+        self.value_head.load_state_dict(load_file(folder / VALUE_HEAD_FILE, device=str(self.device)))
 
 
 def load_models(config: PPOJobConfig, plan: DevicePlan) -> PPOModels:

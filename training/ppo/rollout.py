@@ -44,9 +44,9 @@ class Batch:
     answer_mask: torch.Tensor  # (B, R) float, 1.0 on answer tokens: the mask of every per-token PPO tensor
 
 
-def read_prompts(job_dir: Path) -> list[tuple[str, list[dict[str, str]]]]:
-    """(id, messages) of each line of data/prompts.jsonl; raises DataError naming the file and line."""
-    path = job_dir / PROMPTS_FILE
+def read_prompts(job_dir: Path, file: Path = PROMPTS_FILE) -> list[tuple[str, list[dict[str, str]]]]:
+    """(id, messages) of each line of data/prompts.jsonl (or ``file``); raises DataError naming file and line."""
+    path = job_dir / file
     prompts = []
     for data, where, number in read_json_lines(path):
         if not isinstance(data, dict) or "prompt" not in data:
@@ -144,19 +144,25 @@ class _StopOnCancel:
 
 @torch.no_grad()
 def sample_answers(
-    models: Any, tokenizer: Any, prompts: list[Prompt], max_new_tokens: int, temperature: float, cancel: Any
+    models: Any,
+    tokenizer: Any,
+    prompts: list[Prompt],
+    max_new_tokens: int,
+    temperature: float,
+    cancel: Any,
+    greedy: bool = False,
 ) -> list[Rollout]:
     """One sampled answer per prompt from the policy adapter, in one batched ``generate`` call.
 
     Pure sampling at ``temperature`` (no top-k / top-p / repetition penalty), so the log-probs computed later
-    at the same temperature are those of the distribution the tokens were drawn from."""
+    at the same temperature are those of the distribution the tokens were drawn from. ``greedy``: the most
+    likely token each time instead (evaluation: comparable from one evaluation to the next, no RNG used)."""
     from transformers import GenerationConfig, StoppingCriteriaList
 
     input_ids, attention_mask = left_pad([p.ids for p in prompts], tokenizer.pad_token_id)  # (B, P)
+    sampling = {"do_sample": False} if greedy else {"do_sample": True, "temperature": temperature, "top_k": 0}
     settings = GenerationConfig(
-        do_sample=True,
-        temperature=temperature,
-        top_k=0,
+        **sampling,
         top_p=1.0,
         max_new_tokens=max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
