@@ -13,10 +13,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from training import protocol
+from training import checkpoints, protocol
 from training.__main__ import main
 from training.config import ConfigError, config_from_dict, defaults
-from training import checkpoints
 from training.ppo.checkpoints import write_checkpoint
 from training.ppo.config import PPOJobConfig
 
@@ -166,7 +165,9 @@ def fake_save(fail: bool = False):
 
 def test_checkpoints_keep_the_last_and_the_best(tmp_path):
     for step, reward in enumerate([0.5, 0.9, 0.1, 0.2], start=1):
-        write_checkpoint(tmp_path, step, fake_save(), "eval_reward_mean", reward, {"eval_reward_mean": reward})
+        write_checkpoint(
+            tmp_path, step, fake_save(), "eval_reward_mean", reward, {"eval_reward_mean": reward}
+        )
     kept = checkpoints.list_checkpoints(tmp_path)
     assert [c.step for c in kept] == [2, 4]
     best, last = checkpoints.best_and_last(kept)
