@@ -32,7 +32,15 @@ from training.config import DPOJobConfig, SFTJobConfig
 from training.data import DataError, split_note
 from training.lora import check_adapter_folder, check_model_folder
 from training.pair_data import Pairs, load_pair_data
-from training.sft import Prepared, device_args, log, make_trainer, run_program, trainer_arguments
+from training.sft import (
+    Prepared,
+    device_args,
+    log,
+    make_trainer,
+    run_program,
+    seed_everything,
+    trainer_arguments,
+)
 
 # Numbers TRL's DPOTrainer logs (flat keys, TRL's names) whose last values go into result.json.
 DPO_SUMMARY_KEYS = ("rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected")
@@ -101,6 +109,7 @@ def prepare(config: DPOJobConfig, job_dir: str | Path, cancel: CancelToken | Non
     from training.lora import choose_device, count_parameters, load_base_model, load_tokenizer, lora_config
 
     plan = choose_device(config.device, config.quantization)
+    seed_everything(config.seed)  # the fresh LoRA (and score head) start the same in every run
     log(f"Loading {config.base_model} on {plan.describe()}.")
     tokenizer = load_tokenizer(config.base_model)
     model = load_base_model(config.base_model, plan, config.gradient_checkpointing)

@@ -22,7 +22,15 @@ from training.cancel import CancelToken
 from training.config import RewardJobConfig
 from training.dpo import check_inputs, count_kept, dataset
 from training.lora import ModelError
-from training.sft import Prepared, device_args, log, make_trainer, run_program, trainer_arguments
+from training.sft import (
+    Prepared,
+    device_args,
+    log,
+    make_trainer,
+    run_program,
+    seed_everything,
+    trainer_arguments,
+)
 
 # Numbers TRL's RewardTrainer logs whose last values go into result.json (and with "eval_" for the slice).
 REWARD_SUMMARY_KEYS = ("accuracy", "margin", "mean_reward")
@@ -59,6 +67,7 @@ def prepare(config: RewardJobConfig, job_dir: str | Path, cancel: CancelToken | 
     from training.lora import choose_device, count_parameters, load_base_model, load_tokenizer, lora_config
 
     plan = choose_device(config.device, config.quantization)
+    seed_everything(config.seed)  # the fresh LoRA (and score head) start the same in every run
     log(f"Loading {config.base_model} with a score head on {plan.describe()}.")
     tokenizer = load_tokenizer(config.base_model)
     model = load_base_model(config.base_model, plan, config.gradient_checkpointing, scorer=True)

@@ -129,6 +129,14 @@ def early_stopping(trainer: Any) -> Any:
     return next((c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStopping)), None)
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch before the model is built: a fresh LoRA's (and score head's) random start
+    is then the same in every run of a config (the trainer seeds again, for the data order, at train())."""
+    from transformers import set_seed
+
+    set_seed(seed)
+
+
 def device_args(plan: Any, has_eval: bool) -> dict[str, bool]:
     """The device keywords of the build_*_args functions, from the device plan."""
     return {
@@ -188,6 +196,7 @@ def prepare(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | Non
     from training.lora import add_lora, choose_device, count_parameters, load_base_model, load_tokenizer
 
     plan = choose_device(config.device, config.quantization)
+    seed_everything(config.seed)  # the fresh LoRA (and score head) start the same in every run
     log(f"Loading {config.base_model} on {plan.describe()}.")
     tokenizer = load_tokenizer(config.base_model)
     model = load_base_model(config.base_model, plan, config.gradient_checkpointing)
