@@ -4,7 +4,7 @@ No Qt widgets here; heavy libraries (torch, transformers, peft) are imported ins
 importing the package is instant.
 """
 
-from medalign_desktop.engine.engine import Engine, LoadedModel
+from medalign_desktop.engine.engine import Engine, LoadedModel, LoadRequest, ReleasedModel
 from medalign_desktop.engine.errors import AdapterError, EngineError, ModelFolderError
 from medalign_desktop.engine.generation import DEFAULT_SYSTEM_PROMPT, GenerationResult, SamplingSettings
 from medalign_desktop.engine.model_folder import ModelFolderInfo, check_adapter_folder, check_model_folder
@@ -16,8 +16,10 @@ __all__ = [
     "EngineError",
     "GenerationResult",
     "LoadedModel",
+    "LoadRequest",
     "ModelFolderError",
     "ModelFolderInfo",
+    "ReleasedModel",
     "SamplingSettings",
     "check_adapter_folder",
     "check_model_folder",

@@ -42,6 +42,46 @@ class LoadedModel:
         return f"{self.label} on {self.plan.device.upper()}, {quant}, {self.memory_bytes / 2**20:,.0f} MiB"
 
 
+@dataclass(frozen=True)
+class LoadRequest:
+    """What ``Engine.load`` was asked for, so the same model can be loaded again the same way."""
+
+    model_dir: Path
+    label: str | None
+    device: str
+    dtype: str
+    quantization: str
+
+
+@dataclass(frozen=True)
+class ReleasedModel:
+    """A model the engine let go of to make room (``Engine.release``), and how to bring it back."""
+
+    request: LoadRequest
+    label: str
+    memory_bytes: int  # the model's footprint when it was released
+    active_adapter: str | None
+    active_adapter_dir: Path | None
+
+
+def _empty_cuda_cache() -> None:
+    """Give the CUDA caching allocator's free blocks back to the driver, so other processes (a training
+    job) see them as free; a no-op without torch or CUDA."""
+    import sys
+
+    torch = sys.modules.get("torch")  # never import torch just for this
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def free_unreferenced_memory() -> None:
+    """Collect reference cycles, then return freed CUDA blocks. Call it on the main thread (see unload)."""
+    import gc
+
+    gc.collect()
+    _empty_cuda_cache()
+
+
 def _bitsandbytes_available() -> bool:
     try:
         import bitsandbytes  # noqa: F401
@@ -56,7 +96,9 @@ class Engine:
         self.model = None  # transformers model, or a peft PeftModel once an adapter is loaded
         self.tokenizer = None
         self.loaded: LoadedModel | None = None
+        self.last_request: LoadRequest | None = None  # kept after unload(): release / restore use it
         self._active_adapter: str | None = None
+        self._adapter_dirs: dict[str, Path] = {}  # adapter name -> the folder it was loaded from
 
     # ----------------------------------------------------------------- loading
     def load(
@@ -117,6 +159,7 @@ class Engine:
         with self._lock:
             self.unload()
             self.model, self.tokenizer = model, tokenizer
+            self.last_request = LoadRequest(folder.path, label, device, dtype, quantization)
             self.loaded = LoadedModel(
                 label or folder.path.name,
                 folder,
@@ -133,20 +176,42 @@ class Engine:
         with self._lock:
             self.model = self.tokenizer = self.loaded = None
             self._active_adapter = None
+            self._adapter_dirs = {}
             # A full collection on a worker thread may finalise a GUI's Qt objects off their thread (it hung
             # a test: a window's garbage collected in the engine thread). Tensors are freed by reference
             # counting when the model is dropped; the cycle collector runs here only on the main thread.
             if threading.current_thread() is threading.main_thread():
-                import gc
+                free_unreferenced_memory()
+            else:
+                _empty_cuda_cache()
 
-                gc.collect()
-            try:
-                import torch
+    def release(self) -> ReleasedModel | None:
+        """Unload the model to make room for something else (a training job), and say how to bring it
+        back with ``restore``: the same folder and load settings, and the adapter that was answering.
+        None when no model was loaded."""
+        with self._lock:
+            loaded, request = self.loaded, self.last_request
+            if loaded is None or request is None:
+                return None
+            active = self._active_adapter
+            released = ReleasedModel(
+                request, loaded.label, loaded.memory_bytes, active, self._adapter_dirs.get(active or "")
+            )
+            self.unload()
+        return released
 
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-            except ImportError:
-                pass
+    def restore(self, released: ReleasedModel, progress: Progress | None = None) -> LoadedModel:
+        """Load a released model again with its settings and put its active adapter back on. Only that
+        adapter: the others load again on first use, as they did the first time."""
+        request = released.request
+        with self._lock:
+            loaded = self.load(
+                request.model_dir, label=request.label, device=request.device, dtype=request.dtype,
+                quantization=request.quantization, progress=progress,
+            )  # fmt: skip
+            if released.active_adapter and released.active_adapter_dir:
+                self.load_adapter(released.active_adapter_dir, released.active_adapter)
+        return loaded
 
     def _require_model(self):
         if self.model is None:
@@ -183,6 +248,7 @@ class Engine:
                     self.model.eval()
             except Exception as exc:  # shape mismatch, wrong base, unreadable config
                 raise AdapterError(f"{folder}: the adapter does not fit the loaded model ({exc}).") from exc
+            self._adapter_dirs[name] = folder
             if activate:
                 self.set_adapter(name)
         return name
@@ -207,6 +273,7 @@ class Engine:
                 raise AdapterError(f"No adapter named '{name}' is loaded.")
             if self._active_adapter == name:
                 self._active_adapter = None
+            self._adapter_dirs.pop(name, None)
             if len(self.adapters) == 1:
                 self.model = self.model.unload()  # back to the plain base model, weights untouched
             else:

@@ -1,0 +1,92 @@
+"""Acceptance: the answering model unloaded for a training job really frees its memory, and comes back
+the same: same load settings, same active adapter, same greedy answer (Engine.release / Engine.restore)."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import weakref
+
+import pytest
+
+from medalign_desktop.engine import Engine, SamplingSettings
+
+GREEDY = SamplingSettings(temperature=0.0, max_new_tokens=10)
+QUESTION = "What are the red flags of low back pain?"
+
+
+@pytest.fixture
+def engine(tiny_model_dir):
+    engine = Engine()
+    engine.load(tiny_model_dir, label="tiny", device="cpu", dtype="float32")
+    yield engine
+    engine.unload()
+
+
+def parameter_refs(engine: Engine) -> list[weakref.ref]:
+    return [weakref.ref(param) for param in engine.model.parameters()]
+
+
+def release_on_a_worker_thread(engine: Engine):
+    """As the app does (EngineService's thread), with the cycle collector off: reference counting alone
+    must free the weights, so nothing waits for a collection that may never run on that thread."""
+    released = []
+    gc.disable()
+    try:
+        worker = threading.Thread(target=lambda: released.append(engine.release()))
+        worker.start()
+        worker.join()
+    finally:
+        gc.enable()
+    return released[0]
+
+
+def test_unload_frees_the_weights_and_reload_brings_back_the_same_adapter_and_answer(engine, tiny_adapters):
+    adapter_a, adapter_b = tiny_adapters
+    engine.load_adapter(adapter_b, "B-iter-1", activate=False)
+    engine.load_adapter(adapter_a, "B-iter-2")
+    before = engine.generate(QUESTION, GREEDY)
+    base_label, settings = engine.loaded.label, engine.loaded.plan
+    refs = parameter_refs(engine)
+    assert len(refs) > 20  # base weights and both adapters' LoRA matrices
+
+    released = release_on_a_worker_thread(engine)
+    gc.disable()  # nothing below may depend on a collection having run
+    try:
+        assert engine.loaded is None and engine.model is None and engine.active_adapter is None
+        assert sum(ref() is not None for ref in refs) == 0
+    finally:
+        gc.enable()
+    assert released.label == "tiny" and released.memory_bytes > 0
+    assert (released.active_adapter, released.active_adapter_dir) == ("B-iter-2", adapter_a)
+    request = released.request
+    assert (request.device, request.dtype, request.quantization) == ("cpu", "float32", "auto")
+
+    loaded = engine.restore(released)
+    assert loaded.label == base_label and loaded.plan == settings
+    assert engine.active_adapter == "B-iter-2" and engine.adapters == ["B-iter-2"]  # only the active one
+    after = engine.generate(QUESTION, GREEDY)
+    assert after.adapter == "B-iter-2" and after.text == before.text and after.n_tokens == before.n_tokens
+
+
+def test_the_base_model_alone_comes_back_without_an_adapter(engine, tiny_adapters):
+    engine.load_adapter(tiny_adapters[0], "A-sft-1")
+    engine.disable_adapter()  # loaded, but the base answers
+    before = engine.generate(QUESTION, GREEDY).text
+    released = engine.release()
+    assert released.active_adapter is None and released.active_adapter_dir is None
+    engine.restore(released)
+    assert engine.active_adapter is None and engine.adapters == []
+    assert engine.generate(QUESTION, GREEDY).text == before
+
+
+def test_the_adapter_answers_differently_so_the_comparison_above_means_something(engine, tiny_adapters):
+    base = engine.generate(QUESTION, GREEDY).text
+    engine.load_adapter(tiny_adapters[0], "B-iter-2")
+    assert engine.generate(QUESTION, GREEDY).text != base
+
+
+def test_releasing_with_no_model_loaded_gives_nothing_to_restore():
+    engine = Engine()
+    assert engine.release() is None
+    assert engine.loaded is None and engine.last_request is None
