@@ -39,6 +39,7 @@ from medalign_desktop.jobs.resume import (
     register_checkpoint_version,
     reopen_for_resume,
     resume_plan,
+    stopped_early_step,
     version_name,  # noqa: F401 - re-exported: the name rule lived here first
     version_source,
 )
@@ -224,6 +225,10 @@ class JobManager(QObject):
         self.job_changed.emit(job_id)
         self.version_ready.emit(version)
         return version
+
+    async def stopped_early(self, job_id: int) -> int | None:
+        """The step at which ``job_id`` stopped early (evaluation loss no longer improving), or None."""
+        return await self.store_call(lambda store: stopped_early_step(store, job_id))
 
     def _is_active(self, job_id: int) -> bool:
         running = self._running is not None and self._running.job_id == job_id

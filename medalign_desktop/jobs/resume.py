@@ -220,15 +220,19 @@ def checkpoint_offer(store: Store, job_id: int) -> CheckpointOffer | None:
 
 
 def stopped_early_step(store: Store, job_id: int) -> int | None:
-    """The step an early-stopped job stopped at (its versions' ``stopped_early`` metric: a step, or true
-    with ``global_step``), or None."""
+    """The step an early-stopped job stopped at, or None: its version's ``stopped_early`` metric (a step, or
+    true with ``global_step``), else a ``stopped_early`` metric event's step."""
     for version in store.list_model_versions():
-        if version.job_id != job_id:
-            continue
-        value = version.metrics.get("stopped_early")
-        if isinstance(value, bool):
-            if value:
-                return int(version.metrics.get("global_step") or 0) or None
-        elif isinstance(value, int | float) and value > 0:
-            return int(value)
+        if version.job_id == job_id and (step := _stopped_step(version.metrics)) is not None:
+            return step
+    logged = [m for m in store.job_metrics(job_id, "stopped_early") if m.value]
+    return logged[-1].step if logged else None
+
+
+def _stopped_step(metrics: dict[str, Any]) -> int | None:
+    value = metrics.get("stopped_early")
+    if value is True:
+        value = metrics.get("global_step")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return int(value)
     return None

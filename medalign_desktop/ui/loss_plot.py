@@ -5,6 +5,10 @@
     reward      pairwise accuracy (training and held-back slice), reward margin
     ppo         mean reward, KL to the reference, policy and value loss, clip fraction, answer length
 
+Every method's evaluation values (``eval_`` + the training name, logged every few steps on a slice of the job's
+data held back from training) are dotted curves beside the training ones: the loss; DPO's reward accuracy and
+margin; the reward model's accuracy and margin; PPO's mean reward and KL.
+
 Events can arrive far faster than a person can read a plot, so points go into a buffer and the curves
 are redrawn by a timer (4 times a second) only when something changed - never once per event.
 
@@ -73,8 +77,14 @@ PANELS: dict[str, tuple[Panel, ...]] = {
     ),
     "ppo": (
         LOSS,
-        Panel("mean reward", (Curve("reward_mean", "#1e7b34", "mean reward"),)),
-        Panel("KL to reference", (Curve("kl", "#b42318", "KL"),)),
+        Panel("mean reward", (
+            Curve("reward_mean", "#1e7b34", "training"),
+            Curve("eval_reward_mean", "#d9822b", "evaluation", True),
+        )),
+        Panel("KL to reference", (
+            Curve("kl", "#b42318", "training"),
+            Curve("eval_kl", "#d9822b", "evaluation", True),
+        )),
         Panel("policy / value loss", (
             Curve("policy_loss", "#2f6fb3", "policy"),
             Curve("value_loss", "#d9822b", "value"),

@@ -5,9 +5,12 @@ runs; the progress, ETA and log stay those of the job clicked last, and live poi
 shows one job.
 
 Buttons: Retrain now (Model B, incremental LoRA on the new feedback), SFT (Model A, on the imported reference
-answers), DPO (Model D, on preference pairs), Reward model and PPO (Model C), Cancel. The page asks for jobs
-through ``training_requested``; the training controller asks for the data to use where there is a choice,
-builds the request (it knows the base model and the system prompt) and submits it to the JobManager.
+answers), DPO (Model D, on preference pairs), Reward model and PPO (Model C), Cancel, Resume (a stopped job
+from its last checkpoint). The page asks for jobs through ``training_requested``; the training controller asks
+for the data to use where there is a choice, builds the request (it knows the base model and the system
+prompt) and submits it to the JobManager. Cancel, Resume and the checkpoint choices (ui/checkpoint_row.py:
+which checkpoint new versions come from; making a finished job's other checkpoint a version) go to the
+JobManager directly.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ from PySide6.QtWidgets import (
 )
 
 from medalign_desktop.jobs.manager import JobManager
+from medalign_desktop.jobs.resume import RESUMABLE_KINDS, ResumeError
 from medalign_desktop.store.vocab import TERMINAL_JOB_STATES
 from medalign_desktop.ui import labels
+from medalign_desktop.ui.checkpoint_row import CheckpointOfferRow, VersionSourceChoice
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.loss_plot import LossPlot
 
@@ -79,6 +84,7 @@ class TrainPage(QWidget):
         self.jobs_by_id: dict = {}
         self.live_points: dict[int, list[tuple[int, str, float]]] = defaultdict(list)
         self.live_logs: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=LOG_LINES))
+        self.stopped_early: dict[int, int] = {}  # job id -> the step it stopped early at (evaluation)
         self._build()
         jobs.job_changed.connect(lambda _job: self.refresh())
         jobs.metric.connect(self._on_metric)
@@ -115,6 +121,10 @@ class TrainPage(QWidget):
         ):
             button.clicked.connect(lambda _checked=False, kind=kind: self.training_requested.emit(kind))
         self.cancel_button.clicked.connect(self.cancel_selected)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the selected stopped job from its last checkpoint")
+        self.resume_button.setEnabled(False)
+        self.resume_button.clicked.connect(self.resume_selected)
         self.counter_label = QLabel()
         self.counter_label.setObjectName("metaLabel")
         buttons = QHBoxLayout()
@@ -125,6 +135,7 @@ class TrainPage(QWidget):
             self.reward_button,
             self.ppo_button,
             self.cancel_button,
+            self.resume_button,
         ):
             buttons.addWidget(widget)
         buttons.addStretch(1)
@@ -150,6 +161,11 @@ class TrainPage(QWidget):
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #b42318;")
+        self.checkpoint_row = CheckpointOfferRow()
+        self.checkpoint_row.make_version.connect(self.make_checkpoint_version)
+        self.version_source = VersionSourceChoice()
+        self.version_source.set_value(self.jobs.version_from)
+        self.version_source.changed.connect(lambda value: setattr(self.jobs, "version_from", value))
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.eta_label = QLabel()
@@ -165,6 +181,7 @@ class TrainPage(QWidget):
         detail_layout.addWidget(self.title)
         detail_layout.addWidget(self.compare_label)
         detail_layout.addWidget(self.error_label)
+        detail_layout.addWidget(self.checkpoint_row)
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.eta_label)
@@ -178,10 +195,15 @@ class TrainPage(QWidget):
         splitter.setSizes([420, 780])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
-        # The memory planner's estimate and the GPU choice sit here, beside the buttons (add_plan_widget).
+        # The memory planner's estimate and the GPU choice sit here, beside the buttons (add_plan_widget);
+        # which checkpoint becomes a version at its right end.
         self.plan_row = QHBoxLayout()
+        plan = QHBoxLayout()
+        plan.addLayout(self.plan_row)
+        plan.addStretch(1)
+        plan.addWidget(self.version_source)
         layout.addLayout(buttons)
-        layout.addLayout(self.plan_row)
+        layout.addLayout(plan)
         layout.addWidget(splitter, 1)
 
     def add_plan_widget(self, widget: QWidget) -> None:
@@ -229,10 +251,35 @@ class TrainPage(QWidget):
             elif not self.compared_jobs:
                 # a job selected the moment it was submitted is known here first: show its method's panels
                 self.plot.set_kind(self.jobs_by_id[self.selected_job].kind)
-        self.cancel_button.setEnabled(self._selected_is_active())
+        self._update_actions()
 
     def show_counter(self, count: int) -> None:
         self.counter_label.setText(f"{count} new sample{'s' if count != 1 else ''} since the last retrain")
+
+    def _update_actions(self) -> None:
+        """Cancel for a queued or running job; Resume, the checkpoint offer and "stopped early" are asked of
+        the JobManager off the GUI thread (they read the job's folder)."""
+        self.cancel_button.setEnabled(self._selected_is_active())
+        job = self.jobs_by_id.get(self.selected_job)
+        if job is None:
+            self.resume_button.setEnabled(False)
+            self.checkpoint_row.show_offer(None, None)
+            return
+        self.ctx.tasks.start(self._check_job(job), "Reading the job's checkpoints")
+
+    async def _check_job(self, job) -> None:
+        stopped = job.state in ("cancelled", "failed") and job.kind in RESUMABLE_KINDS
+        resumable = stopped and await self.jobs.resumable(job.id)
+        finished = job.state == "succeeded"
+        offer = await self.jobs.checkpoint_offer(job.id) if finished else None
+        early = await self.jobs.stopped_early(job.id) if finished else None
+        if self.selected_job != job.id:
+            return  # another job was selected meanwhile: its own check shows
+        self.resume_button.setEnabled(resumable)
+        self.checkpoint_row.show_offer(job.id, offer)
+        if early:
+            self.stopped_early[job.id] = early
+            self._show_job_header(job)
 
     def _selected_is_active(self) -> bool:
         job = self.jobs_by_id.get(self.selected_job)
@@ -282,7 +329,7 @@ class TrainPage(QWidget):
             self.selected_job = job_id
             self.ctx.tasks.start(self._load_job(job_id), "Reading the job's metrics")
         self._show_compare_hint(chosen)
-        self.cancel_button.setEnabled(self._selected_is_active())
+        self._update_actions()
 
     def _show_compare_hint(self, chosen: list[int]) -> None:
         """Say what the plot shows when several jobs are selected (hidden for one)."""
@@ -329,7 +376,9 @@ class TrainPage(QWidget):
             self.plot.show_series(points, kind=job.kind)
 
     def _show_job_header(self, job) -> None:
-        self.title.setText(f"Job #{job.id}: {labels.method_label(job.kind)} ({job.state})")
+        step = self.stopped_early.get(job.id) if job.state == "succeeded" else None
+        early = f", stopped early at step {step}" if step else ""
+        self.title.setText(f"Job #{job.id}: {labels.method_label(job.kind)} ({job.state}{early})")
         self.error_label.setText(job.error or "")
         self.error_label.setVisible(bool(job.error))
         if job.state == "succeeded":
@@ -366,6 +415,29 @@ class TrainPage(QWidget):
         if self.selected_job is not None:
             self.cancel_button.setEnabled(False)
             self.ctx.tasks.start(self.jobs.cancel(self.selected_job), "Cancelling the job")
+
+    def resume_selected(self) -> None:
+        if self.selected_job is not None:
+            self.resume_button.setEnabled(False)
+            self.ctx.tasks.start(self._resume(self.selected_job), "Resuming the job")
+
+    async def _resume(self, job_id: int) -> None:
+        """Resume ``job_id``; its plot goes on from the stored points up to the checkpoint, then live ones."""
+        self.live_points[job_id] = []
+        try:
+            plan = await self.jobs.resume(job_id)
+        except ResumeError as exc:
+            self.error_label.setText(str(exc))
+            self.error_label.setVisible(True)
+            return
+        stored = await self.ctx.store.call("job_metrics", job_id)
+        kept = [(m.step, m.name, m.value) for m in stored if m.step is None or m.step <= plan.checkpoint.step]
+        self.live_points[job_id] = kept + self.live_points[job_id]  # live points that came meanwhile last
+        if self.selected_job == job_id and not self.compared_jobs:
+            self.plot.show_series(list(self.live_points[job_id]), kind=plan.request.kind)
+
+    def make_checkpoint_version(self, job_id: int, which: str) -> None:
+        self.ctx.tasks.start(self.jobs.add_checkpoint_version(job_id, which), "Making a version")
 
     def select_job(self, job_id: int) -> None:
         """Show ``job_id`` alone (a job just submitted), whatever was selected or overlaid before."""

@@ -1,0 +1,90 @@
+"""The Train page's checkpoint choices: which checkpoint new versions come from, and for a finished job whose
+best and last checkpoints differ, the offer to make the other one a version too.
+
+    New versions from: [best checkpoint (lowest evaluation loss) | last step]
+    Version B-iter-3 is the best checkpoint (step 40, eval loss 1.23).
+    [Make the last checkpoint (step 60, eval loss 1.3) a version]
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
+
+from medalign_desktop.jobs.resume import CheckpointOffer, describe
+
+SOURCES = (("best checkpoint (lowest evaluation loss)", "best"), ("last step", "last"))
+
+
+class VersionSourceChoice(QWidget):
+    """'New versions from:' and its combo; ``changed`` gives "best" or "last"."""
+
+    changed = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.combo = QComboBox()
+        for text, value in SOURCES:
+            self.combo.addItem(text, value)
+        self.combo.setToolTip(
+            "Which of a job's checkpoints becomes its new version: the one that did best on the job's "
+            "held-back evaluation slice (lowest evaluation loss; for PPO the highest evaluation reward), "
+            "or the one after the last training step"
+        )
+        self.combo.currentIndexChanged.connect(lambda _index: self.changed.emit(self.value))
+        label = QLabel("New versions from:")
+        label.setBuddy(self.combo)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(label)
+        layout.addWidget(self.combo)
+
+    @property
+    def value(self) -> str:
+        return self.combo.currentData()
+
+    def set_value(self, value: str) -> None:
+        self.combo.setCurrentIndex(max(0, self.combo.findData(value)))
+
+
+class CheckpointOfferRow(QWidget):
+    """Which checkpoint a finished job's version is, and a button making the other one a version."""
+
+    make_version = Signal(int, str)  # job id, "best" or "last": the checkpoint to make a version of
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.job_id: int | None = None
+        self.offer: CheckpointOffer | None = None
+        self.label = QLabel()
+        self.label.setObjectName("metaLabel")
+        self.label.setWordWrap(True)
+        self.button = QPushButton()
+        self.button.clicked.connect(self._clicked)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.button)
+        self.setVisible(False)
+
+    def show_offer(self, job_id: int | None, offer: CheckpointOffer | None) -> None:
+        """Show ``offer`` for ``job_id`` (None: hide the row)."""
+        self.job_id, self.offer = job_id, offer
+        if offer is None:
+            self.setVisible(False)
+            return
+        text = (
+            f"Version {offer.version_name} is the {offer.chosen_which} checkpoint ({describe(offer.chosen)})."
+        )
+        if offer.other_version:
+            text += f" The {offer.other_which} checkpoint is version {offer.other_version}."
+        self.label.setText(text)
+        self.button.setText(f"Make the {offer.other_which} checkpoint ({describe(offer.other)}) a version")
+        self.button.setVisible(offer.other_version is None)
+        self.button.setEnabled(True)
+        self.setVisible(True)
+
+    def _clicked(self) -> None:
+        if self.job_id is not None and self.offer is not None:
+            self.button.setEnabled(False)  # once: the job's refresh shows the new version
+            self.make_version.emit(self.job_id, self.offer.other_which)
