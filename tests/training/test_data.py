@@ -98,9 +98,9 @@ def test_eval_split_is_deterministic_and_never_takes_everything(tmp_path):
 
 def test_job_data_prefers_eval_jsonl(tmp_path):
     (tmp_path / "data").mkdir()
-    write_lines(tmp_path / "data" / "train.jsonl", [json.dumps(example(i)) for i in range(4)])
+    write_lines(tmp_path / "data" / "train.jsonl", [json.dumps(example(i)) for i in range(10)])
     train, held = load_job_data(tmp_path, 0.5, seed=0)
-    assert (len(train), len(held)) == (2, 2)
+    assert (len(train), len(held)) == (5, 5)
     write_lines(tmp_path / "data" / "eval.jsonl", [json.dumps(example(9)), "oops"])
     with pytest.raises(DataError, match="eval.jsonl line 2"):
         load_job_data(tmp_path, 0.5, seed=0)

@@ -96,7 +96,11 @@ def test_cancelled_job_resumes_to_the_same_result_as_an_uninterrupted_one(make_j
     joined = {**training_losses(cut), **resumed_losses}
     assert sorted(joined) == sorted(full_losses)
     for step, loss in joined.items():
-        assert math.isclose(loss, full_losses[step], rel_tol=1e-5, abs_tol=1e-6), (step, loss, full_losses[step])
+        assert math.isclose(loss, full_losses[step], rel_tol=1e-5, abs_tol=1e-6), (
+            step,
+            loss,
+            full_losses[step],
+        )
     for step, value in eval_losses(resumed).items():
         assert step in (6, 8) and math.isclose(value, eval_losses(full)[step], rel_tol=1e-5), step
 

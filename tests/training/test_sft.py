@@ -94,6 +94,8 @@ def test_hitl_end_to_end_saves_a_complete_adapter(make_job, monkeypatch):
     real_rename = os.rename
 
     def checking_rename(src, dst):  # the folder must be complete before it takes the final name
+        if os.path.basename(os.path.dirname(dst)) == "checkpoints":  # pruning renames old checkpoints away
+            return real_rename(src, dst)
         assert {"adapter_config.json", "adapter_model.safetensors"} <= set(os.listdir(src))
         assert ".tmp-" in str(src)
         renames.append((str(src), str(dst)))
