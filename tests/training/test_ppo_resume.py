@@ -23,7 +23,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarnin
 
 # 4 PPO steps of 2 rollouts (2 optimiser steps each), evaluations and checkpoints after steps 2 and 4
 JOB = dict(
-    max_steps=4, checkpoint_every=2, eval_every=2, eval_prompts=2, n_prompts=8, learning_rate=1e-3, ppo_epochs=1
+    max_steps=4,
+    checkpoint_every=2,
+    eval_every=2,
+    eval_prompts=2,
+    n_prompts=8,
+    learning_rate=1e-3,
+    ppo_epochs=1,
 )
 TIMINGS = ("generation_s", "scoring_s", "optimisation_s", "eval_s")
 

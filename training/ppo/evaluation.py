@@ -139,7 +139,11 @@ class EarlyStopping:
         if self.best_value is None or value > self.best_value:
             self.best_value, self.best_step, self.since_best = value, step, 0
         else:
-            self.since_best += 1
+            self.since_best += (
+                1  # a tie is no improvement, but the later step is the best, as for checkpoints
+            )
+            if value == self.best_value:
+                self.best_step = step
         return self.patience > 0 and self.since_best >= self.patience
 
     def sentence(self, step: int) -> str:
