@@ -37,6 +37,7 @@ EMPTY_QUEUE_TEXT = (
     "No questions are waiting.\n\nImport a question file with File > Import questions..., switch the "
     "filter to 'All questions', or type your own question below."
 )
+NO_MODEL_TEXT = "The answer will appear here once the model has loaded."
 HELD_OUT_TIP = (
     "Hold this question out: it can still be answered and reviewed, but no training job learns from it; "
     "it is kept for evaluating model versions on the Compare page  [H]"
@@ -58,6 +59,7 @@ class AnnotatePage(AnnotateView):
         self.phase = Phase.EMPTY
         self.prompt: Prompt | None = None
         self.generation_id: int | None = None
+        self.no_model_text = NO_MODEL_TEXT  # shown where the answer goes while no model can answer
         self._flow: asyncio.Task | None = None
         self.compare_flow = CompareFlow(self)
         self._add_held_out_toggle()
@@ -193,6 +195,23 @@ class AnnotatePage(AnnotateView):
         else:
             self.set_phase(self.phase)
 
+    def model_unloaded(self, reason: str) -> None:
+        """The answering model was unloaded to make room for a training job: say so, and why, where the
+        answer would go; an answer already on screen can still be reviewed."""
+        self.no_model_text = reason
+        if self.phase is Phase.WAITING:
+            self._clear_answers(reason)
+        self.show_feedback(reason)
+        self.set_phase(self.phase)  # typed questions and Regenerate wait for the model
+
+    def model_back(self) -> None:
+        """The answering model is loaded again: answer the question waiting on screen, if any."""
+        self.no_model_text = NO_MODEL_TEXT
+        if self.prompt is not None and self.phase is Phase.WAITING:
+            self.run_flow(self._generate, "Generating an answer")
+        else:
+            self.set_phase(self.phase)
+
     def reload_queue(self) -> asyncio.Task:
         return self.run_flow(self._reload_queue, "Loading the question queue")
 
@@ -230,7 +249,7 @@ class AnnotatePage(AnnotateView):
         if generate and self.ctx.engine.loaded is not None:
             await self._generate()
         else:
-            self._clear_answers("The answer will appear here once the model has loaded.")
+            self._clear_answers(self.no_model_text)
             self.set_phase(Phase.WAITING)
 
     def _question_meta(self) -> str:

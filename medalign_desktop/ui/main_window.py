@@ -105,6 +105,8 @@ class MainWindow(QMainWindow):
         self.ctx.engine.load_progress.connect(self.status.set_busy)
         self.training.status_message.connect(self.status.set_idle)
         self.training.version_activated.connect(lambda _name: self._show_model_status())
+        self.training.planner.model_released.connect(self._model_released)
+        self.training.planner.model_restored.connect(self._model_restored)
         self.annotate.retrain_button.clicked.connect(lambda: self.training.request_training("hitl"))
         self.annotate.verdict_saved.connect(
             lambda _verdict: self.ctx.tasks.start(self.training.on_verdict_saved(), "Auto-retrain")
@@ -251,6 +253,17 @@ class MainWindow(QMainWindow):
             self.status.set_model(
                 describe_model(loaded, self.ctx.engine.adapter_name), loaded.folder.describe()
             )
+
+    def _model_released(self, reason: str) -> None:
+        """The memory planner unloaded the answering model for a training job."""
+        self.status.set_model("Model unloaded for training", reason)
+        self.annotate.model_unloaded(reason)
+
+    def _model_restored(self, loaded: LoadedModel) -> None:
+        """The memory planner loaded it back (with the active version) after the jobs."""
+        self._show_model_status()
+        self.model_loaded.emit(loaded)
+        self.annotate.model_back()
 
     async def _model_version_name(self, loaded: LoadedModel) -> str:
         # The same name the Annotate page records on each generation: the adapter that answers, else the base.

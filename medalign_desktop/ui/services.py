@@ -26,7 +26,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from medalign_desktop.engine import Engine, GenerationResult, LoadedModel, SamplingSettings
+from medalign_desktop.engine import Engine, GenerationResult, LoadedModel, ReleasedModel, SamplingSettings
+from medalign_desktop.engine.devices import DeviceMemory, list_devices
+from medalign_desktop.engine.engine import free_unreferenced_memory
 from medalign_desktop.store import (
     ImportReport,
     PairFilter,
@@ -60,6 +62,7 @@ class EngineService(QObject):
     text_arrived = Signal(int, str)
     load_progress = Signal(str)
     model_loaded = Signal(object)  # LoadedModel
+    model_released = Signal(object)  # ReleasedModel: unloaded to make room, restore() brings it back
 
     def __init__(
         self, engine: Engine | None = None, *, load_options: dict[str, str] | None = None, parent=None
@@ -108,6 +111,44 @@ class EngineService(QObject):
             self._loading = False
         self.model_loaded.emit(loaded)
         return loaded
+
+    async def release(self) -> ReleasedModel | None:
+        """Unload the model to make room (a running answer finishes first: the work is queued behind it),
+        and really free its memory; None when no model was loaded."""
+
+        def work() -> ReleasedModel | None:
+            released = self._engine.release()
+            self.adapter_name = None
+            return released
+
+        released = await self._run(work)
+        # Reference counting has freed the tensors on the engine thread; cycles are collected here, on the
+        # GUI thread, where finalising Qt objects is safe (Engine.unload explains why).
+        free_unreferenced_memory()
+        if released is not None:
+            self.model_released.emit(released)
+        return released
+
+    async def restore(self, released: ReleasedModel) -> LoadedModel:
+        """Load a released model again with the same settings and its active adapter."""
+
+        def work() -> LoadedModel:
+            loaded = self._engine.restore(released, progress=self.load_progress.emit)
+            self.adapter_name = self._engine.active_adapter
+            return loaded
+
+        self._loading = True
+        try:
+            loaded = await self._run(work)
+        finally:
+            self._loading = False
+        self.model_loaded.emit(loaded)
+        return loaded
+
+    async def device_memory(self) -> list[DeviceMemory]:
+        """The GPUs and the CPU with their free memory, read off the GUI thread (and not queued behind an
+        answer on the engine thread)."""
+        return await asyncio.get_running_loop().run_in_executor(None, list_devices)
 
     def _next_generation(self, question: str, settings: SamplingSettings) -> Callable[[], GenerationResult]:
         """Number the next answer and return the blocking call that writes it."""

@@ -5,6 +5,8 @@ and hot-swapping a version's adapter into the loaded model.
     Retrain now / SFT from dataset -> job request from the active version -> JobManager
     DPO / Reward model / PPO -> a dialog for the data to use (job_dialogs.py) -> job request -> JobManager
     job succeeded -> new version registered -> activated: adapter loaded onto the base, no reload
+    before a job starts -> memory planner (ui/memory_planner.py): unload the answering model if the job
+        needs its room; the queue idle -> reload it with the active version
     reward job succeeded, or Models > Score answers -> score job (jobs/scoring.py) -> scores_ready -> History
     Compare > Evaluate on held-out questions -> evaluate job -> results stored -> results_ready -> Compare
 """
@@ -28,6 +30,7 @@ from medalign_desktop.jobs.retrain_policy import RetrainPolicy
 from medalign_desktop.jobs.scoring import ScoringError, score_request, unscored_count
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.job_dialogs import ImportedBatch, PPOJobDialog, PreferenceJobDialog, RewardChoice
+from medalign_desktop.ui.memory_planner import MemoryPlanner
 from medalign_desktop.ui.models_page import ModelsPage
 from medalign_desktop.ui.train_page import TrainPage
 from training.config import defaults
@@ -56,6 +59,12 @@ class TrainingController(QObject):
         self.jobs = JobManager(ctx.store.call, jobs_folder(ctx.store.path), launcher=launcher, parent=self)
         self.train_page = TrainPage(ctx, self.jobs)
         self.models_page = ModelsPage(ctx)
+        self.planner = MemoryPlanner(
+            ctx, self.jobs, restore_version=self.restore_active_version, settings_for=self.overrides_for,
+            parent=self,
+        )  # fmt: skip
+        self.train_page.add_plan_widget(self.planner.panel)
+        self.planner.status_message.connect(self.status_message)
         self.train_page.training_requested.connect(self.request_training)
         self.models_page.activate_requested.connect(
             lambda version: ctx.tasks.start(self.activate(version), "Activating the model version")
@@ -114,12 +123,12 @@ class TrainingController(QObject):
         dialog.open()
 
     async def _submit(self, kind: str, trigger: str, **options) -> int | None:
-        loaded = self.ctx.engine.loaded
-        if loaded is None:
+        base_model = self.planner.base_model_path()  # also while the model is unloaded for a job
+        if base_model is None:
             raise ValueError("Load a model first: training starts from the loaded base model.")
         try:
             request = await self.ctx.store.call(
-                training_request, kind=kind, base_model=str(loaded.folder.path),
+                training_request, kind=kind, base_model=base_model,
                 system_prompt=self.ctx.settings.sampling().system_prompt, trigger=trigger,
                 overrides=self.overrides_for(kind), **options,
             )  # fmt: skip
@@ -129,7 +138,8 @@ class TrainingController(QObject):
         job_id = await self.jobs.submit(request)
         self.train_page.select_job(job_id)
         what = "Retraining automatically" if trigger == "auto" else "Training job started"
-        self.status_message.emit(f"{what} (job #{job_id}).")
+        note = self.planner.notes.get(job_id)  # the memory planner's sentence, said again after this one
+        self.status_message.emit(f"{what} (job #{job_id})." + (f" {note}" if note else ""))
         return job_id
 
     def overrides_for(self, kind: str) -> dict:
@@ -160,10 +170,10 @@ class TrainingController(QObject):
 
     async def score_answers(self, reward_version_id: int | None = None) -> int | None:
         """Start a score job for the answers the reward version (None: the newest) has not scored yet."""
-        loaded = self.ctx.engine.loaded
+        base_model = self.planner.base_model_path()
         try:
             request = await self.ctx.store.call(
-                score_request, base_model=str(loaded.folder.path) if loaded else "",
+                score_request, base_model=base_model or "",
                 system_prompt=self.ctx.settings.sampling().system_prompt, reward_version_id=reward_version_id,
             )  # fmt: skip
         except ScoringError as exc:
@@ -188,8 +198,8 @@ class TrainingController(QObject):
     async def submit_evaluation(self, version_names: list[str]) -> int | None:
         """Start an `evaluate` job (jobs/evaluation.py checks the versions and the held-out questions);
         ``evaluate`` kind overrides (``max_new_tokens``, ``batch_size``, ...) go into its config."""
-        loaded = self.ctx.engine.loaded
-        if loaded is None:
+        base_model = self.planner.base_model_path()
+        if base_model is None:
             self.evaluation_status.emit(
                 "Load a model first: the versions answer on the loaded base model.", True
             )
@@ -197,7 +207,7 @@ class TrainingController(QObject):
         overrides = dict(self.kind_overrides.get("evaluate", {}))
         try:
             request = await self.ctx.store.call(
-                evaluation_request, tuple(version_names), str(loaded.folder.path),
+                evaluation_request, tuple(version_names), base_model,
                 self.ctx.settings.sampling().system_prompt,
                 overrides.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS),
                 reward_version_id=self.ctx.settings.scoring_reward_version,
@@ -234,7 +244,9 @@ class TrainingController(QObject):
         self.status_message.emit(f"{version.name} is trained and now answers.")
 
     async def activate(self, version) -> None:
-        """Hot-swap ``version`` (None: the base model alone) into the loaded model and mark it active."""
+        """Hot-swap ``version`` (None: the base model alone) into the loaded model and mark it active.
+        While the model is unloaded for a job only the choice is stored; the reload puts it on."""
+        await self.planner.wait_reloaded()  # a reload under way finishes first: the version goes onto it
         loaded = self.ctx.engine.loaded
         if loaded is not None:
             if version is None:
