@@ -159,6 +159,16 @@ class AppSettings:
         self.qsettings.setValue("training/scoring_reward_version", int(version_id or 0))
 
     @property
+    def version_from(self) -> str:
+        """Which checkpoint of a successful job becomes its version: "best" (evaluation) or "last"."""
+        value = str(self._get("training/version_from", "best", str))
+        return value if value in ("best", "last") else "best"
+
+    @version_from.setter
+    def version_from(self, value: str) -> None:
+        self.qsettings.setValue("training/version_from", value)
+
+    @property
     def launcher(self) -> str:
         """How training programs start (e.g. ``accelerate launch --multi_gpu -m training``)."""
         return str(self._get("training/launcher", DEFAULT_LAUNCHER, str)).strip() or DEFAULT_LAUNCHER

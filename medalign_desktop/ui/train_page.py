@@ -164,8 +164,9 @@ class TrainPage(QWidget):
         self.checkpoint_row = CheckpointOfferRow()
         self.checkpoint_row.make_version.connect(self.make_checkpoint_version)
         self.version_source = VersionSourceChoice()
+        self.jobs.version_from = self.ctx.settings.version_from  # the choice is kept between sessions
         self.version_source.set_value(self.jobs.version_from)
-        self.version_source.changed.connect(lambda value: setattr(self.jobs, "version_from", value))
+        self.version_source.changed.connect(self._set_version_from)
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.eta_label = QLabel()
@@ -435,6 +436,9 @@ class TrainPage(QWidget):
         self.live_points[job_id] = kept + self.live_points[job_id]  # live points that came meanwhile last
         if self.selected_job == job_id and not self.compared_jobs:
             self.plot.show_series(list(self.live_points[job_id]), kind=plan.request.kind)
+
+    def _set_version_from(self, value: str) -> None:
+        self.jobs.version_from = self.ctx.settings.version_from = value
 
     def make_checkpoint_version(self, job_id: int, which: str) -> None:
         self.ctx.tasks.start(self.jobs.add_checkpoint_version(job_id, which), "Making a version")

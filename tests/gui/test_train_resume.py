@@ -51,9 +51,9 @@ def test_resume_and_checkpoint_versions_from_the_train_page(
     # the combo sets where new versions come from
     assert page.version_source.value == "best" and jobs.version_from == "best"
     page.version_source.combo.setCurrentIndex(1)
-    assert jobs.version_from == "last"
+    assert jobs.version_from == "last" == window.ctx.settings.version_from  # kept for the next session
     page.version_source.combo.setCurrentIndex(0)
-    assert jobs.version_from == "best"
+    assert jobs.version_from == "best" == window.ctx.settings.version_from
     assert page.version_source.combo.itemText(0) == "best checkpoint (lowest evaluation loss)"
 
     # a job stopped after its first checkpoint (step 2): Resume is enabled once it is cancelled
