@@ -240,3 +240,20 @@ def test_request_from_job_separates_the_overrides():
     assert (rebuilt.kind, rebuilt.base_model, rebuilt.parent_adapter) == ("ppo", "/models/x", "/a")
     assert rebuilt.parent_version_id == 3 and rebuilt.trigger == "auto" and rebuilt.reward_adapter == "/r"
     assert rebuilt.overrides == {"max_steps": 8}
+
+
+def test_stopped_early_is_read_from_the_version_or_the_logged_metric(loop, manager, store):
+    assert loop.run_until_complete(manager.stopped_early(999)) is None
+    finished = store.create_job("hitl", {})
+    store.add_model_version("B-iter-1", "hitl", job_id=finished, metrics={"stopped_early": False})
+    assert loop.run_until_complete(manager.stopped_early(finished)) is None
+    # the programs' form: a flag beside the step count
+    early = store.create_job("dpo", {})
+    store.add_model_version(
+        "D-dpo-1", "dpo", job_id=early, metrics={"stopped_early": True, "global_step": 40}
+    )
+    assert loop.run_until_complete(manager.stopped_early(early)) == 40
+    logged = store.create_job("ppo", {})
+    store.set_job_state(logged, "running")
+    store.add_job_metrics(logged, [(12, "reward_mean", 0.5), (12, "stopped_early", 1.0)])
+    assert loop.run_until_complete(manager.stopped_early(logged)) == 12
