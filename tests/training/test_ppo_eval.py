@@ -17,7 +17,7 @@ from training.__main__ import main
 from training.checkpoints import find_best_and_last, list_checkpoints
 from training.config import ConfigError, config_from_dict
 from training.ppo.config import PPOJobConfig
-from training.ppo.evaluation import EarlyStopping, EvalStats, Evaluator, hold_back
+from training.ppo.evaluation import EarlyStopping, EvalStats, Evaluator, from_file, hold_back
 
 from .conftest import example, parse_events
 
@@ -62,6 +62,11 @@ def test_hold_back_is_a_seeded_disjoint_split_or_none_with_a_reason():
     few = hold_back(list(range(9)), config)
     assert few.eval == [] and few.train == list(range(9)) and "9 prompts are too few" in few.note
     assert hold_back(prompts, PPOJobConfig(eval_every=0)).eval == []
+    # data/eval_prompts.jsonl: its prompts that fit, whatever their number; training keeps every prompt.
+    given = from_file(prompts, [100, 101], 1, config)
+    assert (given.train, given.eval) == (prompts, [100, 101]) and "(1 longer than" in given.note
+    assert "every prompt of data/eval_prompts.jsonl is longer" in from_file(prompts, [], 3, config).note
+    assert from_file(prompts, [100], 0, PPOJobConfig(eval_every=0)).eval == []
 
 
 def test_early_stopping_counts_evaluations_without_improvement():
@@ -205,6 +210,9 @@ def test_eval_prompts_file_is_used_whole_and_training_keeps_every_prompt(make_pp
     (started,) = of(events, protocol.Started)
     assert (started.n_train, started.n_eval) == (4, 3)
     assert [m.step for m in evaluations(events)] == [1]
+    assert "Evaluating on 3 prompts of data/eval_prompts.jsonl." in [
+        e.message for e in of(events, protocol.Log)
+    ]
 
     bad = make_ppo_job(name="bad", n_prompts=4, max_steps=1)
     (bad / "data" / "eval_prompts.jsonl").write_text('{"prompt": "not a list"}\n')

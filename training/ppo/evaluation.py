@@ -59,6 +59,19 @@ def hold_back(prompts: list[Prompt], config: PPOJobConfig) -> EvalSplit:
     return EvalSplit(train, evaluation, f"Evaluating on {n} prompts held back from {len(prompts)}.")
 
 
+def from_file(train: list[Prompt], evaluation: list[Prompt], skipped: int, config: PPOJobConfig) -> EvalSplit:
+    """The prompts of data/eval_prompts.jsonl that fit (``skipped`` did not) for evaluation; training keeps all."""
+    limit = config.max_prompt_length
+    if not config.eval_every:
+        return EvalSplit(train, [], "No evaluation (eval_every is 0).")
+    if not evaluation:
+        note = f"No evaluation: every prompt of {EVAL_PROMPTS_FILE} is longer than {limit} tokens."
+        return EvalSplit(train, [], note)
+    note = f"Evaluating on {len(evaluation)} prompts of {EVAL_PROMPTS_FILE}"
+    note += f" ({skipped} longer than {limit} tokens skipped)." if skipped else "."
+    return EvalSplit(train, evaluation, note)
+
+
 def is_evaluation_step(step: int, config: PPOJobConfig, has_eval: bool) -> bool:
     """Every ``eval_every`` steps, and after the last step, when there are evaluation prompts."""
     return has_eval and (step % config.eval_every == 0 or step == config.max_steps)

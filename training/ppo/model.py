@@ -133,19 +133,20 @@ class PPOModels:
 
         For evaluation: its greedy answers are not samples of the policy, so the sampled-token estimators
         of training (k1, k3) would be biased there. Padding columns hold finite values; mask them."""
-        distributions = []
+        log_p = []  # (B, R, V) each: the policy's, then the reference's log-distribution
+        head = self.peft.get_base_model().get_output_embeddings()
         for adapter in (POLICY, REF):
             with self.role(adapter):
                 hidden = self._hidden(input_ids, attention_mask)
-                head = self.peft.get_base_model().get_output_embeddings()
                 with self._autocast():
-                    logits = head(
-                        hidden[:, prompt_len - 1 : -1]
-                    )  # (B, R, V): the predictions of answer tokens
-                distributions.append(torch.log_softmax(logits.float() / temperature, dim=-1))
-                del hidden, logits
-        policy, reference = distributions
-        return (policy.exp() * (policy - reference)).sum(-1)
+                    logits = head(hidden[:, prompt_len - 1 : -1])  # the predictions of the answer tokens
+            del hidden
+            log_p.append(torch.log_softmax(logits.float() / temperature, dim=-1))
+            del logits
+        policy, reference = log_p
+        # in place, so at most two vocabulary-wide tensors stay: sum_v p (log p - log q)
+        difference = reference.sub_(policy).neg_()
+        return policy.exp_().mul_(difference).sum(-1)
 
     @torch.no_grad()
     def scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

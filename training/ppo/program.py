@@ -80,7 +80,7 @@ def prepare_prompts(
     config: PPOJobConfig, tokenizer: Any, raw: RawPrompts, raw_eval: RawPrompts | None
 ) -> Any:
     """Tokenise the prompts (skipping the too long ones, with a warning) and split off the evaluation ones."""
-    from training.ppo.evaluation import EvalSplit, hold_back
+    from training.ppo.evaluation import from_file, hold_back
     from training.ppo.rollout import tokenize_prompts
 
     prompts, skipped = tokenize_prompts(tokenizer, raw, config.max_prompt_length)
@@ -98,15 +98,7 @@ def prepare_prompts(
         split = hold_back(prompts, config)
     else:
         evaluation, eval_skipped = tokenize_prompts(tokenizer, raw_eval, config.max_prompt_length)
-        note = f"Evaluating on {len(evaluation)} prompts of data/eval_prompts.jsonl"
-        note += (
-            f" ({eval_skipped} longer than {config.max_prompt_length} tokens skipped)."
-            if eval_skipped
-            else "."
-        )
-        if not config.eval_every:
-            evaluation, note = [], "No evaluation (eval_every is 0)."
-        split = EvalSplit(prompts, evaluation, note)
+        split = from_file(prompts, evaluation, eval_skipped, config)
     log(split.note)
     return split, skipped
 
