@@ -141,6 +141,14 @@ def test_resume_restores_the_checkpoints_state(make_ppo_job, monkeypatch):
     before = load_file(str(job_dir / "first-adapter" / "adapter_model.safetensors"))
     assert all(torch.equal(again[k], before[k]) for k in before)
 
+    # A config changed since the checkpoint (another LoRA rank) is named, not a traceback.
+    config = json.loads((job_dir / "config.json").read_text())
+    (job_dir / "config.json").write_text(json.dumps({**config, "lora_r": 4}))
+    (job_dir / "adapter").rename(job_dir / "second-adapter")
+    code, events = run_main(job_dir, "--resume")
+    assert code == protocol.EXIT_FAILED and f"Checkpoint {last.path} does not fit" in events[-1].reason
+    assert "without resuming" in events[-1].advice
+
 
 def test_resume_without_a_checkpoint_fails_with_advice(make_ppo_job):
     job_dir = make_ppo_job()

@@ -86,9 +86,16 @@ def restore(folder: Path, ppo: Any, sampler: Any, patience: int) -> RunState:
     """Put the checkpoint's policy, value head, optimiser, KL coefficient, prompt order and RNGs back."""
     check_resumable(folder)
     state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
-    ppo.models.load_policy(folder)
-    device = ppo.models.device
-    ppo.optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, map_location=device, weights_only=True))
+    try:
+        ppo.models.load_policy(folder)
+        optimizer = torch.load(folder / OPTIMIZER_FILE, map_location=ppo.models.device, weights_only=True)
+        ppo.optimizer.load_state_dict(optimizer)
+    except (RuntimeError, ValueError, KeyError) as exc:  # shapes or parameter counts differ
+        raise DataError(
+            f"Checkpoint {folder} does not fit this job's policy (were the LoRA settings or the base model "
+            f"changed since it was saved?): {exc}",
+            advice="Start the job again without resuming, with a new job folder.",
+        ) from exc
     ppo.kl_control.value = float(state["kl_coef"])
     order = [int(i) for i in state["sampler_order"]]
     if any(not 0 <= i < len(sampler.prompts) for i in order):
