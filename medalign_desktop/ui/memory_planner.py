@@ -48,6 +48,31 @@ def model_device_key(device: str) -> str:
     return "cuda:0" if device == "cuda" else device
 
 
+def plan_on_devices(
+    kind: str,
+    settings: dict,
+    model_dir: str,
+    devices: list[DeviceMemory],
+    *,
+    gpu_index: int,
+    loaded: LoadedModel | None,
+    estimate: Estimate,
+) -> tuple[Any, MemoryPlan]:
+    """(estimate, plan) for a job on the device it will run on: the chosen GPU when the job runs on CUDA
+    (the first one if that GPU is gone), else the CPU. The answering model counts as room to be had only
+    when it lives on that same device."""
+    gpus = [d for d in devices if d.is_cuda]
+    if job_device(settings, bool(gpus)) == "cuda":
+        device = next((g for g in gpus if g.index == gpu_index), gpus[0])
+    else:
+        device = next(d for d in devices if not d.is_cuda)
+    needed = estimate(kind, settings, model_dir, device="cuda" if device.is_cuda else "cpu")
+    on_device = loaded is not None and model_device_key(loaded.plan.device) == device.key
+    answering = loaded.memory_bytes if on_device else 0
+    plan = plan_job_memory(needed.total_bytes, device.free_bytes, answering, device_label=device.label())
+    return needed, plan
+
+
 class MemoryPlanner(QObject):
     status_message = Signal(str)  # one sentence for the status bar
     model_released = Signal(str)  # the answering model was unloaded for a job: why, for the Annotate page
@@ -92,24 +117,14 @@ class MemoryPlanner(QObject):
             return str(loaded.folder.path)
         return str(self.released.request.model_dir) if self.released else None
 
-    def _device_for(self, settings: dict, devices: list[DeviceMemory]) -> DeviceMemory:
-        gpus = [d for d in devices if d.is_cuda]
-        if job_device(settings, bool(gpus)) == "cuda":
-            return next((g for g in gpus if g.index == self.gpu_index), gpus[0])
-        return next(d for d in devices if not d.is_cuda)
-
     def plan(
         self, kind: str, settings: dict, model_dir: str, devices: list[DeviceMemory]
     ) -> tuple[Any, MemoryPlan]:
         """(estimate, plan) for a job on the device it will run on (blocking: reads the model's config)."""
-        device = self._device_for(settings, devices)
-        estimate = self.estimate(kind, settings, model_dir, device="cuda" if device.is_cuda else "cpu")
-        loaded = self.ctx.engine.loaded
-        on_device = loaded is not None and model_device_key(loaded.plan.device) == device.key
-        answering = loaded.memory_bytes if on_device else 0
-        return estimate, plan_job_memory(
-            estimate.total_bytes, device.free_bytes, answering, device_label=device.label()
-        )
+        return plan_on_devices(
+            kind, settings, model_dir, devices, gpu_index=self.gpu_index, loaded=self.ctx.engine.loaded,
+            estimate=self.estimate,
+        )  # fmt: skip
 
     async def before_launch(self, job_id: int, request: JobRequest, job_dir: Path) -> None:
         """JobManager's hook: estimate, compare, and unload the answering model when the job needs room."""

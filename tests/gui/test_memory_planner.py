@@ -6,12 +6,15 @@ GPUs bring the GPU choice, which reaches the jobs as CUDA_VISIBLE_DEVICES."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 from PySide6.QtCore import Qt
 
 from medalign_desktop.engine.devices import DeviceMemory
+from medalign_desktop.jobs.memory_plan import FITS, MAY_NOT_FIT, UNLOAD
 from medalign_desktop.store import Store
 from medalign_desktop.ui.annotate_page import Phase
+from medalign_desktop.ui.memory_planner import plan_on_devices
 from tests.gui.conftest import run, seed_verdicts, wait_answer, wait_phase
 from training.memory import MemoryEstimate
 
@@ -185,3 +188,38 @@ def test_two_gpus_bring_the_gpu_choice_which_the_jobs_and_the_estimate_follow(
         timeout=10000,
     )
     assert planner.estimate.calls[-1][2] == "cuda"  # the job would run on the GPU: a CUDA estimate
+
+
+def answering_model(device: str, memory_bytes: int):
+    """The two fields of a LoadedModel the plan reads."""
+    return SimpleNamespace(plan=SimpleNamespace(device=device), memory_bytes=memory_bytes)
+
+
+def test_on_cuda_the_answering_model_makes_room_only_on_the_gpu_the_job_uses():
+    estimate = FakeEstimate()
+    devices = [DeviceMemory("cuda:0", "A", 80 * GiB, 5 * MiB), DeviceMemory("cuda:1", "B", 80 * GiB, 5 * MiB)]
+    devices.append(cpu_with(8 * GiB)[0])
+    on_gpu0 = answering_model("cuda", 20 * MiB)  # "cuda": torch's current device, cuda:0 in the app
+    settings = {"device": "auto"}
+    _, plan = plan_on_devices("dpo", settings, "/m", devices, gpu_index=0, loaded=on_gpu0, estimate=estimate)
+    assert plan.decision == UNLOAD and plan.device_label == "GPU 0: A (80 GiB)"
+    _, plan = plan_on_devices("dpo", settings, "/m", devices, gpu_index=1, loaded=on_gpu0, estimate=estimate)
+    assert plan.decision == MAY_NOT_FIT and not plan.unload  # the model is on GPU 0: no help on GPU 1
+    on_gpu1 = answering_model("cuda:1", 20 * MiB)
+    _, plan = plan_on_devices("dpo", settings, "/m", devices, gpu_index=1, loaded=on_gpu1, estimate=estimate)
+    assert plan.unload
+    assert [call[2] for call in estimate.calls] == ["cuda", "cuda", "cuda"]
+
+
+def test_a_cpu_job_is_planned_against_system_ram_even_with_gpus():
+    estimate = FakeEstimate()
+    devices = two_gpus()
+    on_cpu = answering_model("cpu", 20 * MiB)
+    _, plan = plan_on_devices(
+        "sft", {"device": "cpu"}, "/m", devices, gpu_index=1, loaded=on_cpu, estimate=estimate
+    )
+    assert plan.device_label == "CPU RAM" and plan.free_bytes == 8 * GiB and plan.decision == FITS
+    assert estimate.calls == [("sft", "/m", "cpu")]
+    # a chosen GPU that has gone away: the first one is used
+    _, plan = plan_on_devices("sft", {}, "/m", devices, gpu_index=5, loaded=None, estimate=estimate)
+    assert plan.device_label.startswith("GPU 0:") and not plan.unload

@@ -8,6 +8,7 @@ import threading
 import weakref
 
 import pytest
+import torch
 
 from medalign_desktop.engine import Engine, SamplingSettings
 
@@ -90,3 +91,21 @@ def test_releasing_with_no_model_loaded_gives_nothing_to_restore():
     engine = Engine()
     assert engine.release() is None
     assert engine.loaded is None and engine.last_request is None
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (none on the CPU test machine)"
+)
+def test_on_cuda_release_gives_the_gpu_memory_back(tiny_model_dir, tiny_adapters):
+    baseline = torch.cuda.memory_allocated()
+    engine = Engine()
+    engine.load(tiny_model_dir, device="cuda", dtype="float32", quantization="none")
+    engine.load_adapter(tiny_adapters[0], "B-iter-1")
+    before = engine.generate(QUESTION, GREEDY).text
+    assert torch.cuda.memory_allocated() > baseline
+    released = release_on_a_worker_thread(engine)
+    assert torch.cuda.memory_allocated() == baseline  # freed for the job, with no collection needed
+    engine.restore(released)
+    assert engine.active_adapter == "B-iter-1" and engine.generate(QUESTION, GREEDY).text == before
+    engine.unload()
+    assert torch.cuda.memory_allocated() == baseline
