@@ -165,3 +165,41 @@ def test_resume_without_a_checkpoint_fails_with_advice(make_ppo_job):
     code, events = run_main(job_dir, "--resume")
     assert code == protocol.EXIT_FAILED and f"Checkpoint {folder} cannot be resumed" in events[-1].reason
     assert "state.json" in events[-1].reason
+
+
+def test_a_killed_process_resumes_from_the_command_line(make_ppo_job):
+    """SIGKILL (no handler runs) after two checkpoints, then ``python -m training ppo --resume``: the job
+    finishes from the last complete checkpoint, its steps continuing."""
+    import subprocess
+    import sys
+
+    job_dir = make_ppo_job(max_steps=200, checkpoint_every=1)
+    command = [sys.executable, "-m", "training", "ppo", "--job-dir", str(job_dir)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    try:
+        artifacts = 0
+        for line in process.stdout:
+            artifacts += isinstance(protocol.parse_line(line), protocol.Artifact)
+            if artifacts >= 2:
+                process.kill()
+                break
+    finally:
+        process.kill()
+        process.wait(30)
+    _, last = find_best_and_last(job_dir)
+    assert last is not None and last.step >= 2
+    config = json.loads((job_dir / "config.json").read_text())
+    (job_dir / "config.json").write_text(json.dumps({**config, "max_steps": last.step + 1}))  # one more step
+
+    done = subprocess.run([*command, "--resume"], capture_output=True, env=env, text=True, timeout=120)
+    events = parse_events(done.stdout)
+    assert done.returncode == protocol.EXIT_OK, events[-1]
+    assert [p.step for p in of(events, protocol.Progress)] == [last.step + 1]
+    assert events[-1].metrics["global_step"] == last.step + 1
+    assert len(json.loads((find_best_and_last(job_dir)[1].path / "state.json").read_text())["history"]) == (
+        last.step + 1
+    )
+    assert (job_dir / "adapter" / "adapter_model.safetensors").is_file() and not list(
+        job_dir.rglob("*.tmp-*")
+    )
