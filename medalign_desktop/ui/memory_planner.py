@@ -23,7 +23,15 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from medalign_desktop.engine import LoadedModel, ReleasedModel
 from medalign_desktop.engine.devices import DeviceMemory, visible_device_id
 from medalign_desktop.jobs.manager import JobManager, JobRequest
-from medalign_desktop.jobs.memory_plan import MemoryPlan, job_device, job_settings, plan_job_memory
+from medalign_desktop.jobs.memory_plan import (
+    FITS,
+    MAY_NOT_FIT,
+    MemoryPlan,
+    describe_bytes,
+    job_device,
+    job_settings,
+    plan_job_memory,
+)
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.memory_panel import MemoryPanel
 from training.config import defaults
@@ -129,30 +137,40 @@ class MemoryPlanner(QObject):
     async def before_launch(self, job_id: int, request: JobRequest, job_dir: Path) -> None:
         """JobManager's hook: estimate, compare, and unload the answering model when the job needs room."""
         await self.wait_reloaded()  # a reload under way finishes first, so the plan sees the model
-        devices = await self.read_devices()
 
         def work():
             kind, settings, model_dir = job_settings(job_dir)
             return self.plan(kind, settings, model_dir, devices)
 
         try:
+            devices = await self.read_devices()
             estimate, plan = await asyncio.get_running_loop().run_in_executor(None, work)
-        except (ValueError, OSError, KeyError) as exc:
+        except (ValueError, OSError, KeyError, RuntimeError) as exc:
             self.jobs.log.emit(job_id, f"Memory: no estimate for this job ({exc}); it starts without a plan.")
             return
-        if plan.unload and self.ctx.engine.loaded is not None:
-            released = await self.ctx.engine.release()
-            if released is not None and self.released is None:
-                self.released, self.released_for = released, job_id
-            self.model_released.emit(
-                f"The answering model is unloaded while training job #{job_id} runs; "
-                "it comes back when the job ends."
-            )
         sentence = plan.status_message(job_id)
         self.jobs.log.emit(job_id, f"Memory: the estimate is {estimate.describe()}. {sentence}")
-        if plan.decision != "fits":
+        if plan.unload and self.ctx.engine.loaded is not None:
+            await self._unload_for(job_id, plan)
+        if plan.decision != FITS:
             self.notes[job_id] = sentence
             self.status_message.emit(sentence)
+
+    async def _unload_for(self, job_id: int, plan: MemoryPlan) -> None:
+        released = await self.ctx.engine.release()
+        if released is not None and self.released is None:
+            self.released, self.released_for = released, job_id
+        self.model_released.emit(
+            f"The answering model is unloaded while training job #{job_id} runs; it comes back when the job ends."
+        )
+        # Say what the job really has now: the figure the next reading of the device gives.
+        after = [d for d in await self.read_devices() if d.label() == plan.device_label]
+        if after:
+            self.jobs.log.emit(
+                job_id,
+                f"Memory: {describe_bytes(after[0].free_bytes)} free on {plan.device_label} with the answering "
+                "model unloaded.",
+            )
 
     # ------------------------------------------------------------------------------------- reloading
     def _on_idle(self) -> None:
@@ -212,4 +230,4 @@ class MemoryPlanner(QObject):
         except (ValueError, OSError, KeyError) as exc:
             self.panel.show_text(f"No memory estimate: {exc}", problem=True)
             return
-        self.panel.show_text(plan.panel_text(PANEL_TITLE), problem=plan.decision == "may_not_fit")
+        self.panel.show_text(plan.panel_text(PANEL_TITLE), problem=plan.decision == MAY_NOT_FIT)

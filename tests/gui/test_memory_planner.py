@@ -90,6 +90,7 @@ def test_a_job_that_needs_the_room_unloads_the_model_and_it_comes_back_with_the_
     log = list(training.train_page.live_logs[1])
     estimate = FakeEstimate()("hitl", {}, "", device="cpu").describe()
     assert log[0] == f"Memory: the estimate is {estimate}. {unloaded}"
+    assert log[1] == "Memory: 5 MiB free on CPU RAM with the answering model unloaded."
     assert window.status.model.text() == "Model unloaded for training"
 
     # the Annotate page: the answer on screen can be reviewed; the next question says why none comes
