@@ -82,8 +82,17 @@ def list_checkpoints(job_dir: str | Path) -> list[CheckpointInfo]:
     root = Path(job_dir) / CHECKPOINTS_DIR
     if not root.is_dir():
         return []
-    found = [info for path in root.iterdir() if path.is_dir() and (info := read_info(path)) is not None]
+    found = [
+        info
+        for path in root.iterdir()
+        # a checkpoint renamed away for deletion still holds checkpoint.json until the delete ends
+        if path.is_dir() and not _is_temporary(path) and (info := read_info(path)) is not None
+    ]
     return sorted(found, key=lambda c: c.step)
+
+
+def _is_temporary(path: Path) -> bool:
+    return ".tmp-" in path.name or ".trash-" in path.name
 
 
 def best_and_last(checkpoints: list[CheckpointInfo]) -> tuple[CheckpointInfo | None, CheckpointInfo | None]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from training import protocol
 from training.cancel import CancelToken
-from training.checkpoints import CHECKPOINTS_DIR, CheckpointInfo, find_best_and_last, read_info
+from training.checkpoints import CHECKPOINTS_DIR, CheckpointInfo, find_best_and_last, list_checkpoints
 from training.config import SFTJobConfig
 from training.data import DataError, Examples, load_job_data, split_note
 from training.lora import check_adapter_folder, check_model_folder
@@ -244,12 +244,13 @@ def last_logged(trainer: Any, keys: tuple[str, ...], prefix: str = "") -> dict[s
 
 
 def remove_incomplete_checkpoints(job_dir: Path) -> None:
-    """Delete what a killed run left in DIR/checkpoints that is not a complete checkpoint (no
-    checkpoint.json: half written, or half deleted); the trainer would otherwise write into it."""
+    """Delete the folders a killed run left in DIR/checkpoints that are not complete checkpoints (half
+    written: no checkpoint.json yet; half deleted: renamed away); the trainer would otherwise write into them."""
     root = job_dir / CHECKPOINTS_DIR
+    complete = {c.path for c in list_checkpoints(job_dir)}
     if root.is_dir():
         for folder in root.iterdir():
-            if folder.is_dir() and read_info(folder) is None:
+            if folder.is_dir() and folder not in complete:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -276,11 +277,11 @@ def checkpoint_to_resume(config: SFTJobConfig, job_dir: Path) -> CheckpointInfo 
 
 
 def checkpoint_summary(job_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(result.json's "checkpoints": best and last as {path, step, value}, metrics best_step / best_eval_loss
+    """(result.json's "checkpoints": best and last as {path, step, metric, value}, metrics best_step / best_eval_loss
     when the checkpoints were evaluated)."""
     best, last = find_best_and_last(job_dir)
     described = {
-        name: {"path": str(c.path), "step": c.step, "value": c.value}
+        name: {"path": str(c.path), "step": c.step, "metric": c.metric, "value": c.value}
         for name, c in (("best", best), ("last", last))
         if c is not None
     }

@@ -86,6 +86,8 @@ def test_incomplete_folders_are_not_checkpoints(tmp_path):
     nan = fake_checkpoint(tmp_path, 4, None)
     (nan / INFO_FILE).write_text(json.dumps({"step": 4, "metric": "eval_loss", "value": float("nan")}))
     (tmp_path / "checkpoints" / "stray.txt").write_text("not a folder")
+    trash = fake_checkpoint(tmp_path, 3, 0.2)  # renamed away for deletion when the process was killed
+    trash.rename(trash.with_name("checkpoint-3.trash-123"))
     assert [(c.step, c.value) for c in list_checkpoints(tmp_path)] == [(2, 1.0), (4, None)]
 
 
@@ -162,7 +164,12 @@ def test_hitl_checkpoints_layout_and_last_plus_best(make_job, tiny_model_dir, mo
         assert "loss" in c.metrics and "learning_rate" in c.metrics
 
     result = json.loads((job_dir / "result.json").read_text())
-    assert result["checkpoints"]["best"] == {"path": str(best.path), "step": best.step, "value": best.value}
+    assert result["checkpoints"]["best"] == {
+        "path": str(best.path),
+        "step": best.step,
+        "metric": "eval_loss",
+        "value": best.value,
+    }
     assert result["checkpoints"]["last"]["step"] == 4
     assert result["metrics"]["best_step"] == best.step and result["metrics"]["best_eval_loss"] == best.value
     assert result["metrics"]["stopped_early"] is False

@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+import shutil
 import signal
 
 import pytest
@@ -130,9 +131,16 @@ def test_a_crash_after_a_checkpoint_keeps_it_and_resume_continues(make_job):
     code, events = run_main(job_dir, out=CrashAfter())
     assert code == protocol.EXIT_FAILED and "simulated crash" in events[-1].reason
     assert [c.step for c in list_checkpoints(job_dir)] == [2]
+    # what a SIGKILL can leave besides: a checkpoint half written, one renamed away but not yet deleted
+    half = job_dir / "checkpoints" / "checkpoint-4"
+    half.mkdir()
+    (half / "adapter_model.safetensors").write_bytes(b"cut")
+    trash = job_dir / "checkpoints" / "checkpoint-1.trash-99"
+    shutil.copytree(job_dir / "checkpoints" / "checkpoint-2", trash)
     code, events = run_main(job_dir, "--resume")
     assert code == protocol.EXIT_OK, events[-1]
     assert sorted(training_losses(events)) == [3, 4] and events[-1].metrics["global_step"] == 4
+    assert not trash.exists() and [c.step for c in list_checkpoints(job_dir)] == [4]
 
 
 def test_resume_without_a_checkpoint_fails_readably(make_job):
