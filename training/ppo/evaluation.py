@@ -72,9 +72,9 @@ def from_file(train: list[Prompt], evaluation: list[Prompt], skipped: int, confi
     return EvalSplit(train, evaluation, note)
 
 
-def is_evaluation_step(step: int, config: PPOJobConfig, has_eval: bool) -> bool:
-    """Every ``eval_every`` steps, and after the last step, when there are evaluation prompts."""
-    return has_eval and (step % config.eval_every == 0 or step == config.max_steps)
+def is_evaluation_step(step: int, config: PPOJobConfig) -> bool:
+    """Every ``eval_every`` steps, and after the last step (when the run has evaluation prompts)."""
+    return step % config.eval_every == 0 or step == config.max_steps
 
 
 @dataclass(frozen=True)

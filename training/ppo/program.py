@@ -22,7 +22,7 @@ import os
 import shutil
 import statistics
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -163,11 +163,15 @@ def run(config: PPOJobConfig, job_dir: str | Path, cancel: CancelToken | None = 
     return {"adapter_path": str(adapter_path), "metrics": metrics, "duration_s": metrics["duration_s"]}
 
 
+@dataclass(frozen=True)
 class Loop:
-    """What the training loop works on: the PPO step, the prompt sampler, the evaluator and the run's state."""
+    """What the training loop works on: the PPO step, the prompt sampler, the evaluator (None: the run does not
+    evaluate) and the run's state (training/ppo/resume.py)."""
 
-    def __init__(self, ppo: Any, sampler: Any, evaluator: Any, state: Any):
-        self.ppo, self.sampler, self.evaluator, self.state = ppo, sampler, evaluator, state
+    ppo: Any
+    sampler: Any
+    evaluator: Any
+    state: Any
 
 
 def train(config: PPOJobConfig, job_dir: Path, loop: Loop, device: str) -> None:
@@ -215,7 +219,7 @@ def evaluate(config: PPOJobConfig, loop: Loop, step: int, epoch: float) -> dict[
     """The evaluation after ``step`` when one is due: a `metric` event, and the early-stopping decision."""
     from training.ppo.evaluation import is_evaluation_step
 
-    if loop.evaluator is None or not is_evaluation_step(step, config, True):
+    if loop.evaluator is None or not is_evaluation_step(step, config):
         return None
     evaluation = asdict(loop.evaluator.run())
     protocol.emit(protocol.Metric(step=step, epoch=epoch, extra=evaluation))
