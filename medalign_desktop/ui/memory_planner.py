@@ -185,12 +185,23 @@ class MemoryPlanner(QObject):
             if self.ctx.engine.loaded is not None:  # a model was loaded by hand meanwhile: keep that one
                 return
             self.status_message.emit(f"Reloading {released.label} after job #{job_id}...")
-            loaded: LoadedModel = await self.ctx.engine.restore(released)
-            version = await self.restore_version() or self.ctx.engine.adapter_name
+            try:
+                loaded: LoadedModel = await self.ctx.engine.restore(released)
+            except Exception as exc:  # the folder moved, memory still taken...: say so where it shows
+                reason = (
+                    f"The answering model could not be loaded again after job #{job_id} ({exc}). "
+                    "Open it with File > Open model folder."
+                )
+                self.status_message.emit(reason)
+                self.model_released.emit(reason)
+                raise
+            try:  # the workspace's active version (it may have changed while the model was away)
+                version = await self.restore_version() or self.ctx.engine.adapter_name
+            finally:
+                self.model_restored.emit(loaded)  # after the version: the next answer is written with it
             self.status_message.emit(
                 f"Reloaded {loaded.label} with {version or 'the base model only'} after job #{job_id}."
             )
-            self.model_restored.emit(loaded)
         finally:
             self.released = self.released_for = self._reload = None
 

@@ -5,6 +5,7 @@ GPUs bring the GPU choice, which reaches the jobs as CUDA_VISIBLE_DEVICES."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -145,6 +146,26 @@ def test_a_version_trained_while_the_model_was_unloaded_answers_once_it_is_back(
     assert reloaded < messages.index("B-iter-2 is trained and now answers.")
     with Store.open(seeded_db) as store:
         assert store.active_model_version().name == "B-iter-2"
+
+
+def test_a_model_that_cannot_come_back_says_so_and_how_to_load_it(
+    qtbot, make_window, seeded_db, tiny_adapters, tmp_path
+):
+    window, messages = start_window(
+        qtbot, make_window, seeded_db, tiny_adapters[0], cpu_with(5 * MiB), fake_mode="hang"
+    )
+    training, planner = window.training, window.training.planner
+    training.request_training("hitl")
+    qtbot.waitUntil(lambda: planner.released is not None, timeout=10000)
+    gone = tmp_path / "moved-away"  # as if the model folder were moved while the job ran
+    planner.released = replace(planner.released, request=replace(planner.released.request, model_dir=gone))
+    run(qtbot, window.ctx.tasks.start(training.jobs.cancel(1)))
+    reason = "The answering model could not be loaded again after job #1 ("
+    qtbot.waitUntil(lambda: any(m.startswith(reason) for m in messages), timeout=10000)
+    assert messages[-1].endswith("). Open it with File > Open model folder.") and str(gone) in messages[-1]
+    assert window.annotate.actions.feedback.text() == messages[-1]
+    assert window.ctx.errors.shown and str(gone) in window.ctx.errors.shown[-1]  # the dialog, readable
+    assert window.ctx.engine.loaded is None and planner.released is None  # no retry loop on every idle
 
 
 def test_the_train_page_shows_the_estimate_beside_the_buttons(qtbot, make_window, seeded_db, tiny_adapters):
