@@ -242,6 +242,7 @@ def test_early_stopping_stops_and_the_best_checkpoint_is_kept(make_ppo_job, monk
         "Stopped early at step 4: eval_reward_mean has not improved for 2 evaluations; best 0.5 at step 2."
     )
     assert sentence in [e.message for e in of(events, protocol.Log)]
+    assert [m.step for m in of(events, protocol.Metric) if m.extra.get("stopped_early")] == [4]
     best, last = find_best_and_last(job_dir)
     assert (best.step, best.value, last.step) == (2, 0.5, 4)
     assert [c.step for c in list_checkpoints(job_dir)] == [2, 4]  # pruned to the best and the last

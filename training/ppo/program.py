@@ -222,9 +222,10 @@ def evaluate(config: PPOJobConfig, loop: Loop, step: int, epoch: float) -> dict[
     if loop.evaluator is None or not is_evaluation_step(step, config):
         return None
     evaluation = asdict(loop.evaluator.run())
-    protocol.emit(protocol.Metric(step=step, epoch=epoch, extra=evaluation))
     loop.state.evaluations.append({"step": step, **evaluation})
     loop.state.stopped_early = loop.state.early.update(step, evaluation["eval_reward_mean"])
+    stopped = {"stopped_early": 1.0} if loop.state.stopped_early else {}  # the app marks the job live
+    protocol.emit(protocol.Metric(step=step, epoch=epoch, extra={**evaluation, **stopped}))
     return evaluation
 
 
