@@ -37,10 +37,10 @@ class DeviceMemory:
         return int(self.key.split(":")[1]) if self.is_cuda else None
 
     def label(self) -> str:
-        """For a combo box or a sentence: "CPU RAM", "GPU 1: NVIDIA H100 (80 GiB)"."""
+        """For a sentence or a combo box: "CPU RAM", "GPU 1 (NVIDIA H100)"."""
         if not self.is_cuda:
             return self.name
-        return f"GPU {self.index}: {self.name} ({self.total_bytes / GiB:.0f} GiB)"
+        return f"GPU {self.index} ({self.name})"
 
 
 def read_meminfo(path: Path | None = None) -> tuple[int, int]:

@@ -49,7 +49,8 @@ class MemoryPanel(QWidget):
         self.gpu_box.blockSignals(True)
         self.gpu_box.clear()
         for gpu in gpus:
-            self.gpu_box.addItem(f"{gpu.label()}, {gpu.free_bytes / 2**30:.1f} GiB free", gpu.index)
+            free, total = gpu.free_bytes / 2**30, gpu.total_bytes / 2**30
+            self.gpu_box.addItem(f"{gpu.label()}: {free:.1f} of {total:.0f} GiB free", gpu.index)
         row = self.gpu_box.findData(chosen)
         self.gpu_box.setCurrentIndex(max(row, 0))
         self.gpu_box.blockSignals(False)

@@ -193,10 +193,12 @@ def test_two_gpus_bring_the_gpu_choice_which_the_jobs_and_the_estimate_follow(
     qtbot.waitUntil(lambda: panel.gpu_box.count() == 2, timeout=10000)
     assert panel.gpu_box.isVisible()
     assert [panel.gpu_box.itemText(i) for i in range(2)] == [
-        "GPU 0: NVIDIA H100 (80 GiB), 2.0 GiB free",
-        "GPU 1: NVIDIA H100 (80 GiB), 60.0 GiB free",
+        "GPU 0 (NVIDIA H100): 2.0 of 80 GiB free",
+        "GPU 1 (NVIDIA H100): 60.0 of 80 GiB free",
     ]
-    qtbot.waitUntil(lambda: "2.0 GiB free on GPU 0" in panel.estimate_label.text(), timeout=10000)
+    qtbot.waitUntil(
+        lambda: "2.0 GiB free on GPU 0 (NVIDIA H100)" in panel.estimate_label.text(), timeout=10000
+    )
 
     panel.gpu_box.setCurrentIndex(1)
     panel.gpu_box.activated.emit(1)
@@ -205,7 +207,7 @@ def test_two_gpus_bring_the_gpu_choice_which_the_jobs_and_the_estimate_follow(
     qtbot.waitUntil(
         lambda: (
             panel.estimate_label.text()
-            == "Estimated memory for a Retrain (B) job: about 10 MiB; 60 GiB free on GPU 1: NVIDIA H100 (80 GiB)"
+            == "Estimated memory for a Retrain (B) job: about 10 MiB; 60 GiB free on GPU 1 (NVIDIA H100)"
         ),
         timeout=10000,
     )
@@ -224,7 +226,7 @@ def test_on_cuda_the_answering_model_makes_room_only_on_the_gpu_the_job_uses():
     on_gpu0 = answering_model("cuda", 20 * MiB)  # "cuda": torch's current device, cuda:0 in the app
     settings = {"device": "auto"}
     _, plan = plan_on_devices("dpo", settings, "/m", devices, gpu_index=0, loaded=on_gpu0, estimate=estimate)
-    assert plan.decision == UNLOAD and plan.device_label == "GPU 0: A (80 GiB)"
+    assert plan.decision == UNLOAD and plan.device_label == "GPU 0 (A)"
     _, plan = plan_on_devices("dpo", settings, "/m", devices, gpu_index=1, loaded=on_gpu0, estimate=estimate)
     assert plan.decision == MAY_NOT_FIT and not plan.unload  # the model is on GPU 0: no help on GPU 1
     on_gpu1 = answering_model("cuda:1", 20 * MiB)
@@ -244,4 +246,4 @@ def test_a_cpu_job_is_planned_against_system_ram_even_with_gpus():
     assert estimate.calls == [("sft", "/m", "cpu")]
     # a chosen GPU that has gone away: the first one is used
     _, plan = plan_on_devices("sft", {}, "/m", devices, gpu_index=5, loaded=None, estimate=estimate)
-    assert plan.device_label.startswith("GPU 0:") and not plan.unload
+    assert plan.device_label == "GPU 0 (NVIDIA H100)" and not plan.unload

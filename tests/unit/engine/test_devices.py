@@ -78,7 +78,7 @@ def test_every_gpu_with_its_name_free_memory_and_this_processs_allocation():
         DeviceMemory("cuda:1", "NVIDIA H100 #1", 80 * GiB, 40 * GiB, 0),
     ]
     assert [g.index for g in gpus] == [0, 1] and all(g.is_cuda for g in gpus)
-    assert gpus[1].label() == "GPU 1: NVIDIA H100 #1 (80 GiB)"
+    assert gpus[1].label() == "GPU 1 (NVIDIA H100 #1)"
 
 
 def test_the_gpus_come_first_and_the_cpu_is_always_listed():

@@ -36,14 +36,14 @@ def test_the_headroom_is_asked_for_beyond_the_estimate():
 
 
 def test_unloading_the_answering_model_makes_enough_room():
-    plan = plan_job_memory(5 * GiB, 3 * GiB, 3 * GiB, device_label="GPU 0: NVIDIA H100 (80 GiB)")
+    plan = plan_job_memory(5 * GiB, 3 * GiB, 3 * GiB, device_label="GPU 0 (NVIDIA H100)")
     assert plan.decision == UNLOAD and plan.unload
     assert plan.status_message(7) == (
         "Unloaded the answering model to make room for job #7 "
-        "(needs about 5.0 GiB, 3.0 GiB free on GPU 0: NVIDIA H100 (80 GiB))."
+        "(needs about 5.0 GiB, 3.0 GiB free on GPU 0 (NVIDIA H100))."
     )
     assert plan.panel_text("Retrain (B)") == (
-        "Estimated memory for a Retrain (B) job: about 5.0 GiB; 3.0 GiB free on GPU 0: NVIDIA H100 (80 GiB) "
+        "Estimated memory for a Retrain (B) job: about 5.0 GiB; 3.0 GiB free on GPU 0 (NVIDIA H100) "
         "(the answering model will be unloaded while it runs)"
     )
 
