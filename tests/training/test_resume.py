@@ -162,3 +162,32 @@ def test_resume_of_a_job_that_keeps_no_checkpoints_is_a_usage_error(tmp_path, ti
     (job_dir / "config.json").write_text(json.dumps(config))
     code, events = run_main(job_dir, "--resume", kind="score")
     assert code == protocol.EXIT_USAGE and "cannot resume" in events[-1].reason
+
+
+@pytest.mark.parametrize("kind", ["dpo", "reward"])
+def test_pair_kinds_resume_to_the_uninterrupted_weights(make_pair_job, tiny_adapters, kind):
+    """DPO with a parent (the frozen "ref" is rebuilt from the parent on resume, the checkpoint holds only the
+    trained "default") and reward (the score head is saved and restored with the LoRA)."""
+    run = dict(kind=kind, n_pairs=12, max_steps=4, eval_steps=2, learning_rate=1e-3)
+    if kind == "dpo":
+        run["parent_adapter"] = str(tiny_adapters[0])
+    full_dir = make_pair_job(name="full", **run)
+    code, full = run_main(full_dir, kind=kind)
+    assert code == protocol.EXIT_OK, full[-1]
+
+    cut_dir = make_pair_job(name="cut", **run)
+    stream = SignalAfter(f'"{cut_dir / "checkpoints" / "checkpoint-2"}"')
+    code, _ = run_main(cut_dir, kind=kind, out=stream)
+    assert code == protocol.EXIT_CANCELLED and find_best_and_last(cut_dir)[1].step == 2
+    code, resumed = run_main(cut_dir, "--resume", kind=kind)
+    assert code == protocol.EXIT_OK, resumed[-1]
+    assert sorted(training_losses(resumed)) == [3, 4]
+    for step, loss in training_losses(resumed).items():
+        assert math.isclose(loss, training_losses(full)[step], rel_tol=1e-5, abs_tol=1e-6), step
+    full_weights = load_file(full_dir / "adapter" / "adapter_model.safetensors")
+    resumed_weights = load_file(cut_dir / "adapter" / "adapter_model.safetensors")
+    assert full_weights.keys() == resumed_weights.keys()
+    if kind == "reward":
+        assert any("score" in name for name in full_weights)
+    for name, tensor in full_weights.items():
+        torch.testing.assert_close(resumed_weights[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
