@@ -201,7 +201,7 @@ class AnnotatePage(AnnotateView):
         self.no_model_text = reason
         if self.phase is Phase.WAITING:
             self._clear_answers(reason)
-        self.show_feedback(reason)
+        self.show_feedback("Answering model unloaded")  # the reason is too long for that line
         self.set_phase(self.phase)  # typed questions and Regenerate wait for the model
 
     def model_back(self) -> None:

@@ -138,8 +138,8 @@ class TrainingController(QObject):
         job_id = await self.jobs.submit(request)
         self.train_page.select_job(job_id)
         what = "Retraining automatically" if trigger == "auto" else "Training job started"
-        note = self.planner.notes.get(job_id)  # the memory planner's sentence, said again after this one
-        self.status_message.emit(f"{what} (job #{job_id})." + (f" {note}" if note else ""))
+        # the memory planner's sentence (it names the job) rather than both: the status bar is one line
+        self.status_message.emit(self.planner.notes.get(job_id) or f"{what} (job #{job_id}).")
         return job_id
 
     def overrides_for(self, kind: str) -> dict:
