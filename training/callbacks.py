@@ -227,10 +227,15 @@ class EarlyStopping(TrainerCallback):
             self.bad_evaluations += 1
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.best, self.best_step, self.bad_evaluations = None, None, 0
+        self.best, self.best_step, self.bad_evaluations, self.stopped_at = None, None, 0, None
+        last_step = 0
         for entry in state.log_history:
             if METRIC in entry:
-                self._update(entry[METRIC], int(entry.get("step", 0)))
+                last_step = int(entry.get("step", 0))
+                self._update(entry[METRIC], last_step)
+        # Only a checkpoint saved as the run stopped early can hold that many (training/sft.train_or_restore).
+        if self.bad_evaluations >= self.patience and 0 < last_step < int(state.max_steps):
+            self.stopped_at = last_step
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         step = int(state.global_step)

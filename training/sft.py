@@ -290,6 +290,42 @@ def checkpoint_summary(job_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return described, {"best_step": best.step, "best_eval_loss": best.value}
 
 
+def training_ended(checkpoint: Path) -> bool:
+    """Whether the trainer had decided to stop when it saved ``checkpoint`` (its last step, or an early stop):
+    transformers saves its control flags in trainer_state.json."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+        control = state.get("stateful_callbacks", {}).get("TrainerControl", {}).get("args", {})
+        return bool(control.get("should_training_stop")) or state["global_step"] >= state["max_steps"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def train_or_restore(trainer: Any, events: Any, resume_from: CheckpointInfo | None) -> int:
+    """Train (on from ``resume_from`` when given); returns the final global step.
+
+    A checkpoint saved when training had ended (a crash or cancel came between it and the adapter) is not
+    trained on: transformers would run one step past the end. Its weights and trainer state are loaded as
+    they are, the callbacks see a train begin (``started``; early stopping replays its evaluations)."""
+    if resume_from is None or not training_ended(resume_from.path):
+        folder = None if resume_from is None else str(resume_from.path)
+        return int(trainer.train(resume_from_checkpoint=folder).global_step)
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import TrainerState
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    set_peft_model_state_dict(model, load_file(str(resume_from.path / "adapter_model.safetensors")))
+    trainer.state = TrainerState.load_from_json(str(resume_from.path / "trainer_state.json"))
+    trainer.control = trainer.callback_handler.on_train_begin(trainer.args, trainer.state, trainer.control)
+    for entry in trainer.state.log_history:
+        events.last_metrics.update({k: float(entry[k]) for k in ("loss", "eval_loss") if k in entry})
+        if "eval_loss" in entry:
+            events.last_eval_step = int(entry["step"])
+    log(f"Training had ended at step {trainer.state.global_step}; the adapter is that checkpoint's weights.")
+    return int(trainer.state.global_step)
+
+
 def run_program(
     prepare_job: Callable[[Any, Path, CancelToken], Prepared],
     summary_keys: tuple[str, ...],
@@ -315,15 +351,15 @@ def run_program(
     cancel.check()
     cancel.deferred = True  # from here a signal stops training at the next step boundary
     trainer, events = job.trainer, job.events
-    output = trainer.train(resume_from_checkpoint=None if resume_from is None else str(resume_from.path))
-    if job.n_eval and events.last_eval_step != output.global_step:  # no evaluation at the very end yet
+    global_step = train_or_restore(trainer, events, resume_from)
+    if job.n_eval and events.last_eval_step != global_step:  # no evaluation at the very end yet
         trainer.evaluate()  # logs eval_loss and the eval_ numbers through the callback
     cancel.check()
     stopper = early_stopping(trainer)
     checkpoints, best = checkpoint_summary(job_dir)
     metrics: dict[str, Any] = {
         **{k: v for k, v in events.summary.items() if k != "epoch"},  # train_loss, train_runtime, ...
-        "global_step": output.global_step,
+        "global_step": global_step,
         "final_loss": events.last_metrics.get("loss"),  # the last logged training loss
         **last_logged(trainer, summary_keys),
         **({"eval_loss": events.last_metrics["eval_loss"]} if "eval_loss" in events.last_metrics else {}),

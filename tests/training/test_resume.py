@@ -49,6 +49,20 @@ class SignalAfter(io.StringIO):
         return written
 
 
+class CrashAfter(io.StringIO):
+    """An event stream that raises (a crash of the program) right after the event line containing ``marker``."""
+
+    def __init__(self, marker: str):
+        super().__init__()
+        self.marker = marker
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if self.marker in text:
+            raise RuntimeError("simulated crash")
+        return written
+
+
 def run_main(job_dir, *flags: str, kind: str = "hitl", out: io.StringIO | None = None):
     out = out if out is not None else io.StringIO()
     code = main([kind, "--job-dir", str(job_dir), *flags], events=out)
@@ -120,15 +134,8 @@ def test_a_crash_after_a_checkpoint_keeps_it_and_resume_continues(make_job):
     """A crash (here an exception out of the event stream right after checkpoint 2) fails the job; the
     complete checkpoint stays and resuming from it finishes the run."""
 
-    class CrashAfter(io.StringIO):
-        def write(self, text: str) -> int:
-            written = super().write(text)
-            if '"checkpoint"' in text and "checkpoint-2" in text:
-                raise RuntimeError("simulated crash")
-            return written
-
     job_dir = make_job(kind="hitl", max_steps=4, eval_steps=2)
-    code, events = run_main(job_dir, out=CrashAfter())
+    code, events = run_main(job_dir, out=CrashAfter('checkpoint-2"'))
     assert code == protocol.EXIT_FAILED and "simulated crash" in events[-1].reason
     assert [c.step for c in list_checkpoints(job_dir)] == [2]
     # what a SIGKILL can leave besides: a checkpoint half written, one renamed away but not yet deleted
@@ -191,3 +198,31 @@ def test_pair_kinds_resume_to_the_uninterrupted_weights(make_pair_job, tiny_adap
         assert any("score" in name for name in full_weights)
     for name, tensor in full_weights.items():
         torch.testing.assert_close(resumed_weights[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize(
+    "overrides, end",
+    [
+        ({}, 4),  # the last step's checkpoint
+        ({"early_stopping_patience": 1, "early_stopping_threshold": 100.0}, 2),  # stopped early at step 2
+    ],
+)
+def test_a_crash_between_the_final_checkpoint_and_the_adapter_trains_no_further(make_job, overrides, end):
+    job_dir = make_job(n_examples=12, max_steps=4, eval_steps=1, **overrides)
+    code, events = run_main(job_dir, out=CrashAfter(f'checkpoint-{end}"'))
+    assert code == protocol.EXIT_FAILED and not (job_dir / "adapter").exists()
+    _, last = find_best_and_last(job_dir)
+    assert last.step == end
+    code, events = run_main(job_dir, "--resume")
+    assert code == protocol.EXIT_OK, events[-1]
+    assert not training_losses(events) and not eval_losses(events)  # not one step past the end
+    assert any(isinstance(e, protocol.Started) for e in events)
+    assert any(
+        f"Training had ended at step {end}" in e.message for e in events if isinstance(e, protocol.Log)
+    )
+    metrics = events[-1].metrics
+    assert metrics["global_step"] == end and metrics["stopped_early"] is bool(overrides)
+    assert metrics["eval_loss"] == pytest.approx(last.value)
+    saved = load_file(last.path / "adapter_model.safetensors")
+    final = load_file(job_dir / "adapter" / "adapter_model.safetensors")
+    assert saved.keys() == final.keys() and all(torch.equal(saved[k], final[k]) for k in saved)
