@@ -2,7 +2,8 @@
 
 Every program that keeps checkpoints (sft, hitl, dpo, reward, ppo) writes them as
 
-    DIR/checkpoints/<name>/            written to a temporary name and renamed when complete
+    DIR/checkpoints/<name>/            written to a temporary name and renamed when complete (ppo), or
+                                       in place by the trainer with checkpoint.json last (sft, hitl, dpo, reward)
         adapter_config.json            a plain peft adapter folder: the checkpoint can become a version as is
         adapter_model.safetensors
         checkpoint.json                {"step": n, "metric": "eval_loss", "value": x | null,
