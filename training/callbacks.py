@@ -206,10 +206,17 @@ class CheckpointCallback(TrainerCallback):
 class EarlyStopping(TrainerCallback):
     """Stops training after ``patience`` evaluations in a row without an eval_loss lower than the best so
     far by more than ``threshold``. A resumed run replays the evaluations in its checkpoint's log history,
-    so it stops where the uninterrupted run would have."""
+    so it stops where the uninterrupted run would have. The stop is logged and sent as a ``metric`` event
+    with ``stopped_early`` 1 at that step (as the ppo program does), so the app can mark the job live."""
 
-    def __init__(self, patience: int, threshold: float, log: Callable[[str], None]):
-        self.patience, self.threshold, self.log = patience, threshold, log
+    def __init__(
+        self,
+        patience: int,
+        threshold: float,
+        log: Callable[[str], None],
+        emit: Callable[[protocol.Event], None] = protocol.emit,
+    ):
+        self.patience, self.threshold, self.log, self.emit = patience, threshold, log, emit
         self.best: float | None = None
         self.best_step: int | None = None
         self.bad_evaluations = 0
@@ -251,6 +258,8 @@ class EarlyStopping(TrainerCallback):
                 f"Stopped early at step {step}: {METRIC} has not improved for {self.bad_evaluations} "
                 f"evaluations; best {best}."
             )
+            if EventCallback.state_is_main(state):
+                self.emit(protocol.Metric(step=step, extra={"stopped_early": 1.0}))
 
 
 def remove_console_callbacks(trainer: Any) -> None:

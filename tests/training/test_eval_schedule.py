@@ -138,6 +138,8 @@ def test_early_stopping_stops_after_patience_evaluations_without_improvement(mak
     assert sentence == (
         f"Stopped early at step 3: eval_loss has not improved for 2 evaluations; best {evals[0].eval_loss:.4g} at step 1."
     )
+    marks = [e for e in events if isinstance(e, protocol.Metric) and "stopped_early" in e.extra]
+    assert [(e.step, e.extra["stopped_early"]) for e in marks] == [(3, 1.0)]  # the app marks the job live
     metrics = events[-1].metrics
     assert metrics["stopped_early"] is True and metrics["global_step"] == 3
     best, last = find_best_and_last(job_dir)
@@ -155,7 +157,8 @@ def test_early_stopping_without_an_evaluation_set_says_it_is_off(make_job):
 
 def test_early_stopping_replays_a_resumed_runs_evaluations():
     messages: list[str] = []
-    stopper = EarlyStopping(patience=2, threshold=0.0, log=messages.append)
+    sent: list[protocol.Event] = []
+    stopper = EarlyStopping(patience=2, threshold=0.0, log=messages.append, emit=sent.append)
     history = [{"loss": 3.0, "step": 1}, {"eval_loss": 2.0, "step": 2}, {"eval_loss": 2.5, "step": 4}]
     state = SimpleNamespace(log_history=history, global_step=4, max_steps=20)
     stopper.on_train_begin(None, state, None)
@@ -167,10 +170,11 @@ def test_early_stopping_replays_a_resumed_runs_evaluations():
     assert messages == [
         "Stopped early at step 6: eval_loss has not improved for 2 evaluations; best 2 at step 2."
     ]
+    assert [(e.step, e.extra) for e in sent] == [(6, {"stopped_early": 1.0})]
 
 
 def test_early_stopping_needs_more_than_the_threshold_and_never_counts_the_last_step():
-    stopper = EarlyStopping(patience=1, threshold=0.1, log=lambda m: None)
+    stopper = EarlyStopping(patience=1, threshold=0.1, log=lambda m: None, emit=lambda e: None)
     state = SimpleNamespace(log_history=[], global_step=1, max_steps=3)
     control = SimpleNamespace(should_training_stop=False)
     stopper.on_train_begin(None, state, control)
@@ -178,7 +182,7 @@ def test_early_stopping_needs_more_than_the_threshold_and_never_counts_the_last_
     state.global_step = 2
     stopper.on_evaluate(None, state, control, metrics={"eval_loss": 0.95})  # better, but by less than 0.1
     assert control.should_training_stop and stopper.best == 1.0
-    late = EarlyStopping(patience=1, threshold=0.0, log=lambda m: None)
+    late = EarlyStopping(patience=1, threshold=0.0, log=lambda m: None, emit=lambda e: None)
     state = SimpleNamespace(log_history=[{"eval_loss": 1.0, "step": 2}], global_step=3, max_steps=3)
     control = SimpleNamespace(should_training_stop=False)
     late.on_train_begin(None, state, control)
