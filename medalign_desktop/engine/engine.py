@@ -74,12 +74,32 @@ def _empty_cuda_cache() -> None:
         torch.cuda.empty_cache()
 
 
+def trim_heap() -> None:
+    """Give freed heap memory back to the operating system. glibc keeps what a model's tensors used for
+    later allocations when they were heap blocks (a bfloat16 folder loaded in float32 converts every tensor
+    into one): measured with SmolLM2 so, releasing the model lowered the resident size by only 305 of its
+    513 MiB, and after a reload and a second release it stood higher than with the model loaded (1,122 MiB)
+    until malloc_trim brought it to 456. A training job is another process: it gets only what is given
+    back. A no-op off glibc."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # another C library (musl): nothing to trim this way
+        pass
+
+
 def free_unreferenced_memory() -> None:
-    """Collect reference cycles, then return freed CUDA blocks. Call it on the main thread (see unload)."""
+    """Collect reference cycles, then give freed memory back (CUDA blocks, the C heap). Call it on the main
+    thread (see unload)."""
     import gc
 
     gc.collect()
     _empty_cuda_cache()
+    trim_heap()
 
 
 def _bitsandbytes_available() -> bool:
@@ -184,6 +204,7 @@ class Engine:
                 free_unreferenced_memory()
             else:
                 _empty_cuda_cache()
+                trim_heap()  # thread-safe; the tensors are already freed by reference counting
 
     def release(self) -> ReleasedModel | None:
         """Unload the model to make room for something else (a training job), and say how to bring it
