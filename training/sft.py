@@ -326,6 +326,13 @@ def train_or_restore(trainer: Any, events: Any, resume_from: CheckpointInfo | No
     return int(trainer.state.global_step)
 
 
+def whole_run_train_loss(trainer: Any) -> dict[str, float]:
+    """{"train_loss": mean training loss of the whole run} from the log history, which a resumed run carries
+    from its checkpoint (the trainer's own train_loss covers only the steps of its last ``train()`` call)."""
+    losses = [float(entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
+    return {"train_loss": sum(losses) / len(losses)} if losses else {}
+
+
 def run_program(
     prepare_job: Callable[[Any, Path, CancelToken], Prepared],
     summary_keys: tuple[str, ...],
@@ -359,6 +366,7 @@ def run_program(
     checkpoints, best = checkpoint_summary(job_dir)
     metrics: dict[str, Any] = {
         **{k: v for k, v in events.summary.items() if k != "epoch"},  # train_loss, train_runtime, ...
+        **({} if resume_from is None else whole_run_train_loss(trainer)),
         "global_step": global_step,
         "final_loss": events.last_metrics.get("loss"),  # the last logged training loss
         **last_logged(trainer, summary_keys),

@@ -121,6 +121,8 @@ def test_cancelled_job_resumes_to_the_same_result_as_an_uninterrupted_one(make_j
 
     finished = resumed[-1]
     assert isinstance(finished, protocol.Finished) and finished.metrics["global_step"] == 8
+    # the whole run's mean loss (logged every step), not only the resumed steps'
+    assert finished.metrics["train_loss"] == pytest.approx(full[-1].metrics["train_loss"], rel=1e-5)
     full_weights = load_file(full_dir / "adapter" / "adapter_model.safetensors")
     resumed_weights = load_file(cut_dir / "adapter" / "adapter_model.safetensors")
     assert full_weights.keys() == resumed_weights.keys()
