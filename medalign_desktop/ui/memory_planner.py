@@ -35,20 +35,11 @@ from medalign_desktop.jobs.memory_plan import (
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.memory_panel import MemoryPanel
 from training.config import defaults
+from training.memory import estimate_job_memory
 
 PANEL_KIND, PANEL_TITLE = "hitl", "Retrain (B)"
 NO_MODEL_TEXT = "Load a model to see how much memory a training job needs."
 Estimate = Callable[..., Any]  # estimate_job_memory(kind, config, model_dir, *, device) -> MemoryEstimate
-
-
-def default_estimate(kind: str, config: dict, model_dir: str | Path, *, device: str):
-    """training.memory.estimate_job_memory, looked up when called (ValueError when it is missing)."""
-    from training import memory
-
-    estimate = getattr(memory, "estimate_job_memory", None)
-    if estimate is None:
-        raise ValueError("this version of the training programs has no memory estimate")
-    return estimate(kind, config, model_dir, device=device)
 
 
 def model_device_key(device: str) -> str:
@@ -93,7 +84,7 @@ class MemoryPlanner(QObject):
         *,
         restore_version: Callable[[], Awaitable[str | None]],
         settings_for: Callable[[str], dict] = lambda _kind: {},
-        estimate: Estimate = default_estimate,
+        estimate: Estimate = estimate_job_memory,
         parent=None,
     ) -> None:
         super().__init__(parent)

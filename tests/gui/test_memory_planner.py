@@ -12,12 +12,13 @@ from types import SimpleNamespace
 from PySide6.QtCore import Qt
 
 from medalign_desktop.engine.devices import DeviceMemory
-from medalign_desktop.jobs.memory_plan import FITS, MAY_NOT_FIT, UNLOAD
+from medalign_desktop.jobs.memory_plan import FITS, MAY_NOT_FIT, UNLOAD, describe_bytes
 from medalign_desktop.store import Store
 from medalign_desktop.ui.annotate_page import Phase
 from medalign_desktop.ui.memory_planner import plan_on_devices
 from tests.gui.conftest import run, seed_verdicts, wait_answer, wait_phase
-from training.memory import MemoryEstimate
+from training.config import defaults
+from training.memory import MemoryEstimate, estimate_job_memory
 
 FAKE = Path(__file__).resolve().parents[1] / "data" / "fake_training.py"
 MiB, GiB = 2**20, 2**30
@@ -183,6 +184,29 @@ def test_the_train_page_shows_the_estimate_beside_the_buttons(qtbot, make_window
         timeout=10000,
     )
     assert panel.isVisible() and not panel.gpu_box.isVisible()  # one device: no choice to make
+
+
+def test_the_real_estimate_for_the_loaded_model_is_what_the_line_shows(qtbot, make_window, seeded_db):
+    window = make_window(db=seeded_db)
+    assert run(qtbot, window.start_task) is True
+    planner = window.training.planner
+    assert planner.estimate is estimate_job_memory  # training/memory.py, nothing injected but the RAM
+
+    async def read_devices() -> list[DeviceMemory]:
+        return cpu_with(64 * GiB)
+
+    planner.read_devices = read_devices
+    model_dir = window.options.model_dir
+    expected = estimate_job_memory("hitl", {**defaults("hitl"), "base_model": str(model_dir)}, model_dir)
+    window.show_page(2)
+    qtbot.waitUntil(
+        lambda: (
+            planner.panel.estimate_label.text()
+            == f"Estimated memory for a Retrain (B) job: about {describe_bytes(expected.total_bytes)}; "
+            "64 GiB free on CPU RAM"
+        ),
+        timeout=10000,
+    )
 
 
 def test_two_gpus_bring_the_gpu_choice_which_the_jobs_and_the_estimate_follow(
