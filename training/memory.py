@@ -74,6 +74,16 @@ LAYER_H, LAYER_Q, LAYER_KV, LAYER_I = 11.25, 7.25, 3.0, 5.25
 # With gradient checkpointing the backward recomputes one layer and holds its gradients next to its
 # activations: about twice one layer's activations at the peak.
 RECOMPUTE_FACTOR = 2
+# On a CPU (glibc's malloc) memory freed during a pass is not all given back to the system: glibc raises its
+# mmap threshold (up to 32 MiB) after the first large blocks are freed, so the activations of a few MiB that
+# gradient checkpointing frees layer by layer come from the heap and stay resident. Measured on SmolLM2-135M
+# (hitl, 2 x 256 tokens): one forward pass left 790 MiB resident that the live tensors (54 MiB) do not
+# explain, and with the threshold fixed (MALLOC_MMAP_THRESHOLD_=131072) the step peaked at 1,587 MiB instead of
+# 2,332 MiB. Modelled as a share of the activations a pass without checkpointing would have kept, fitted
+# on SmolLM2's hitl runs at 2 x 256 and 2 x 1,024 tokens (0.44 and 0.39); DPO's reference pass (no grad)
+# leaves another share (fitted on SmolLM2's DPO run, 2 pairs x 256 tokens).
+CPU_HEAP_RETAINED = 0.4
+CPU_HEAP_RETAINED_REFERENCE = 0.2
 
 # The process's fixed cost on the CPU: Python with torch, transformers, TRL, peft and datasets imported, the
 # tokenizer and the datasets. Fitted on this machine: the intercept of peak RSS against tokens per batch of
@@ -220,6 +230,7 @@ class _JobSettings:
 
     batch: int  # per-device training batch (examples or pairs); PPO: mini_batch_size
     eval_batch: int  # per-device evaluation batch; PPO: forward_batch_size (generation and scoring)
+    evaluates: bool  # a held-back slice is evaluated (eval_fraction > 0); PPO: False
     max_length: int
     max_new_tokens: int  # PPO only (0 otherwise)
     gradient_checkpointing: bool
@@ -243,6 +254,7 @@ class _JobSettings:
         return cls(
             batch=number("mini_batch_size" if ppo else "per_device_train_batch_size"),
             eval_batch=number("forward_batch_size" if ppo else "per_device_eval_batch_size"),
+            evaluates=not ppo and float(config.get("eval_fraction") or 0) > 0,
             max_length=number("max_length"),
             max_new_tokens=number("max_new_tokens") if ppo else 0,
             gradient_checkpointing=bool(config.get("gradient_checkpointing", True)),
@@ -294,15 +306,36 @@ def training_bytes(shape: ModelShape, kind: str, job: _JobSettings) -> float:
 
 def activation_bytes(shape: ModelShape, kind: str, job: _JobSettings, device: str) -> float:
     """The largest forward + backward (or generation) of the job, at max_length tokens per sequence."""
+    retained = heap_retained_bytes(shape, kind, job, device)
     if kind == "ppo":
-        return ppo_activation_bytes(shape, job, device)
-    sequences = 2 if kind in ("dpo", "reward") else 1  # a pair runs chosen and rejected together
+        return ppo_activation_bytes(shape, job, device) + retained
     lm_head = kind != "reward"
-    train = pass_bytes(shape, job.batch * sequences * job.max_length, device, job, lm_head, grad=True)
-    evaluate = pass_bytes(
-        shape, job.eval_batch * sequences * job.max_length, device, job, lm_head, grad=False
+    train = pass_bytes(shape, training_tokens(kind, job), device, job, lm_head, grad=True)
+    if not job.evaluates:
+        return train + retained
+    eval_tokens = job.eval_batch * sequences_per_example(kind) * job.max_length
+    return max(train, pass_bytes(shape, eval_tokens, device, job, lm_head, grad=False)) + retained
+
+
+def sequences_per_example(kind: str) -> int:
+    return 2 if kind in ("dpo", "reward") else 1  # a pair runs chosen and rejected together
+
+
+def training_tokens(kind: str, job: _JobSettings) -> int:
+    """Tokens of one training forward pass: the batch (PPO: the mini-batch) at max_length."""
+    return job.batch * sequences_per_example(kind) * job.max_length
+
+
+def heap_retained_bytes(shape: ModelShape, kind: str, job: _JobSettings, device: str) -> float:
+    """What glibc keeps resident of the memory a checkpointed pass frees (CPU_HEAP_RETAINED); 0 on CUDA
+    (PyTorch's caching allocator is not glibc) and without gradient checkpointing (nothing is freed early)."""
+    if device != "cpu" or not job.gradient_checkpointing:
+        return 0
+    without_checkpointing = (
+        training_tokens(kind, job) * shape.layers * shape.layer_activations_per_token() * FP32
     )
-    return max(train, evaluate)
+    share = CPU_HEAP_RETAINED + (CPU_HEAP_RETAINED_REFERENCE if kind == "dpo" else 0)
+    return share * without_checkpointing
 
 
 def pass_bytes(
@@ -337,7 +370,7 @@ def ppo_activation_bytes(shape: ModelShape, job: _JobSettings, device: str) -> f
     scoring = job.eval_batch * (
         length * shape.layer_activations_per_token() * size + (PPO_LOGIT_COPIES - 1) * logits
     )
-    decoder = pass_bytes(shape, job.batch * length, device, job, lm_head=False, grad=True)
+    decoder = pass_bytes(shape, training_tokens("ppo", job), device, job, lm_head=False, grad=True)
     training = decoder + job.batch * PPO_LOGIT_COPIES * logits
     return max(generation, scoring, training)
 

@@ -110,9 +110,14 @@ def test_training_part_scales_with_the_lora_rank(smol):
 
 
 def test_gradient_checkpointing_saves_activations(smol):
-    on = estimate("hitl", smol, max_length=512, gradient_checkpointing=True)
-    off = estimate("hitl", smol, max_length=512, gradient_checkpointing=False)
-    assert off.parts["activations"] > 2 * on.parts["activations"]
+    def activations(device: str, checkpointing: bool) -> int:
+        return estimate("hitl", smol, device, max_length=512, gradient_checkpointing=checkpointing).parts[
+            "activations"
+        ]
+
+    assert activations("cuda", False) > 3 * activations("cuda", True)
+    # on a CPU glibc keeps part of what checkpointing frees resident (CPU_HEAP_RETAINED): less is saved
+    assert activations("cpu", True) < activations("cpu", False) < 2 * activations("cpu", True)
 
 
 def test_dpo_needs_more_than_hitl_at_the_same_settings(smol):
