@@ -20,12 +20,15 @@ The estimate is the sum of four parts, each from the model's shape and the job's
 - activations: what the largest forward + backward holds at its peak: the decoder's activations (one layer's
   worth plus each layer's checkpointed input with gradient checkpointing, every layer's without), and the
   LM head's logits, which TRL's fused LM head computes in tiles of at most 4,096 tokens x 32,768 vocabulary
-  columns; PPO: the generation KV cache, the no-grad scoring passes and the mini-batch's training pass;
+  columns; PPO: the generation KV cache, the no-grad scoring passes and the mini-batch's training pass; on
+  the CPU also what glibc keeps resident of the memory checkpointing frees (CPU_HEAP_RETAINED);
 - runtime: the fixed cost of the process (Python with torch, transformers, TRL, peft and datasets imported,
   the tokenizer and the dataset), measured on this CPU; on CUDA the CUDA context instead.
 
 Worst case by design: every sequence is taken as ``max_length`` tokens long (TRL pads a batch to its longest
-sequence, so one long example is enough to reach it). Jobs on short data therefore peak below the estimate.
+sequence, so one long example is enough to reach it), and every PPO prompt as max_length - max_new_tokens.
+Jobs on short data therefore peak below the estimate. The dtype in the model's config.json does not matter:
+training/lora.py loads fp32 on the CPU and NF4 / bf16 on CUDA whatever the file holds.
 
 Checked against measured peak RSS (tests/training/test_memory_estimate.py, figures in training/README.md) on
 this CPU only. The CUDA figures follow the same formula with bf16 activations and the Triton LM head (one
@@ -85,15 +88,17 @@ RECOMPUTE_FACTOR = 2
 CPU_HEAP_RETAINED = 0.4
 CPU_HEAP_RETAINED_REFERENCE = 0.2
 
-# The process's fixed cost on the CPU: Python with torch, transformers, TRL, peft and datasets imported, the
-# tokenizer and the datasets. Fitted on this machine: the intercept of peak RSS against tokens per batch of
-# the tiny model's runs (weights 13 MB), 495 MiB for hitl and 500 MiB for reward; the PPO program imports no
-# TRL nor datasets: 380 MiB.
+# The process's fixed cost on the CPU: Python with torch, transformers, TRL, peft and datasets imported (427 MiB
+# measured for the imports alone), the tokenizer and the datasets. Fitted on this machine on the tiny model
+# (13 MB of weights), where nearly everything else is the logit tiles: the intercept of peak RSS against
+# tokens per batch, 495 MiB for hitl, and the reward run, 500 MiB with 35 MiB of activations. The PPO program
+# imports no TRL trainer nor datasets: its tiny runs peaked at 422 and 428 MiB, about 35 MiB of it modelled.
 CPU_RUNTIME_BYTES = 490 * MiB
-CPU_PPO_RUNTIME_BYTES = 380 * MiB
+CPU_PPO_RUNTIME_BYTES = 390 * MiB
 # The CUDA context and cuBLAS workspaces: the usual figure, not measured here (no GPU was available).
 CUDA_CONTEXT_BYTES = 500 * MiB
 
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 TRAINER_KINDS = ("sft", "hitl", "dpo", "reward")
 KINDS = TRAINER_KINDS + ("ppo",)
 
@@ -212,7 +217,7 @@ def estimate_job_memory(
         raise ValueError(f"device must be 'cpu' or 'cuda' (got {device!r}).")
     from training.config import defaults  # standard library only
 
-    job = _JobSettings.read(kind, {**defaults(kind), **config})
+    job = JobSettings.read(kind, {**defaults(kind), **config})
     shape = read_shape(model_dir)
     parts = {
         "weights": weight_bytes(shape, device, job.quantization, lm_head=kind != "reward"),
@@ -225,7 +230,7 @@ def estimate_job_memory(
 
 
 @dataclass(frozen=True)
-class _JobSettings:
+class JobSettings:
     """The settings the estimate reads, checked (a clear error instead of a TypeError deep in the formula)."""
 
     batch: int  # per-device training batch (examples or pairs); PPO: mini_batch_size
@@ -240,7 +245,7 @@ class _JobSettings:
     reward: tuple[int, list[str]] | None  # PPO's frozen reward adapter
 
     @classmethod
-    def read(cls, kind: str, config: dict[str, Any]) -> _JobSettings:
+    def read(cls, kind: str, config: dict[str, Any]) -> JobSettings:
         def number(key: str) -> int:
             value = config.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -274,7 +279,7 @@ def adapter_lora(folder: str | None, fallback: tuple[int, list[str]]) -> tuple[i
     except (OSError, ValueError, KeyError, TypeError):
         return fallback
     if isinstance(targets, str):  # peft also accepts a regular expression: assume every projection
-        targets = list(ModelShape(1, 1, 1, 1, 1, 1, 1, True).linears())
+        targets = list(PROJECTIONS)
     if not isinstance(rank, int) or not isinstance(targets, list):
         return fallback
     return rank, targets
@@ -292,7 +297,7 @@ def weight_bytes(shape: ModelShape, device: str, quantization: str, lm_head: boo
     return (linear + other) * BF16
 
 
-def training_bytes(shape: ModelShape, kind: str, job: _JobSettings) -> float:
+def training_bytes(shape: ModelShape, kind: str, job: JobSettings) -> float:
     """The trainable adapter (and head) with gradients and Adam moments, and the frozen adapters beside it."""
     trainable = shape.lora_parameters(*job.lora)
     if kind in ("reward", "ppo"):  # the reward job's score head; PPO's value head (with its bias)
@@ -304,7 +309,7 @@ def training_bytes(shape: ModelShape, kind: str, job: _JobSettings) -> float:
     return trainable * TRAINABLE_BYTES + frozen * FP32
 
 
-def activation_bytes(shape: ModelShape, kind: str, job: _JobSettings, device: str) -> float:
+def activation_bytes(shape: ModelShape, kind: str, job: JobSettings, device: str) -> float:
     """The largest forward + backward (or generation) of the job, at max_length tokens per sequence."""
     retained = heap_retained_bytes(shape, kind, job, device)
     if kind == "ppo":
@@ -321,12 +326,12 @@ def sequences_per_example(kind: str) -> int:
     return 2 if kind in ("dpo", "reward") else 1  # a pair runs chosen and rejected together
 
 
-def training_tokens(kind: str, job: _JobSettings) -> int:
+def training_tokens(kind: str, job: JobSettings) -> int:
     """Tokens of one training forward pass: the batch (PPO: the mini-batch) at max_length."""
     return job.batch * sequences_per_example(kind) * job.max_length
 
 
-def heap_retained_bytes(shape: ModelShape, kind: str, job: _JobSettings, device: str) -> float:
+def heap_retained_bytes(shape: ModelShape, kind: str, job: JobSettings, device: str) -> float:
     """What glibc keeps resident of the memory a checkpointed pass frees (CPU_HEAP_RETAINED); 0 on CUDA
     (PyTorch's caching allocator is not glibc) and without gradient checkpointing (nothing is freed early)."""
     if device != "cpu" or not job.gradient_checkpointing:
@@ -339,7 +344,7 @@ def heap_retained_bytes(shape: ModelShape, kind: str, job: _JobSettings, device:
 
 
 def pass_bytes(
-    shape: ModelShape, tokens: int, device: str, job: _JobSettings, lm_head: bool, grad: bool
+    shape: ModelShape, tokens: int, device: str, job: JobSettings, lm_head: bool, grad: bool
 ) -> float:
     """One forward (+ backward with ``grad``) over ``tokens`` tokens through the decoder and TRL's fused LM head."""
     size = FP32 if device == "cpu" else BF16
@@ -357,7 +362,7 @@ def pass_bytes(
     return decoder + tile + tokens * shape.hidden * FP32  # + the fp32 gradient of the last hidden state
 
 
-def ppo_activation_bytes(shape: ModelShape, job: _JobSettings, device: str) -> float:
+def ppo_activation_bytes(shape: ModelShape, job: JobSettings, device: str) -> float:
     """The largest of PPO's three phases (training/ppo/loop.py): generation, scoring and one mini-batch step.
 
     ``job.eval_batch`` is forward_batch_size (rollouts per generate call and per scoring pass)."""
