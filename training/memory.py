@@ -82,9 +82,10 @@ RECOMPUTE_FACTOR = 2
 # gradient checkpointing frees layer by layer come from the heap and stay resident. Measured on SmolLM2-135M
 # (hitl, 2 x 256 tokens): one forward pass left 790 MiB resident that the live tensors (54 MiB) do not
 # explain, and with the threshold fixed (MALLOC_MMAP_THRESHOLD_=131072) the step peaked at 1,587 MiB instead of
-# 2,332 MiB. Modelled as a share of the activations a pass without checkpointing would have kept, fitted
-# on SmolLM2's hitl runs at 2 x 256 and 2 x 1,024 tokens (0.44 and 0.39); DPO's reference pass (no grad)
-# leaves another share (fitted on SmolLM2's DPO run, 2 pairs x 256 tokens).
+# 2,332 MiB. It grows over the first few passes, then levels off (SmolLM2 hitl: 2,221 MiB after 2 passes,
+# 2,261 after 6; dpo: 3,004 after 2, 3,765 after 4, 3,710 after 6). Modelled as a share of the activations a
+# pass without checkpointing would have kept, fitted on SmolLM2's hitl runs at 2 x 256 and 2 x 1,024 tokens
+# (0.44 and 0.39); DPO's reference pass (no grad) leaves another share (fitted on SmolLM2's DPO runs above).
 CPU_HEAP_RETAINED = 0.4
 CPU_HEAP_RETAINED_REFERENCE = 0.2
 
