@@ -193,6 +193,10 @@ class LossPlot(QWidget):
 
     def _lay_out(self, panels: tuple[Panel, ...], *, legends: bool) -> None:
         """Empty panels: the loss across the top, the others two by two (``legends``: on every panel)."""
+        # The plots taken off the canvas stay referenced until the next layout: destroyed at once, a repaint
+        # of the page soon after (another widget on it updating as a job of another kind started) crashed
+        # in QGraphicsView.paintEvent (segfault; tests/gui/test_preference_training.py at the PPO step).
+        self._retired_plots = self.plots
         self.canvas.clear()
         self.curves, self.run_curves, self.plots, self.panels = {}, {}, [], panels
         for index, panel in enumerate(panels):
