@@ -1,6 +1,7 @@
 """The Train page's checkpoint choices: which checkpoint new versions come from, and for a finished job whose
 best and last checkpoints differ, the offer to make the other one a version too.
 
+    [x] Stop early after [3] evaluations without improvement
     New versions from: [best checkpoint (lowest evaluation loss) | last step]
     Version B-iter-3 is the best checkpoint (step 40, eval loss 1.23).
     [Make the last checkpoint (step 60, eval loss 1.3) a version]
@@ -9,7 +10,7 @@ best and last checkpoints differ, the offer to make the other one a version too.
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QWidget
 
 from medalign_desktop.jobs.resume import CheckpointOffer, describe
 
@@ -45,6 +46,41 @@ class VersionSourceChoice(QWidget):
 
     def set_value(self, value: str) -> None:
         self.combo.setCurrentIndex(max(0, self.combo.findData(value)))
+
+
+class EarlyStoppingChoice(QWidget):
+    """'Stop early after N evaluations without improvement'; ``changed`` gives the patience (0: off)."""
+
+    changed = Signal(int)
+    DEFAULT_PATIENCE = 3
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.check = QCheckBox("Stop early after")
+        self.patience = QSpinBox(minimum=1, maximum=50, value=self.DEFAULT_PATIENCE)
+        self.patience.setSuffix(" evaluations")
+        self.setToolTip(
+            "Stop a training job when its evaluation loss (PPO: evaluation reward) on the held-back slice has "
+            "not improved for this many evaluations in a row; the best checkpoint so far is kept"
+        )
+        self.check.toggled.connect(self.patience.setEnabled)
+        self.check.toggled.connect(lambda _on: self.changed.emit(self.value))
+        self.patience.valueChanged.connect(lambda _n: self.changed.emit(self.value))
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.check)
+        layout.addWidget(self.patience)
+        layout.addWidget(QLabel("without improvement"))
+        self.patience.setEnabled(False)
+
+    @property
+    def value(self) -> int:
+        return self.patience.value() if self.check.isChecked() else 0
+
+    def set_value(self, patience: int) -> None:
+        if patience > 0:
+            self.patience.setValue(patience)
+        self.check.setChecked(patience > 0)
 
 
 class CheckpointOfferRow(QWidget):

@@ -169,6 +169,15 @@ class AppSettings:
         self.qsettings.setValue("training/version_from", value)
 
     @property
+    def early_stopping_patience(self) -> int:
+        """Evaluations without improvement after which a training job stops early; 0: never."""
+        return max(0, int(self._get("training/early_stopping_patience", 0, int)))
+
+    @early_stopping_patience.setter
+    def early_stopping_patience(self, value: int) -> None:
+        self.qsettings.setValue("training/early_stopping_patience", max(0, int(value)))
+
+    @property
     def launcher(self) -> str:
         """How training programs start (e.g. ``accelerate launch --multi_gpu -m training``)."""
         return str(self._get("training/launcher", DEFAULT_LAUNCHER, str)).strip() or DEFAULT_LAUNCHER

@@ -39,7 +39,7 @@ from medalign_desktop.jobs.manager import JobManager
 from medalign_desktop.jobs.resume import RESUMABLE_KINDS, ResumeError
 from medalign_desktop.store.vocab import TERMINAL_JOB_STATES
 from medalign_desktop.ui import labels
-from medalign_desktop.ui.checkpoint_row import CheckpointOfferRow, VersionSourceChoice
+from medalign_desktop.ui.checkpoint_row import CheckpointOfferRow, EarlyStoppingChoice, VersionSourceChoice
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.loss_plot import LossPlot
 
@@ -167,6 +167,11 @@ class TrainPage(QWidget):
         self.jobs.version_from = self.ctx.settings.version_from  # the choice is kept between sessions
         self.version_source.set_value(self.jobs.version_from)
         self.version_source.changed.connect(self._set_version_from)
+        self.early_stopping = EarlyStoppingChoice()
+        self.early_stopping.set_value(self.ctx.settings.early_stopping_patience)
+        self.early_stopping.changed.connect(
+            lambda patience: setattr(self.ctx.settings, "early_stopping_patience", patience)
+        )
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.eta_label = QLabel()
@@ -202,6 +207,8 @@ class TrainPage(QWidget):
         plan = QHBoxLayout()
         plan.addLayout(self.plan_row)
         plan.addStretch(1)
+        plan.addWidget(self.early_stopping)
+        plan.addSpacing(16)
         plan.addWidget(self.version_source)
         layout.addLayout(buttons)
         layout.addLayout(plan)

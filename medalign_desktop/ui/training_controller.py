@@ -145,7 +145,9 @@ class TrainingController(QObject):
     def overrides_for(self, kind: str) -> dict:
         """The common overrides this kind's config knows (PPO has no batch size per device, ...), then its own."""
         known = defaults(kind)
-        common = {key: value for key, value in self.overrides.items() if key in known}
+        patience = self.ctx.settings.early_stopping_patience  # the Train page's "Stop early" choice
+        chosen = {"early_stopping_patience": patience} if patience else {}
+        common = {key: value for key, value in {**chosen, **self.overrides}.items() if key in known}
         return {**common, **self.kind_overrides.get(kind, {})}
 
     async def on_verdict_saved(self) -> None:

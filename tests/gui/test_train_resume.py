@@ -138,3 +138,24 @@ def test_every_method_plots_its_evaluation_beside_its_training_curve():
             (panel,) = [p for p in PANELS[kind] if training in {c.metric for c in p.curves}]
             curve = next((c for c in panel.curves if c.metric == evaluation), None)
             assert curve is not None and curve.dots, (kind, panel.title, evaluation)
+
+
+def test_stop_early_choice_reaches_the_jobs_settings_and_is_kept(qtbot, make_window, db_path):
+    window = make_window(model=None, db=db_path)
+    run(qtbot, window.start_task)
+    window.show_page(2)
+    choice, training = window.training.train_page.early_stopping, window.training
+    assert choice.value == 0 and not choice.patience.isEnabled()
+    assert "early_stopping_patience" not in training.overrides_for("hitl")  # off: the kind's default (0)
+
+    choice.check.setChecked(True)
+    assert choice.patience.isEnabled() and choice.value == 3
+    assert window.ctx.settings.early_stopping_patience == 3  # kept for the next session
+    choice.patience.setValue(5)
+    for kind in ("sft", "hitl", "dpo", "reward", "ppo"):  # every training kind has the setting
+        assert training.overrides_for(kind)["early_stopping_patience"] == 5, kind
+    assert "early_stopping_patience" not in training.overrides_for("score")  # it trains nothing
+
+    choice.check.setChecked(False)
+    assert window.ctx.settings.early_stopping_patience == 0
+    assert "early_stopping_patience" not in training.overrides_for("ppo")
