@@ -85,9 +85,11 @@ RECOMPUTE_FACTOR = 2
 # 2,332 MiB. It grows over the first few passes, then levels off (SmolLM2 hitl: 2,221 MiB after 2 passes,
 # 2,261 after 6; dpo: 3,004 after 2, 3,765 after 4, 3,710 after 6). Modelled as a share of the activations a
 # pass without checkpointing would have kept, fitted on SmolLM2's hitl runs at 2 x 256 and 2 x 1,024 tokens
-# (0.44 and 0.39); DPO's reference pass (no grad) leaves another share (fitted on SmolLM2's DPO runs above).
+# (0.44 and 0.39). A pass without grad over the same tokens (DPO's reference pass, an evaluation) frees layer
+# by layer too and leaves another share: fitted on SmolLM2's DPO runs above, and it explains its reward runs
+# (which evaluate a held-back pair), 3,767 and 4,142 MiB, that the first share alone put at 0.88 and 0.80.
 CPU_HEAP_RETAINED = 0.4
-CPU_HEAP_RETAINED_REFERENCE = 0.2
+CPU_HEAP_RETAINED_NO_GRAD = 0.2
 
 # The process's fixed cost on the CPU: Python with torch, transformers, TRL, peft and datasets imported (427 MiB
 # measured for the imports alone), the tokenizer and the datasets. Fitted on this machine on the tiny model
@@ -333,15 +335,20 @@ def training_tokens(kind: str, job: JobSettings) -> int:
 
 
 def heap_retained_bytes(shape: ModelShape, kind: str, job: JobSettings, device: str) -> float:
-    """What glibc keeps resident of the memory a checkpointed pass frees (CPU_HEAP_RETAINED); 0 on CUDA
-    (PyTorch's caching allocator is not glibc) and without gradient checkpointing (nothing is freed early)."""
-    if device != "cpu" or not job.gradient_checkpointing:
+    """What glibc keeps resident on a CPU of the memory that passes free layer by layer (CPU_HEAP_RETAINED):
+    the checkpointed training pass's, DPO's reference pass's and the evaluation pass's. 0 on CUDA (PyTorch's
+    caching allocator, not glibc)."""
+    if device != "cpu":
         return 0
-    without_checkpointing = (
-        training_tokens(kind, job) * shape.layers * shape.layer_activations_per_token() * FP32
-    )
-    share = CPU_HEAP_RETAINED + (CPU_HEAP_RETAINED_REFERENCE if kind == "dpo" else 0)
-    return share * without_checkpointing
+    per_token = shape.layers * shape.layer_activations_per_token() * FP32  # a pass without checkpointing
+    tokens = training_tokens(kind, job)
+    retained = CPU_HEAP_RETAINED * tokens * per_token if job.gradient_checkpointing else 0
+    if kind == "dpo":  # the reference pass, without grad
+        retained += CPU_HEAP_RETAINED_NO_GRAD * tokens * per_token
+    if job.evaluates:
+        eval_tokens = job.eval_batch * sequences_per_example(kind) * job.max_length
+        retained += CPU_HEAP_RETAINED_NO_GRAD * eval_tokens * per_token
+    return retained
 
 
 def pass_bytes(

@@ -79,17 +79,22 @@ def test_cpu_weights_are_fp32_whatever_the_file_holds(smol):
 
 
 def test_activations_grow_with_batch_and_length(smol):
-    def activations(**config) -> int:
-        return estimate("hitl", smol, max_length=256, per_device_eval_batch_size=1, **config).parts[
-            "activations"
-        ]
+    def activations(batch: int, length: int = 256) -> int:
+        config = dict(max_length=length, per_device_train_batch_size=batch, eval_fraction=0.0)
+        return estimate("hitl", smol, **config).parts["activations"]
 
-    one, two, four = (activations(per_device_train_batch_size=b) for b in (1, 2, 4))
+    one, two, four = (activations(b) for b in (1, 2, 4))
     assert one < two < four
     assert two == pytest.approx(2 * one, rel=0.01)  # linear below the LM head's 4,096-token tile
-    short = estimate("hitl", smol, max_length=256, per_device_train_batch_size=2).parts["activations"]
-    long = estimate("hitl", smol, max_length=1024, per_device_train_batch_size=2).parts["activations"]
-    assert long == pytest.approx(4 * short, rel=0.01)
+    assert activations(2, 1024) == pytest.approx(4 * activations(2, 256), rel=0.01)
+
+
+def test_evaluation_counts_only_with_a_held_back_slice(smol):
+    def activations(eval_fraction: float) -> int:
+        config = dict(max_length=256, per_device_train_batch_size=1, per_device_eval_batch_size=8)
+        return estimate("hitl", smol, eval_fraction=eval_fraction, **config).parts["activations"]
+
+    assert activations(0.1) > 2 * activations(0.0)  # the evaluation batch is 8 times the training batch
 
 
 def test_the_logit_tile_stops_growing_past_4096_tokens(large):
