@@ -321,8 +321,8 @@ def activation_bytes(shape: ModelShape, kind: str, job: JobSettings, device: str
     train = pass_bytes(shape, training_tokens(kind, job), device, job, lm_head, grad=True)
     if not job.evaluates:
         return train + retained
-    eval_tokens = job.eval_batch * sequences_per_example(kind) * job.max_length
-    return max(train, pass_bytes(shape, eval_tokens, device, job, lm_head, grad=False)) + retained
+    evaluate = pass_bytes(shape, evaluation_tokens(kind, job), device, job, lm_head, grad=False)
+    return max(train, evaluate) + retained
 
 
 def sequences_per_example(kind: str) -> int:
@@ -332,6 +332,10 @@ def sequences_per_example(kind: str) -> int:
 def training_tokens(kind: str, job: JobSettings) -> int:
     """Tokens of one training forward pass: the batch (PPO: the mini-batch) at max_length."""
     return job.batch * sequences_per_example(kind) * job.max_length
+
+
+def evaluation_tokens(kind: str, job: JobSettings) -> int:
+    return job.eval_batch * sequences_per_example(kind) * job.max_length
 
 
 def heap_retained_bytes(shape: ModelShape, kind: str, job: JobSettings, device: str) -> float:
@@ -346,8 +350,7 @@ def heap_retained_bytes(shape: ModelShape, kind: str, job: JobSettings, device: 
     if kind == "dpo":  # the reference pass, without grad
         retained += CPU_HEAP_RETAINED_NO_GRAD * tokens * per_token
     if job.evaluates:
-        eval_tokens = job.eval_batch * sequences_per_example(kind) * job.max_length
-        retained += CPU_HEAP_RETAINED_NO_GRAD * eval_tokens * per_token
+        retained += CPU_HEAP_RETAINED_NO_GRAD * evaluation_tokens(kind, job) * per_token
     return retained
 
 
