@@ -104,6 +104,10 @@ class EngineService(QObject):
             self.adapter_name = self._engine.load_adapter(adapter_dir) if adapter_dir else None
             return loaded
 
+        return await self._load_with(work)
+
+    async def _load_with(self, work: Callable[[], LoadedModel]) -> LoadedModel:
+        """Run a loading ``work`` on the engine thread, flagged as loading, and announce the loaded model."""
         self._loading = True
         try:
             loaded = await self._run(work)
@@ -137,13 +141,7 @@ class EngineService(QObject):
             self.adapter_name = self._engine.active_adapter
             return loaded
 
-        self._loading = True
-        try:
-            loaded = await self._run(work)
-        finally:
-            self._loading = False
-        self.model_loaded.emit(loaded)
-        return loaded
+        return await self._load_with(work)
 
     async def device_memory(self) -> list[DeviceMemory]:
         """The GPUs and the CPU with their free memory, read off the GUI thread (and not queued behind an
