@@ -201,17 +201,17 @@ class TrainPage(QWidget):
         splitter.setSizes([420, 780])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
-        # The memory planner's estimate and the GPU choice sit here, beside the buttons (add_plan_widget);
-        # which checkpoint becomes a version at its right end.
+        # Under the buttons: how training goes (stop early, which checkpoint becomes a version), then the
+        # memory planner's estimate and the GPU choice across the whole width (add_plan_widget).
+        choices = QHBoxLayout()
+        choices.addWidget(self.early_stopping)
+        choices.addSpacing(24)
+        choices.addWidget(self.version_source)
+        choices.addStretch(1)
         self.plan_row = QHBoxLayout()
-        plan = QHBoxLayout()
-        plan.addLayout(self.plan_row)
-        plan.addStretch(1)
-        plan.addWidget(self.early_stopping)
-        plan.addSpacing(16)
-        plan.addWidget(self.version_source)
         layout.addLayout(buttons)
-        layout.addLayout(plan)
+        layout.addLayout(choices)
+        layout.addLayout(self.plan_row)
         layout.addWidget(splitter, 1)
 
     def add_plan_widget(self, widget: QWidget) -> None:

@@ -167,7 +167,9 @@ def test_a_model_that_cannot_come_back_says_so_and_how_to_load_it(
     assert messages[-1].endswith("). Open it with File > Open model folder.") and str(gone) in messages[-1]
     assert window.annotate.actions.feedback.text() == "Answering model unloaded"
     assert window.status.model.toolTip() == messages[-1]
-    assert window.ctx.errors.shown and str(gone) in window.ctx.errors.shown[-1]  # the dialog, readable
+    # the dialog, readable: the failed task reaches the error reporter an event-loop turn after the message
+    qtbot.waitUntil(lambda: bool(window.ctx.errors.shown), timeout=5000)
+    assert str(gone) in window.ctx.errors.shown[-1]
     assert window.ctx.engine.loaded is None and planner.released is None  # no retry loop on every idle
 
 
