@@ -35,6 +35,7 @@ from medalign_desktop.ui.annotate_widgets import (
     ReviewExtras,
 )
 from medalign_desktop.ui.compare_widgets import CompareOptions, TwoAnswerView
+from medalign_desktop.ui.plain import plain
 from medalign_desktop.ui.settings import AppSettings
 
 
@@ -113,7 +114,7 @@ class AnnotateView(QWidget):
     def _build_top_bar(self) -> QHBoxLayout:
         bar = QHBoxLayout()
         bar.setSpacing(12)
-        self.position = QLabel()
+        self.position = plain(QLabel())
         self.position.setObjectName("positionLabel")
         self.queue_filter = QComboBox()
         self.queue_filter.addItem("Not yet annotated", "unannotated")
@@ -122,7 +123,7 @@ class AnnotateView(QWidget):
         self.held_out = QCheckBox("Include held-out")
         self.held_out.setToolTip("Held-out questions are kept for evaluation and hidden by default")
         self.held_out.setChecked(self._settings.include_held_out)
-        self.samples = QLabel()
+        self.samples = plain(QLabel())
         self.samples.setObjectName("pillLabel")
         self.retrain_button = QPushButton("Retrain now")
         self.retrain_button.setObjectName("secondaryButton")

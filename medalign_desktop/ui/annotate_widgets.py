@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from medalign_desktop.ui import labels
+from medalign_desktop.ui.plain import plain
 
 
 def card(title: str, object_name: str = "card") -> tuple[QFrame, QVBoxLayout, QHBoxLayout]:
@@ -35,7 +36,7 @@ def card(title: str, object_name: str = "card") -> tuple[QFrame, QVBoxLayout, QH
     body.setContentsMargins(18, 14, 18, 16)
     body.setSpacing(10)
     caption = QHBoxLayout()
-    title_label = QLabel(title.upper())
+    title_label = plain(QLabel(title.upper()))  # may hold a version name
     title_label.setObjectName("cardTitle")
     caption.addWidget(title_label)
     caption.addStretch(1)
@@ -80,7 +81,7 @@ class QuestionPanel(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(frame)
-        self.meta = QLabel()
+        self.meta = plain(QLabel())  # the external id: imported content
         self.meta.setObjectName("metaLabel")
         caption.addWidget(self.meta)
         self.text = FittedTextView("questionText")
@@ -93,7 +94,7 @@ class QuestionPanel(QFrame):
         self.reference_toggle.setText("Reference answer")
         self.reference_toggle.toggled.connect(self._show_reference)
         body.addWidget(self.reference_toggle)
-        self.reference = QLabel()
+        self.reference = plain(QLabel())  # imported content
         self.reference.setObjectName("referenceText")
         self.reference.setWordWrap(True)
         self.reference.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -132,7 +133,7 @@ class AnswerPanel(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(frame)
-        self.status = QLabel()
+        self.status = plain(QLabel())
         self.status.setObjectName("metaLabel")
         caption.addWidget(self.status)
         self.text = reading_view("answerText")
@@ -359,7 +360,7 @@ class ActionBar(QWidget):
         self.regenerate = button("Regenerate  [G]", "secondaryButton", "Ask the model again")
         self.stop = button("Stop  [Esc]", "secondaryButton", "Stop the answer being written")
         layout.addStretch(1)
-        self.feedback = QLabel()
+        self.feedback = plain(QLabel())  # may quote a refused field
         self.feedback.setObjectName("feedbackLabel")
         layout.addWidget(self.feedback)
 

@@ -48,6 +48,7 @@ from medalign_desktop.ui.compare_results import (
 )
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.errors import EXPECTED_ERRORS, readable_message
+from medalign_desktop.ui.plain import plain
 from medalign_desktop.ui.report_pdf import write_pdf
 from medalign_desktop.ui.review_flow import BlindReview
 from medalign_desktop.ui.review_widgets import BlindReviewView
@@ -144,7 +145,7 @@ class ComparePage(QWidget):
         body.addWidget(self.export_button)
         body.addWidget(note)
         layout.addWidget(frame)
-        self.status = QLabel()
+        self.status = plain(QLabel())
         self.status.setObjectName("feedbackLabel")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -180,7 +181,7 @@ class ComparePage(QWidget):
         self.ranking_section = Section("Ranking and safety flags", self.ranking)
         self.plots = VersionPlots()
         self.plots_section = Section("Over the retrain iterations", self.plots)
-        self.settings_label = QLabel()
+        self.settings_label = plain(QLabel())
         self.settings_label.setObjectName("metaLabel")
         self.metrics_section.caption.addWidget(self.settings_label)
         row = QHBoxLayout()

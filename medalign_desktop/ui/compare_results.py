@@ -37,6 +37,8 @@ from medalign_desktop.evaluation.stats import (
 from medalign_desktop.jobs.requests import POLICY_KINDS
 from medalign_desktop.ui import labels
 from medalign_desktop.ui.annotate_widgets import card
+from medalign_desktop.ui.plain import plain
+from medalign_desktop.ui.plain import tip as plain_tip
 from medalign_desktop.ui.style import colour_plot, plot_colours, theme_manager
 
 BASE = "base"  # the base model alone, as evaluation results and votes name it
@@ -176,7 +178,7 @@ def read_only(table: QTableWidget, columns: tuple[str, ...] = ()) -> None:
 def cell(text: str, tip: str = "", *, align_right: bool = False) -> QTableWidgetItem:
     item = QTableWidgetItem(text)
     if tip:
-        item.setToolTip(tip)
+        item.setToolTip(plain_tip(tip) or "")  # version names and texts are content
     if align_right:
         item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     return item
@@ -193,7 +195,7 @@ class Section(QWidget):
         layout.addWidget(frame)
         self.stack = QStackedWidget()
         self.content = content
-        self.message = QLabel()
+        self.message = plain(QLabel())
         self.message.setObjectName("hintLabel")
         self.message.setWordWrap(True)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)

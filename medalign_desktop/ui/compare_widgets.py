@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from medalign_desktop.ui.annotate_widgets import AnswerPanel
+from medalign_desktop.ui.plain import plain
 
 SLOT_CHOICES = ("first", "second")  # Answer 1, Answer 2, as the store names them
 CHOICE_LABELS = {
@@ -125,7 +126,7 @@ class ChoiceBar(QWidget):
         }
         self.edit = button("Correct  [E]", "editButton", "Say which answer is better (1 or 2) and correct it")
         layout.addSpacing(8)
-        self.hint = QLabel(COMPARE_HINT)
+        self.hint = plain(QLabel(COMPARE_HINT))
         self.hint.setObjectName("hintLabel")
         self.hint.setWordWrap(True)
         layout.addWidget(self.hint, 1)

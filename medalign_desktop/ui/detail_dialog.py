@@ -29,6 +29,7 @@ from medalign_desktop.ui import dialogs, labels
 from medalign_desktop.ui.annotate_widgets import RatingSelector
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.diff import diff_html, plain_html
+from medalign_desktop.ui.plain import plain
 from medalign_desktop.ui.style import html_colour
 
 SHOWN_AUDIT_FIELDS = (
@@ -77,7 +78,7 @@ def audit_summary(entry: AuditEntry) -> str:
 
 def verdict_html(detail: FeedbackDetail) -> str:
     colour = labels.VERDICT_COLOURS.get(detail.verdict, "#333")
-    verdict = f'<b style="color:{colour};">{labels.verdict_label(detail.verdict)}</b>'
+    verdict = f'<b style="color:{colour};">{html.escape(labels.verdict_label(detail.verdict))}</b>'
     if detail.reject_reason:
         verdict += f" · {html.escape(labels.code_label(detail.reject_reason))}"
     if detail.reject_note:
@@ -111,7 +112,7 @@ def detail_html(detail: FeedbackDetail) -> str:
     if detail.reference_answer:
         parts.append(_section("Reference answer", plain_html(detail.reference_answer)))
     rows = "".join(
-        f"<tr><td>{labels.local_time(e.created_at, seconds=True)}</td><td><b>{e.action}</b></td>"
+        f"<tr><td>{labels.local_time(e.created_at, seconds=True)}</td><td><b>{html.escape(e.action)}</b></td>"
         f"<td>{html.escape(e.annotator)}</td><td>{html.escape(audit_summary(e))}</td></tr>"
         for e in detail.audit
     )
@@ -138,7 +139,7 @@ class FeedbackDetailDialog(QDialog):
         layout.setContentsMargins(18, 18, 18, 14)
         layout.addWidget(self.view, 1)
         layout.addWidget(self._build_corrections())
-        self.status = QLabel()
+        self.status = plain(QLabel())
         self.status.setObjectName("feedbackLabel")
         layout.addWidget(self.status)
 

@@ -105,6 +105,7 @@ def ask_annotator_name(parent: QWidget | None) -> str | None:
 
 def confirm(parent: QWidget | None, title: str, text: str, action: str) -> bool:
     box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, parent)
+    box.setTextFormat(Qt.TextFormat.PlainText)
     yes = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
     box.setDefaultButton(QMessageBox.StandardButton.Cancel)
     box.exec()
@@ -117,8 +118,11 @@ def show_report(parent: QWidget | None, title: str, summary: str, *, problem: bo
     icon = QMessageBox.Icon.Warning if problem else QMessageBox.Icon.Information
     box = QMessageBox(icon, title, head, QMessageBox.StandardButton.Ok, parent)
     box.setObjectName("reportMessage")
+    box.setTextFormat(Qt.TextFormat.PlainText)  # reports quote file names and imported fields
     if details:
         box.setInformativeText(details)
+        for label in box.findChildren(QLabel):
+            label.setTextFormat(Qt.TextFormat.PlainText)
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
     box.open()

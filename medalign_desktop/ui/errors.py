@@ -81,6 +81,7 @@ class ErrorReporter:
         self.shown.append(message)
         box = QMessageBox(icon, title, message, QMessageBox.StandardButton.Ok, self.parent)
         box.setObjectName("errorMessage")
+        box.setTextFormat(Qt.TextFormat.PlainText)  # messages quote file names and content
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         box.open()  # window-modal but non-blocking: never a nested event loop inside a coroutine
         return box

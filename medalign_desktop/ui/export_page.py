@@ -49,6 +49,7 @@ from medalign_desktop.ui.export_preview import (
     sft_row,
     shown_pair,
 )
+from medalign_desktop.ui.plain import plain
 
 KINDS = (("pairs", "Preference pairs"), ("sft", "SFT answers (accepted and edited)"))
 FORMATS = (("jsonl", "JSONL file"), ("parquet", "Parquet file"), ("datasets", "datasets folder"))
@@ -140,7 +141,7 @@ class ExportPage(QWidget):
         layout.addLayout(count_row)
         layout.addWidget(self._build_preview(), 1)
         layout.addLayout(self._build_run_row())
-        self.result_label = QLabel()
+        self.result_label = plain(QLabel())  # names the file written
         self.result_label.setObjectName("feedbackLabel")
         self.result_label.setWordWrap(True)
         self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

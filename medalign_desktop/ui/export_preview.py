@@ -12,6 +12,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
 from medalign_desktop.ui import labels
+from medalign_desktop.ui.plain import tip
 
 EXCERPT_CHARS = 160
 SHARED_OPENING_MIN = 48  # answers sharing a longer opening are previewed from where they differ
@@ -68,7 +69,7 @@ class PreviewModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return shown
         if role == Qt.ItemDataRole.ToolTipRole and shown != text:
-            return text[:TOOLTIP_CHARS]
+            return tip(text[:TOOLTIP_CHARS])  # content: escaped, or Qt would render its HTML
         return None
 
     def row_texts(self, row: int) -> tuple[str, ...]:

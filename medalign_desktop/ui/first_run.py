@@ -47,6 +47,7 @@ from medalign_desktop.engine.gguf_import import (
 )
 from medalign_desktop.engine.model_folder import ModelFolderInfo, read_safetensors_header
 from medalign_desktop.ui.context import AppContext
+from medalign_desktop.ui.plain import plain
 
 DEMO_LABEL = f"{DEMO_MODEL_NAME} (demo)"
 GGUF_FILES = "GGUF models (*.gguf);;All files (*)"
@@ -158,7 +159,7 @@ class FirstRunDialog(QDialog):
             choices.addWidget(button, row, 0, Qt.AlignmentFlag.AlignTop)
             choices.addWidget(label, row, 1)
         choices.addWidget(self.wheel_button, len(hints), 0, Qt.AlignmentFlag.AlignLeft)
-        self.details = QLabel()
+        self.details = plain(QLabel())  # folder names and loader messages
         self.details.setObjectName("detailView")
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

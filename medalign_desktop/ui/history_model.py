@@ -18,6 +18,7 @@ from medalign_desktop.jobs.scoring import scoring_version
 from medalign_desktop.store import HistoryRow
 from medalign_desktop.ui import labels
 from medalign_desktop.ui.context import AppContext
+from medalign_desktop.ui.plain import tip
 
 PAGE_SIZE = 200
 COLUMNS = ("Time", "Annotator", "Verdict", "Rating", "Flags", "Model version", "Question", "Answer", "Reward")
@@ -76,7 +77,7 @@ class HistoryTableModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
             if section == REWARD_COLUMN:
                 version = self.score_version
-                return f"Scores by the reward model {version.name}" if version else "No reward model yet"
+                return tip(f"Scores by the reward model {version.name}") if version else "No reward model yet"
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
@@ -87,7 +88,7 @@ class HistoryTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return cell_text(row, column)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(row, column)
+            return tip(self._tooltip(row, column))  # Qt renders a tooltip that looks like HTML
         if role == Qt.ItemDataRole.TextAlignmentRole and column == REWARD_COLUMN:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole:

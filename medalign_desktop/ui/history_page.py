@@ -25,6 +25,7 @@ from medalign_desktop.ui import labels
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.detail_dialog import FeedbackDetailDialog, keep_open
 from medalign_desktop.ui.history_model import REWARD_COLUMN, HistoryTableModel
+from medalign_desktop.ui.plain import plain
 
 SEARCH_DEBOUNCE_MS = 300
 NO_DATE = QDate(2000, 1, 1)
@@ -116,7 +117,7 @@ class HistoryPage(QWidget):
         self.search.setPlaceholderText("Search questions and answers")
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(lambda: self._search_timer.start())
-        self.count = QLabel()
+        self.count = plain(QLabel())
         self.count.setObjectName("metaLabel")
         self.clear_button = QPushButton("Clear filters")
         self.clear_button.setObjectName("secondaryButton")

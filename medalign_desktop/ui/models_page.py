@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from medalign_desktop.jobs.requests import POLICY_KINDS
 from medalign_desktop.ui import labels
 from medalign_desktop.ui.context import AppContext
+from medalign_desktop.ui.plain import plain
 
 COLUMNS = ("Version", "Method", "Created", "Examples", "Final loss", "Adapter")
 
@@ -61,7 +62,7 @@ class ModelsPage(QWidget):
         self.base_button.clicked.connect(lambda: self.activate_requested.emit(None))
         self.rollback_button.clicked.connect(self.roll_back)
         self.delete_button.clicked.connect(self.delete_selected)
-        self.active_label = QLabel()
+        self.active_label = plain(QLabel())  # a version name
         self.active_label.setObjectName("positionLabel")
         buttons = QHBoxLayout()
         for button in (self.activate_button, self.base_button, self.rollback_button, self.delete_button,

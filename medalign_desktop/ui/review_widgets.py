@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBox
 from medalign_desktop.ui import labels
 from medalign_desktop.ui.annotate_widgets import QuestionPanel
 from medalign_desktop.ui.compare_widgets import TwoAnswerView
+from medalign_desktop.ui.plain import plain
 
 REVIEW_HINT = "Shown in random order, unlabelled. 1 / 2: that answer is better · T tie · B both bad · S skip"
 
@@ -56,7 +57,7 @@ class BlindReviewView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(10)
         top = QHBoxLayout()
-        self.position = QLabel("Blind review")
+        self.position = plain(QLabel("Blind review"))
         self.position.setObjectName("positionLabel")
         self.end_button = QPushButton("End review  [Esc]")
         self.end_button.setObjectName("secondaryButton")
@@ -75,7 +76,7 @@ class BlindReviewView(QWidget):
         layout.addWidget(self.answers, 1)
         for row in self.flags:
             layout.addWidget(row)
-        self.feedback = QLabel()
+        self.feedback = plain(QLabel())
         self.feedback.setObjectName("feedbackLabel")
         self.feedback.setWordWrap(True)
         layout.addWidget(self.feedback)

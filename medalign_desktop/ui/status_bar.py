@@ -8,6 +8,7 @@ from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from medalign_desktop.engine import LoadedModel
+from medalign_desktop.ui.plain import plain, tip
 
 
 def describe_model(loaded: LoadedModel, adapter: str | None = None) -> str:
@@ -42,6 +43,7 @@ class StatusPanel(QObject):
         self.model.setObjectName("statusModel")
         self.database = QLabel()
         self.database.setObjectName("statusDatabase")
+        plain(self.message, self.model, self.database)  # model and file names are content
         bar.addWidget(self.busy)
         bar.addWidget(self.message, 1)
         bar.addPermanentWidget(self.model)
@@ -58,12 +60,12 @@ class StatusPanel(QObject):
 
     def set_model(self, text: str, tooltip: str = "") -> None:
         self.model.setText(text)
-        self.model.setToolTip(tooltip)
+        self.model.setToolTip(tip(tooltip) or "")
 
     def set_database(self, path: Path, stats: dict[str, int]) -> None:
         self.database.setText(describe_database(path, stats))
-        self.database.setToolTip(
+        self.database.setToolTip(tip(
             f"{path}\n{stats.get('accept', 0):,} accepted, {stats.get('edit', 0):,} edited, "
             f"{stats.get('reject', 0):,} rejected, {stats.get('withdrawn', 0):,} withdrawn; "
             f"{stats.get('prompts_held_out', 0):,} questions held out"
-        )
+        ))

@@ -42,6 +42,7 @@ from medalign_desktop.ui import labels
 from medalign_desktop.ui.checkpoint_row import CheckpointOfferRow, EarlyStoppingChoice, VersionSourceChoice
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.loss_plot import LossPlot
+from medalign_desktop.ui.plain import plain
 
 LOG_LINES = 5000
 COLUMNS = ("Job", "Method", "State", "Started", "Duration", "Examples")
@@ -154,11 +155,11 @@ class TrainPage(QWidget):
 
         self.title = QLabel("No job selected")
         self.title.setObjectName("positionLabel")
-        self.compare_label = QLabel()
+        self.compare_label = plain(QLabel())
         self.compare_label.setObjectName("metaLabel")
         self.compare_label.setWordWrap(True)
         self.compare_label.setVisible(False)
-        self.error_label = QLabel()
+        self.error_label = plain(QLabel())  # job errors quote files and content
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet("color: #b42318;")
         self.checkpoint_row = CheckpointOfferRow()
