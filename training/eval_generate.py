@@ -22,6 +22,7 @@ def load_generator(base_model: str, plan: Any, versions: list[Version]) -> tuple
     from transformers import AutoModelForCausalLM
 
     from training.lora import ModelError
+    from training.model_check import from_pretrained_checked
 
     kwargs: dict[str, Any] = {
         "trust_remote_code": False,
@@ -36,8 +37,8 @@ def load_generator(base_model: str, plan: Any, versions: list[Version]) -> tuple
             bnb_4bit_compute_dtype=kwargs["dtype"],
         )  # fmt: skip
         kwargs["device_map"] = {"": 0}
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base_model, **kwargs)
+    try:  # a tensor missing or left over at load is an error, never a random init
+        model = from_pretrained_checked(AutoModelForCausalLM, base_model, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"Base model {base_model} cannot be loaded: {exc}") from exc
     if plan.device == "cuda" and plan.quantization == "none":

@@ -58,17 +58,15 @@ def choose_device(device: str, quantization: str) -> DevicePlan:
 
 
 def check_model_folder(path: str | Path) -> Path:
-    """The base model folder must hold config.json, safetensors weights and a tokenizer."""
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ModelError(f"Base model folder {folder} does not exist.")
-    if not (folder / "config.json").is_file():
-        raise ModelError(f"Base model folder {folder} has no config.json: not a Hugging Face model folder.")
-    if not any(folder.glob("*.safetensors")):
-        raise ModelError(f"Base model folder {folder} has no *.safetensors weights.")
-    if not ((folder / "tokenizer.json").is_file() or (folder / "tokenizer.model").is_file()):
-        raise ModelError(f"Base model folder {folder} has no tokenizer (tokenizer.json).")
-    return folder
+    """The base model folder, checked completely by the rules the app applies (training/model_check.py): files,
+    shard index and safetensors headers, every tensor the architecture needs with its shape, the tokenizer."""
+    from training.model_check import ModelCheckError
+    from training.model_check import check_model_folder as check_folder
+
+    try:
+        return check_folder(path).path
+    except ModelCheckError as exc:
+        raise ModelError(f"Base model: {exc}") from exc
 
 
 def check_adapter_folder(path: str | Path) -> Path:
@@ -103,6 +101,8 @@ def load_base_model(
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+    from training.model_check import from_pretrained_checked
+
     auto_class = AutoModelForSequenceClassification if scorer else AutoModelForCausalLM
     kwargs: dict[str, Any] = {"trust_remote_code": False, "use_safetensors": True}
     if scorer:
@@ -119,8 +119,9 @@ def load_base_model(
             bnb_4bit_compute_dtype=kwargs["dtype"],
         )
         kwargs["device_map"] = {"": PartialState().local_process_index}  # one full copy per GPU
-    try:
-        model = auto_class.from_pretrained(str(base_model), **kwargs)
+    allowed = {"allow_missing": ("score.",), "allow_unexpected": ("lm_head.",)} if scorer else {}
+    try:  # a tensor missing or left over at load is an error, never a random init
+        model = from_pretrained_checked(auto_class, base_model, **allowed, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"Base model {base_model} cannot be loaded: {exc}") from exc
     if plan.quantization == "nf4":

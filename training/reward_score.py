@@ -30,12 +30,15 @@ def load_reward_model(
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
+    from training.model_check import from_pretrained_checked
+
     tokenizer = load_tokenizer(base_model_dir)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     # The fresh head transformers adds here is replaced by the adapter's trained one (modules_to_save).
-    base = AutoModelForSequenceClassification.from_pretrained(
-        str(base_model_dir), num_labels=1, dtype=dtype, trust_remote_code=False, use_safetensors=True
-    )
+    base = from_pretrained_checked(  # the causal head is unused, the fresh score head replaced just below
+        AutoModelForSequenceClassification, base_model_dir, allow_missing=("score.",),
+        allow_unexpected=("lm_head.",), num_labels=1, dtype=dtype, trust_remote_code=False, use_safetensors=True,
+    )  # fmt: skip
     base.config.pad_token_id = tokenizer.pad_token_id
     model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=False)
     return model.to(device).eval(), tokenizer

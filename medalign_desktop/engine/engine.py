@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from medalign_desktop.engine.errors import AdapterError, EngineError
+from medalign_desktop.engine.errors import AdapterError, EngineError, ModelFolderError
 from medalign_desktop.engine.generation import (
     GenerationResult,
     SamplingSettings,
@@ -137,6 +137,8 @@ class Engine:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
+        from training.model_check import ModelCheckError, from_pretrained_checked
+
         try:
             plan = choose_load_plan(
                 device=device,
@@ -168,7 +170,9 @@ class Engine:
             tokenizer = AutoTokenizer.from_pretrained(
                 folder.path, local_files_only=True, trust_remote_code=False
             )
-            model = AutoModelForCausalLM.from_pretrained(folder.path, **kwargs)
+            model = from_pretrained_checked(AutoModelForCausalLM, folder.path, **kwargs)  # never random weights
+        except ModelCheckError as exc:
+            raise ModelFolderError(str(exc)) from exc
         except Exception as exc:  # transformers raises OSError, ValueError, RuntimeError... for bad folders
             raise EngineError(f"{folder.path}: the model could not be loaded ({exc}).") from exc
         if plan.quantization == "none":
