@@ -29,6 +29,7 @@ from medalign_desktop.ui.annotate_view import AnnotateView, Phase, describe_resu
 from medalign_desktop.ui.compare_flow import CompareFlow
 from medalign_desktop.ui.context import AppContext
 from medalign_desktop.ui.queue_cursor import QueueCursor
+from medalign_desktop.ui.saving_queue import BUSY_TEXT
 
 __all__ = ["AnnotatePage", "Phase", "typing_in_text_field"]
 
@@ -92,6 +93,7 @@ class AnnotatePage(AnnotateView):
         self.compare.save_edit.connect(self._save_edit)
         self.compare.cancel_edit.connect(self._escape)
         self.mode_box.currentIndexChanged.connect(self._mode_changed)
+        self.ctx.store.saving.state_changed.connect(self._saving_state)
         self.compare_options.changed.connect(self._compare_options_changed)
 
     def _install_shortcuts(self) -> None:
@@ -372,10 +374,12 @@ class AnnotatePage(AnnotateView):
         self.run_flow(lambda: self._save_verdict(verdict, back_to, **captured), "Saving the verdict")
 
     async def _save_verdict(self, verdict: str, back_to: Phase, *, generation_id: int, **fields) -> None:
-        try:
-            await self.ctx.store.call(
-                "record_verdict", generation_id, verdict, annotator=self.ctx.annotator, **fields
-            )
+        label = labels.verdict_label(verdict).lower()
+        try:  # a busy database queues the verdict (saved later, in order) and the clinician moves on
+            stored, _ = await self.ctx.store.saving.save(
+                "record_verdict", generation_id, verdict, annotator=self.ctx.annotator,
+                description=f"the verdict ({label})", on_saved=lambda _: self.saved_later(verdict), **fields,
+            )  # fmt: skip
         except StoreValidationError as exc:
             self.show_feedback(exc.message[:1].upper() + exc.message[1:], problem=True)
             self.set_phase(back_to)
@@ -383,11 +387,24 @@ class AnnotatePage(AnnotateView):
         if back_to is Phase.EDITING:
             self.answer.end_edit(restore=False)
         self.setFocus()
-        self.show_feedback(f"Saved: {labels.verdict_label(verdict).lower()}")
-        self.verdict_saved.emit(verdict)
-        await self.refresh_counter()
+        if stored:
+            self.show_feedback(f"Saved: {label}")
+            self.verdict_saved.emit(verdict)
+            await self.refresh_counter()
         self.cursor.advance()
         await self.show_current(generate=True)
+
+    def saved_later(self, verdict: str) -> None:
+        """A verdict queued while the database was busy is stored now."""
+        self.verdict_saved.emit(verdict)
+        self.ctx.tasks.start(self.refresh_counter(), "Counting the new samples")
+
+    def _saving_state(self, text: str) -> None:
+        if text == BUSY_TEXT:  # stays until everything waiting is stored
+            self._feedback_timer.stop()
+            self.actions.feedback.setText(text)
+        else:
+            self.show_feedback(text)
 
     def _start_edit(self) -> None:
         if self.phase is Phase.READY:
@@ -432,6 +449,9 @@ class AnnotatePage(AnnotateView):
 
     def _undo(self) -> None:
         if self.phase in (Phase.EDITING, Phase.SAVING, Phase.PICKING) or not self.ctx.annotator:
+            return
+        if self.ctx.store.saving.pending:  # the last verdict is not stored yet: nothing to withdraw
+            self.show_feedback("Undo waits until the verdicts being saved are stored", problem=True)
             return
         if self.compare_mode:
             self.run_flow(self.compare_flow.undo_flow, "Undoing the last comparison")

@@ -248,11 +248,12 @@ class CompareFlow:
         self, pair: ShownPair, choice: str, back_to: Phase, edited_text: str | None, flags: list[str]
     ) -> None:
         page = self.page
-        try:
-            comparison_id = await self.ctx.store.call(
+        try:  # a busy database queues the comparison (saved later, in order) and the clinician moves on
+            stored, comparison_id = await self.ctx.store.saving.save(
                 "record_comparison", pair.generation_ids[0], pair.generation_ids[1], choice,
                 annotator=self.ctx.annotator, swapped=pair.swapped, mode=pair.mode,
-                edited_text=edited_text, safety_flags=tuple(flags),
+                edited_text=edited_text, safety_flags=tuple(flags), description="the comparison",
+                on_saved=self._saved_later,
             )  # fmt: skip
         except StoreValidationError as exc:
             page.show_feedback(exc.message[:1].upper() + exc.message[1:], problem=True)
@@ -260,16 +261,21 @@ class CompareFlow:
             return
         if back_to is Phase.EDITING:
             self.view.end_edit(restore=False)
-        self.saved.append(comparison_id)
         page.setFocus()
-        corrected = ", corrected" if edited_text else ""
-        page.show_feedback(
-            f"Saved: {CHOICE_LABELS[choice]}{corrected} (1: {pair.labels[0]}, 2: {pair.labels[1]})"
-        )
-        page.verdict_saved.emit("comparison")
-        await page.refresh_counter()
+        if stored:
+            self.saved.append(comparison_id)
+            corrected = ", corrected" if edited_text else ""
+            page.show_feedback(
+                f"Saved: {CHOICE_LABELS[choice]}{corrected} (1: {pair.labels[0]}, 2: {pair.labels[1]})"
+            )
+            page.verdict_saved.emit("comparison")
+            await page.refresh_counter()
         page.cursor.advance()
         await page.show_current(generate=True)
+
+    def _saved_later(self, comparison_id: int) -> None:
+        self.saved.append(comparison_id)
+        self.page.saved_later("comparison")
 
     # ------------------------------------------------------------------ undo
     async def undo_flow(self) -> None:

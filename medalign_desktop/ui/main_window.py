@@ -37,6 +37,7 @@ from medalign_desktop.ui.export_page import ExportPage
 from medalign_desktop.ui.first_run import FirstRunDialog
 from medalign_desktop.ui.held_out_dialog import HoldOutDialog, open_hold_out_dialog
 from medalign_desktop.ui.history_page import HistoryPage
+from medalign_desktop.ui.saving_queue import hold_close
 from medalign_desktop.ui.services import EngineService, StoreService
 from medalign_desktop.ui.settings import AppSettings
 from medalign_desktop.ui.status_bar import StatusPanel, describe_model
@@ -98,6 +99,9 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(960, 640)
         self._build_pages()
         self.status = StatusPanel(self.statusBar())
+        saving = self.ctx.store.saving  # verdicts waiting for a busy database: say so, report a refusal
+        saving.failed.connect(self.ctx.errors.report)
+        saving.state_changed.connect(self.status.show_saving)
         self._build_menus()
         self._status_timer = QTimer(self, singleShot=True, interval=250)
         self._status_timer.timeout.connect(lambda: self.ctx.tasks.start(self.refresh_status(), "Status"))
@@ -400,6 +404,8 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if hold_close(self, self.ctx.store.saving, event):  # verdicts still waiting for the database
+            return
         self._status_timer.stop()
         self.ctx.settings.save_geometry(self)
         self.ctx.settings.sync()

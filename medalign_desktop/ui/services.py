@@ -40,6 +40,7 @@ from medalign_desktop.store import (
 )
 from medalign_desktop.store.export import ExportReport, export_pairs, export_sft
 from medalign_desktop.store.preference_import import import_preferences
+from medalign_desktop.ui.saving_queue import SavingQueue
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,7 @@ class StoreService(QObject):
         self.path = Path(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medalign-store")
         self._store: Store | None = None
+        self.saving = SavingQueue(self, self)  # verdict saves wait here while the database is busy
 
     @property
     def is_open(self) -> bool:

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from medalign_desktop.engine import LoadedModel
 from medalign_desktop.ui.plain import plain, tip
+from medalign_desktop.ui.saving_queue import BUSY_TEXT
 
 
 def describe_model(loaded: LoadedModel, adapter: str | None = None) -> str:
@@ -57,6 +58,10 @@ class StatusPanel(QObject):
     def set_idle(self, text: str = "") -> None:
         self.busy.hide()
         self.message.setText(text)
+
+    def show_saving(self, text: str) -> None:
+        """The saving queue's state: busy while verdicts wait for the database, then 'Saved'."""
+        (self.set_busy if text == BUSY_TEXT else self.set_idle)(text)
 
     def set_model(self, text: str, tooltip: str = "") -> None:
         self.model.setText(text)
