@@ -151,6 +151,12 @@ def read_safetensors_header(path: Path) -> tuple[dict, int]:
     )
     if not ranges:
         raise bad("its header lists no tensors")
+    data_size, data_end = size - 8 - header_len, max(end for _, end, _ in ranges)
+    if data_end > data_size:
+        raise ModelCheckError(
+            f"{path}: the file is truncated ({size:,} bytes, its header needs {8 + header_len + data_end:,}); "
+            "copy the model again."
+        )
     position, previous = 0, None
     for begin, end, name in ranges:
         if begin < position:
@@ -158,12 +164,6 @@ def read_safetensors_header(path: Path) -> tuple[dict, int]:
         if begin > position:
             raise bad(f"{begin - position:,} bytes before tensor '{_short(name)}' belong to no tensor")
         position, previous = end, name
-    data_size = size - 8 - header_len
-    if position > data_size:
-        raise ModelCheckError(
-            f"{path}: the file is truncated ({size:,} bytes, its header needs {8 + header_len + position:,}); "
-            "copy the model again."
-        )
     if position < data_size:
         raise bad(f"{data_size - position:,} bytes after the last tensor belong to no tensor")
     return header, position
