@@ -2,12 +2,16 @@
 
 How an import behaves, and why:
 
-- All valid records go in ONE transaction, so an import is all-or-nothing: a crash or a cancel never
-  leaves half a file behind, and a cancelled import writes nothing at all.
+- Everything is read and validated first, holding no lock; then the rows are written in short
+  transactions through :mod:`staging` (staged invisibly, then published chunk by chunk), so a verdict
+  saved meanwhile from another connection never waits long, a cancelled import writes nothing at all,
+  and a crash never leaves a half-staged file visible (see :mod:`staging` for the recovery).
 - Every invalid record is reported with its line (text files) or row (tables) and the field at fault;
   the valid ones are still imported. Empty lines are skipped silently (counted, not reported).
 - Prompts are deduplicated by content, so importing the same file twice adds nothing the second time.
-- Texts are stored exactly as read: any Unicode, any size.
+- Texts are stored exactly as read (any Unicode), up to ``MAX_TEXT_CHARS`` characters per field.
+- Warnings (the import still happens): a file with no records, and one external id (``id``,
+  ``question_id``) naming different questions within the file or against the database.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medalign_desktop.store.db import insert, transaction
+from medalign_desktop.store import staging
 from medalign_desktop.store.errors import StoreError, StoreValidationError
-from medalign_desktop.store.prompts import insert_if_new, prompt_row
+from medalign_desktop.store.prompts import prompt_row
 from medalign_desktop.store.readers import RawItem, Reader, open_reader, source_sha256
 from medalign_desktop.store.records import RecordError, parse_record
 from medalign_desktop.store.vocab import SPLITS
@@ -43,6 +47,8 @@ class ImportIssue:
     message: str
 
     def __str__(self) -> str:
+        if not self.line:  # about the whole file
+            return self.message
         where = f"line {self.line}" + (f", field '{self.field}'" if self.field else "")
         return f"{where}: {self.message}"
 
@@ -55,6 +61,7 @@ class ImportReport:
     duplicates: int = 0
     skipped_empty: int = 0
     errors: list[ImportIssue] = field(default_factory=list)
+    warnings: list[ImportIssue] = field(default_factory=list)
     cancelled: bool = False
     batch_id: int | None = None  # the import_batches row, when something was imported
     noun: str = "question"  # what one record is, for the summary ("preference pair" for pair imports)
@@ -73,14 +80,21 @@ class ImportReport:
             f"({self.format}); {self.duplicates} already present, {self.skipped_empty} empty lines skipped, "
             f"{len(self.errors)} invalid."
         )
-        lines = [head] + [f"  {issue}" for issue in self.errors[:MAX_LISTED_ISSUES]]
-        if len(self.errors) > MAX_LISTED_ISSUES:
-            lines.append(f"  ... and {len(self.errors) - MAX_LISTED_ISSUES} more")
+        lines = [head] + _listed(self.errors)
+        if self.warnings:
+            lines += [f"{len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}:"]
+            lines += _listed(self.warnings)
         return "\n".join(lines)
 
+    def warn(self, message: str, line: int = 0, field: str | None = None) -> None:
+        self.warnings.append(ImportIssue(line, field, message))
 
-class ImportCancelled(Exception):
-    """Raised inside the write transaction to roll it back."""
+
+def _listed(issues: list[ImportIssue]) -> list[str]:
+    lines = [f"  {issue}" for issue in issues[:MAX_LISTED_ISSUES]]
+    if len(issues) > MAX_LISTED_ISSUES:
+        lines.append(f"  ... and {len(issues) - MAX_LISTED_ISSUES} more")
+    return lines
 
 
 def _check_options(split: str | None, held_out_fraction: float) -> None:
@@ -117,10 +131,10 @@ def import_questions(
     report = ImportReport(path=path, format=reader.format)
     return run_import(
         store, reader, report, progress, cancel,
+        kind="questions",
         read=lambda cancelled: _read_rows(
             store, reader, report, progress, cancelled, split, held_out_fraction, seed
         ),
-        write=lambda rows, cancelled: _write_rows(store, reader, report, rows, cancelled),
     )  # fmt: skip
 
 
@@ -131,26 +145,47 @@ def run_import(
     progress: Progress | None,
     cancel: Cancel | None,
     *,
+    kind: str,
     read: Callable[[Cancel], list[dict[str, Any]] | None],
-    write: Callable[[list[dict[str, Any]], Cancel], None],
 ) -> ImportReport:
-    """The shape every import shares: validate everything first (``read``; None when cancelled), then write
-    it all in one transaction (``write`` raises ImportCancelled to roll back); a cancel writes nothing."""
+    """The shape every import shares: validate everything first (``read``; None when cancelled; no lock
+    held), then write through :mod:`staging` in short transactions; a cancel writes nothing."""
     cancelled = cancel or (lambda: False)
     rows = read(cancelled)
     if rows is None or cancelled():
         return _cancelled(report)
-    try:
-        write(rows, cancelled)
-    except ImportCancelled:
-        return _cancelled(report)
-    except sqlite3.Error as exc:
-        raise StoreError(
-            f"Database {store.path}: importing {report.path} failed, nothing was imported: {exc}"
-        ) from exc
+    if not rows and not report.errors:
+        nouns = report.noun + "s"
+        report.warn(f"{report.path.name} holds no {nouns}" + (" (only blank lines)" if report.skipped_empty else ""))
+    if rows:
+        try:
+            _write(store, reader, report, kind, rows, cancelled)
+        except staging.StagingCancelled:
+            return _cancelled(report)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"Database {store.path}: importing {report.path} failed: {exc}. Nothing was imported, "
+                "or, if the failure came while publishing, the rest is added on the next import or open."
+            ) from exc
     if progress:
         progress(reader.total, reader.total)
     return report
+
+
+def _write(
+    store: Store, reader: Reader, report: ImportReport, kind: str, rows: list[dict[str, Any]], cancelled: Cancel
+) -> None:
+    batch = {
+        "source_path": str(reader.path.absolute()), "sha256": source_sha256(reader.path),
+        "format": reader.format, "created_at": store.clock(), "n_records": len(rows) + len(report.errors),
+        "n_errors": len(report.errors), "n_skipped_empty": report.skipped_empty,
+    }  # fmt: skip
+    with store.exclusive() as db:
+        staging.recover(db)
+        batch_id = staging.stage(db, kind, batch, rows, cancelled)
+        imported = staging.publish(db, batch_id) or 0
+    report.imported, report.duplicates = imported, len(rows) - imported
+    report.batch_id = batch_id if imported else None
 
 
 def _cancelled(report: ImportReport) -> ImportReport:
@@ -175,6 +210,7 @@ def _read_rows(
     now = store.clock()
     source = f"import:{reader.path.name}"
     rows: list[dict[str, Any]] = []
+    seen_ids: dict[str, tuple[int, str]] = {}
     for count, item in enumerate(reader, start=1):
         if count % _PROGRESS_EVERY == 0:
             if cancelled():
@@ -184,12 +220,15 @@ def _read_rows(
         row = _row_for(item, report, now, source)
         if row is None:
             continue
+        note_external_id(report, seen_ids, item.line, row)
         draw = rng.random()  # drawn for every valid record, so the split of each is stable for a seed
         if split is not None:
             row["split"] = split
         elif held_out_fraction:
             row["split"] = "held_out" if draw < held_out_fraction else "train"
         rows.append(row)
+    if seen_ids:
+        _check_external_ids(store, report, seen_ids)
     return rows
 
 
@@ -219,39 +258,35 @@ def _row_for(item: RawItem, report: ImportReport, now: str, source: str) -> dict
     return None
 
 
-def _write_rows(
-    store: Store, reader: Reader, report: ImportReport, rows: list[dict[str, Any]], cancelled: Cancel
-) -> None:
-    """One transaction: the batch row, then every new prompt; rolled back if cancelled or nothing is new."""
-    sha256 = source_sha256(reader.path)
+def _check_external_ids(store: Store, report: ImportReport, seen: dict[str, tuple[int, str]]) -> None:
+    """Warn when one external id names different questions against the database (a read, no lock)."""
+    ids = list(seen)
     with store.exclusive() as db:
-        try:
-            with transaction(db):
-                batch_id = insert(
-                    db,
-                    "import_batches",
-                    {"source_path": str(reader.path.absolute()), "sha256": sha256, "format": reader.format,
-                     "created_at": store.clock()},
-                )  # fmt: skip
-                imported = 0
-                for index, row in enumerate(rows, start=1):
-                    if index % _PROGRESS_EVERY == 0 and cancelled():
-                        raise ImportCancelled
-                    if insert_if_new(db, {**row, "import_batch_id": batch_id}) is not None:
-                        imported += 1
-                report.imported, report.duplicates = imported, len(rows) - imported
-                if imported == 0:
-                    raise _NothingNew
-                db.execute(
-                    "UPDATE import_batches SET n_records = ?, n_imported = ?, n_duplicates = ?, n_errors = ?,"
-                    " n_skipped_empty = ? WHERE id = ?",
-                    [report.records, imported, report.duplicates, len(report.errors), report.skipped_empty,
-                     batch_id],
-                )  # fmt: skip
-                report.batch_id = batch_id
-        except _NothingNew:
-            pass  # nothing new: no batch row either, so a repeated import leaves no trace
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ", ".join("?" for _ in part)
+            sql = f"SELECT external_id, id, dedup_hash FROM prompts WHERE external_id IN ({marks}) ORDER BY id"
+            for external_id, prompt_id, dedup_hash in db.execute(sql, part):
+                line, wanted = seen[external_id]
+                if dedup_hash != wanted:
+                    report.warn(
+                        f"id {external_id!r} is already stored with a different question (prompt {prompt_id});"
+                        " both are kept", line, "id",
+                    )  # fmt: skip
 
 
-class _NothingNew(Exception):
-    """Rolls back the batch row when every record was already present."""
+def note_external_id(
+    report: ImportReport, seen: dict[str, tuple[int, str]], line: int, row: dict[str, Any]
+) -> None:
+    """Warn when one external id names different questions within the file."""
+    external_id = row.get("external_id")
+    if external_id is None:
+        return
+    first = seen.get(external_id)
+    if first is None:
+        seen[external_id] = (line, row["dedup_hash"])
+    elif first[1] != row["dedup_hash"]:
+        report.warn(
+            f"id {external_id!r} was already used on line {first[0]} for a different question; both are kept",
+            line, "id",
+        )  # fmt: skip

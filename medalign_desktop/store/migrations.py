@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from medalign_desktop.store import schema, schema_v2, schema_v3, schema_v4
+from medalign_desktop.store import schema, schema_v2, schema_v3, schema_v4, schema_v5
 from medalign_desktop.store.db import create_private_file, transaction
 from medalign_desktop.store.errors import StoreError
 
@@ -57,6 +57,11 @@ def _create_v4(db: Database) -> None:
         db.execute(statement)
 
 
+def _create_v5(db: Database) -> None:
+    for statement in schema_v5.v5_statements():
+        db.execute(statement)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1, "initial schema: prompts, generations, feedback, audit log, model versions, jobs", _create_v1
@@ -64,6 +69,7 @@ MIGRATIONS: list[Migration] = [
     Migration(2, "comparisons, imported preference pairs, import batch kinds", _create_v2),
     Migration(3, "reward-model scores of answers", _create_v3),
     Migration(4, "evaluation results of model versions, per-answer flags of blind reviews", _create_v4),
+    Migration(5, "staged imports: import_staging, import batch state and owner", _create_v5),
 ]
 
 

@@ -83,15 +83,6 @@ def prompt_row(
     }
 
 
-def insert_if_new(db: Database, row: dict[str, Any]) -> int | None:
-    """Insert a prompt row; return its id, or None when the same content is already stored."""
-    columns = ", ".join(row)
-    marks = ", ".join("?" for _ in row)
-    sql = f"INSERT INTO prompts ({columns}) VALUES ({marks}) ON CONFLICT (dedup_hash) DO NOTHING"
-    cursor = db.execute(sql, list(row.values()))
-    return int(cursor.lastrowid) if cursor.rowcount == 1 else None
-
-
 def add_prompt(db: Database, clock: Callable[[], str], text: Any, **fields: Any) -> int:
     row = prompt_row(text, created_at=clock(), **fields)
     with transaction(db):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medalign_desktop.store.encodings import detect_encoding
 from medalign_desktop.store.errors import StoreImportError
 from medalign_desktop.store.records import QUESTION_FIELDS, SPLIT_ALIASES
 
@@ -79,10 +80,16 @@ class JsonLinesReader(Reader):
     format = "jsonl"
 
     def __iter__(self) -> Iterator[RawItem]:
+        encoding = detect_encoding(self.path)
         self.total = _count_lines(self.path)
-        with self.path.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                yield self._item(number, raw)
+        if encoding.startswith("utf-8"):
+            with self.path.open("rb") as handle:
+                for number, raw in enumerate(handle, start=1):
+                    yield self._item(number, raw)
+            return
+        with self.path.open("r", encoding=encoding, newline="") as text:  # UTF-16 / UTF-32 with BOM
+            for number, line in enumerate(text, start=1):
+                yield self._item(number, line.encode("utf-8", "surrogatepass"))
 
     def _item(self, number: int, raw: bytes) -> RawItem:
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
@@ -108,8 +115,9 @@ class JsonArrayReader(Reader):
     format = "json"
 
     def __iter__(self) -> Iterator[RawItem]:
+        encoding = detect_encoding(self.path)
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8-sig"))
+            data = json.loads(self.path.read_text(encoding="utf-8-sig" if encoding == "utf-8" else encoding))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise self.fail("not a valid JSON file", exc) from exc
         if not isinstance(data, list):
@@ -126,39 +134,59 @@ def _check_columns(reader: Reader, columns: list[str]) -> None:
 
 
 class CsvReader(Reader):
+    """Strict CSV: every record has exactly the header's number of cells, and every quote is closed.
+
+    A record with the wrong number of cells is reported with the physical line it starts on, and the other
+    rows are imported (record boundaries are still clear). Broken quoting is different: an unclosed quote
+    swallows the newlines after it, so where the following records begin is unknown; the whole file is
+    refused, naming the line where the broken record starts.
+    """
+
     format = "csv"
 
     def __iter__(self) -> Iterator[RawItem]:
+        encoding = detect_encoding(self.path)
         self.total = _count_lines(self.path)
         # Long answers exceed csv's default 128 KiB field limit; raise it for this process.
         csv.field_size_limit(max(csv.field_size_limit(), min(sys.maxsize, 2**31 - 1)))
+        encoding = "utf-8-sig" if encoding == "utf-8" else encoding
         try:
-            with self.path.open("r", encoding="utf-8-sig", newline="") as handle:
-                yield from self._rows(csv.reader(handle))
+            with self.path.open("r", encoding=encoding, newline="") as handle:
+                yield from self._rows(csv.reader(handle, strict=True))
         except UnicodeDecodeError as exc:
             raise self.fail("not valid UTF-8", exc) from exc
-        except csv.Error as exc:
-            raise self.fail("not a readable CSV file", exc) from exc
 
     def _rows(self, reader: Any) -> Iterator[RawItem]:
         """csv.reader rather than DictReader: DictReader silently drops empty rows and shifts line numbers."""
-        header = next(reader, None) or []
+        header = self._next(reader, 1) or []
         _check_columns(self, header)
         start = reader.line_num + 1
-        for cells in reader:
+        while (cells := self._next(reader, start)) is not None:
             if not any(cell.strip() for cell in cells):
                 yield RawItem(start, reader.line_num, empty=True)
-            elif len(cells) > len(header):
+            elif len(cells) != len(header):
                 problem = f"has {len(cells)} cells but the header has {len(header)}"
+                if reader.line_num > start:
+                    problem += f" (the record runs over lines {start}-{reader.line_num}: check its quotes)"
                 yield RawItem(start, reader.line_num, problem=problem)
             else:
-                # Empty cells mean "no value" in CSV; missing trailing cells too.
-                record = {
-                    name: (cells[i] if i < len(cells) and cells[i] != "" else None)
-                    for i, name in enumerate(header)
-                }
+                # Empty cells mean "no value" in CSV.
+                record = {name: (cells[i] if cells[i] != "" else None) for i, name in enumerate(header)}
                 yield RawItem(start, reader.line_num, record=record)
             start = reader.line_num + 1
+
+    def _next(self, reader: Any, start: int) -> list[str] | None:
+        try:
+            return next(reader, None)
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                why = 'a quoted field opened on this line is never closed (its " runs to the end of the file)'
+            else:
+                why = f"broken quoting ({exc})"
+            raise StoreImportError(
+                f"Cannot import {self.path}: line {start}: {why}. Where the records after it begin is "
+                "unclear, so nothing was imported; fix the quotes and import the file again."
+            ) from exc
 
 
 class ParquetReader(Reader):
@@ -213,8 +241,11 @@ def _is_dataset_folder(path: Path) -> bool:
 
 def _starts_with_bracket(path: Path) -> bool:
     with path.open("rb") as handle:
-        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith(b"[")
+        head = handle.read(4096)
+    for bom, codec in (("\ufeff".encode("utf-16-le"), "utf-16-le"), ("\ufeff".encode("utf-16-be"), "utf-16-be")):
+        if head.startswith(bom):
+            return head[2:].decode(codec, "ignore").lstrip(" \t\r\n").startswith("[")
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
 
 def open_reader(path: Path, columns_problem: ColumnCheck = question_columns_problem) -> Reader:

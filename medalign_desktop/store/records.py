@@ -6,9 +6,11 @@ Two shapes are understood, whatever the file format:
   {"from": "gpt", "value": reference}], "answer", "score"}``. For multiple choice, ``answer`` holds the
   key letter and the options are usually lines ``A. ...`` inside the question text.
 - Flat columns: ``question`` / ``prompt``, ``reference_answer`` / ``reference`` / ``answer``,
-  ``answer_key``, ``options`` (list, mapping, or their JSON text), ``id`` / ``external_id``, ``split``.
+  ``answer_key``, ``options`` (list, mapping, or their JSON text), ``id`` / ``question_id`` /
+  ``external_id``, ``split``.
 
-Texts are kept exactly (no stripping, no normalisation); only blank questions are refused.
+Texts are kept exactly (no stripping, no normalisation); blank questions are refused, and so is any text
+longer than ``validation.MAX_TEXT_CHARS`` (named by field).
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from medalign_desktop.store.errors import StoreValidationError
-from medalign_desktop.store.validation import check_unicode
+from medalign_desktop.store.validation import check_length, check_unicode
 
 HUMAN_ROLES = ("human", "user")
 ANSWER_ROLES = ("gpt", "assistant")
 QUESTION_FIELDS = ("question", "prompt")
 REFERENCE_FIELDS = ("reference_answer", "reference", "answer")
-ID_FIELDS = ("id", "external_id")
+ID_FIELDS = ("id", "question_id", "external_id")
 SPLIT_ALIASES = {
     "train": "train",
     "held_out": "held_out",
@@ -75,7 +77,7 @@ def _string(field: str, value: Any, *, allow_number: bool = False) -> str | None
     if not isinstance(value, str):
         raise RecordError(field, f"expected a string, got {json_type(value)}")
     try:
-        return check_unicode(field, value)
+        return check_length(field, check_unicode(field, value))
     except StoreValidationError as exc:
         raise RecordError(field, exc.message) from None
 

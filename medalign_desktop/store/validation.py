@@ -23,6 +23,18 @@ def check_unicode(field: str, value: str) -> str:
     return value
 
 
+MAX_TEXT_CHARS = 100_000  # one imported text (question, answer ...): ~25,000 tokens, beyond any context
+
+
+def check_length(field: str, value: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """Refuse a text longer than ``limit`` characters (a 50 MB "question" is a broken file, not a question)."""
+    if len(value) > limit:
+        raise StoreValidationError(
+            field, f"is {len(value):,} characters long; the limit is {limit:,} (the rest of the file is imported)"
+        )
+    return value
+
+
 def check_text(field: str, value: Any, *, required: bool = True) -> str | None:
     """A string kept exactly as given (no stripping); ``required`` means non-blank."""
     if value is None:

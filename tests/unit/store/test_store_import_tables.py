@@ -10,7 +10,7 @@ import pytest
 
 from medalign_desktop.store import ImportIssue, Store, StoreImportError, import_questions
 
-BIG = "ß" * 600_000 + "🩺" * 1000  # > 1 MB of UTF-8 in one cell
+BIG = "ß" * 99_000 + "🩺" * 500  # under the 100,000-character limit, but > 128 KiB of UTF-8 in one cell
 ULTRA = [
     {"id": "p1", "type": "mcq", "answer": "B", "score": 3.0,
      "conversations": [{"from": "human", "value": "Q1?\nA. x\nB. y"}, {"from": "gpt", "value": "B. y"}]},
@@ -73,7 +73,7 @@ def test_csv_without_a_question_column(store: Store, tmp_path: Path) -> None:
 def test_csv_that_is_not_utf8(store: Store, tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes("question\nfièvre\n".encode("latin-1"))
-    with pytest.raises(StoreImportError, match="not valid UTF-8") as info:
+    with pytest.raises(StoreImportError, match="is not UTF-8; it looks like Windows-125") as info:
         import_questions(store, path)
     assert str(path) in str(info.value)
 
