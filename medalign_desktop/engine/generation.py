@@ -3,6 +3,10 @@
 The streamer runs inside ``model.generate`` on the worker thread (no extra thread, no queue), turns token
 ids into text as soon as they form whole characters, and hands each piece to a callback. Stopping is a
 ``threading.Event`` checked by a stopping criterion after every token.
+
+Before an answer is generated, :func:`check_context` counts the question's tokens (chat template applied)
+and refuses, with a message naming both lengths, a question that with its answer budget does not fit the
+model's context: a model fed more than it reads answers slowly and about a cut-off question.
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from medalign_desktop.engine.errors import EngineError
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a careful medical assistant helping clinicians. Answer accurately and concisely, "
@@ -133,3 +140,85 @@ def build_messages(question: str, system_prompt: str) -> list[dict]:
     messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
     messages.append({"role": "user", "content": question})
     return messages
+
+
+# ---------------------------------------------------------------------------------------------- context
+# Tokenizers without a real limit report a placeholder (1e6, int(1e30)); from this up it is not a limit.
+NO_LIMIT = 1_000_000
+CONTEXT_CONFIG_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+class ContextTooLong(EngineError):
+    """The question (with its answer budget) is longer than the model reads; nothing was generated."""
+
+    def __init__(self, check: ContextCheck) -> None:
+        super().__init__(check.message())
+        self.check = check
+
+
+@dataclass(frozen=True)
+class ContextCheck:
+    """How long a question is against what the model reads (None: no known limit)."""
+
+    prompt_tokens: int  # the question with the system prompt and chat template
+    answer_budget: int  # max new tokens
+    context_tokens: int | None
+
+    @property
+    def fits(self) -> bool:
+        return self.context_tokens is None or self.prompt_tokens + self.answer_budget <= self.context_tokens
+
+    def message(self) -> str:
+        """E.g. 'This question is 12,500 tokens; the model reads 8,192. ...' ('' when it fits)."""
+        if self.fits:
+            return ""
+        limit = self.context_tokens or 0
+        if self.prompt_tokens >= limit:
+            return (
+                f"This question is {self.prompt_tokens:,} tokens; the model reads {limit:,}. Shorten it (for "
+                "example, keep only the parts of the record the question needs) and ask again."
+            )
+        room = limit - self.prompt_tokens
+        return (
+            f"This question is {self.prompt_tokens:,} tokens and the answer may take up to "
+            f"{self.answer_budget:,} more; the model reads {limit:,}. Shorten the question, or lower "
+            f"'Max new tokens' to {room:,} or less in Generation settings."
+        )
+
+
+def context_length(model_config: Any, tokenizer: Any = None, configured: int | None = None) -> int | None:
+    """The most tokens the model reads: the smallest of the engine's configured limit, the model config's
+    ``max_position_embeddings`` (or its equivalent) and the tokenizer's ``model_max_length``."""
+    limits = [configured] if configured else []
+    for key in CONTEXT_CONFIG_KEYS:
+        value = getattr(model_config, key, None)
+        if isinstance(value, int) and value > 0:
+            limits.append(value)
+            break
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < NO_LIMIT:
+        limits.append(tokenizer_limit)
+    return min(limits) if limits else None
+
+
+def count_prompt_tokens(tokenizer: Any, question: str, system_prompt: str) -> int:
+    """The question's length in tokens as the model sees it (system prompt and chat template included)."""
+    if getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template(
+            build_messages(question, system_prompt), add_generation_prompt=True, tokenize=True
+        )
+        if isinstance(ids, dict) or hasattr(ids, "keys"):  # a BatchEncoding in some versions
+            ids = ids["input_ids"]
+        return len(ids)
+    return len(tokenizer(question)["input_ids"])
+
+
+def check_context(
+    tokenizer: Any, model_config: Any, question: str, settings: SamplingSettings, *, configured: int | None = None
+) -> ContextCheck:
+    """Count ``question`` against the model's context; ``.fits`` says whether it can be answered whole."""
+    return ContextCheck(
+        prompt_tokens=count_prompt_tokens(tokenizer, question, settings.system_prompt),
+        answer_budget=settings.max_new_tokens,
+        context_tokens=context_length(model_config, tokenizer, configured),
+    )

@@ -23,6 +23,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QCheckBox, QWidget
 
+from medalign_desktop.engine.generation import ContextTooLong
 from medalign_desktop.store import Prompt, StoreValidationError
 from medalign_desktop.ui import dialogs, labels
 from medalign_desktop.ui.annotate_view import AnnotateView, Phase, describe_result, typing_in_text_field
@@ -39,6 +40,7 @@ EMPTY_QUEUE_TEXT = (
     "filter to 'All questions', or type your own question below."
 )
 NO_MODEL_TEXT = "The answer will appear here once the model has loaded."
+TOO_LONG_CAPTION = "Not answered: the question is longer than the model reads"
 HELD_OUT_TIP = (
     "Hold this question out: it can still be answered and reviewed, but no training job learns from it; "
     "it is kept for evaluating model versions on the Compare page  [H]"
@@ -328,7 +330,11 @@ class AnnotatePage(AnnotateView):
         self.answer.clear()
         self.answer.status.setText("Writing...  Esc stops")
         self.set_phase(Phase.STREAMING)
-        result = await self.ctx.engine.generate(prompt.text, settings)
+        try:
+            result = await self.ctx.engine.generate(prompt.text, settings)
+        except ContextTooLong as exc:  # refused before generating: say why where the answer would be
+            self.show_too_long(str(exc))
+            return
         self.answer.set_text(result.text)  # the authoritative text, whatever the queued pieces did
         self.set_phase(Phase.SAVING)
         # The version is the adapter that actually wrote this answer (versions are loaded under their own
@@ -342,6 +348,12 @@ class AnnotatePage(AnnotateView):
         self.answer.status.setText(describe_result(result))
         self.set_phase(Phase.READY)
         self.answer_ready.emit()
+
+    def show_too_long(self, message: str) -> None:
+        self._clear_answers(message)
+        self.answer.status.setText(TOO_LONG_CAPTION)
+        self.show_feedback(TOO_LONG_CAPTION, problem=True)
+        self.set_phase(Phase.WAITING)  # skip, or shorten and ask again; no verdict on an unanswered question
 
     def _text_arrived(self, number: int, piece: str) -> None:
         if number == self.ctx.engine.current_generation and self.phase is Phase.STREAMING:

@@ -29,6 +29,7 @@ from PySide6.QtCore import QObject, Signal
 from medalign_desktop.engine import Engine, GenerationResult, LoadedModel, ReleasedModel, SamplingSettings
 from medalign_desktop.engine.devices import DeviceMemory, list_devices
 from medalign_desktop.engine.engine import free_unreferenced_memory
+from medalign_desktop.engine.generation import ContextTooLong, check_context
 from medalign_desktop.store import (
     ImportReport,
     PairFilter,
@@ -77,6 +78,7 @@ class EngineService(QObject):
         self.load_options = dict(load_options or {})  # device / dtype / quantization for Engine.load
         self.current_generation = 0
         self.adapter_name: str | None = None
+        self.context_limit: int | None = None  # a limit below the model's own context (None: the model's)
 
     @property
     def loaded(self) -> LoadedModel | None:
@@ -159,7 +161,22 @@ class EngineService(QObject):
         def on_text(piece: str) -> None:
             self.text_arrived.emit(number, piece)
 
-        return functools.partial(self._engine.generate, question, settings, on_text=on_text, stop=stop)
+        def work() -> GenerationResult:
+            self._check_context(question, settings)  # a question too long for the model is refused first
+            return self._engine.generate(question, settings, on_text=on_text, stop=stop)
+
+        return work
+
+    def _check_context(self, question: str, settings: SamplingSettings) -> None:
+        """On the engine thread: raise ContextTooLong (naming both lengths) when the question and its answer
+        budget exceed what the model reads."""
+        tokenizer = getattr(self._engine, "tokenizer", None)
+        if tokenizer is None:  # no model: generate says so itself
+            return
+        config = getattr(getattr(self._engine, "model", None), "config", None)
+        check = check_context(tokenizer, config, question, settings, configured=self.context_limit)
+        if not check.fits:
+            raise ContextTooLong(check)
 
     async def generate(self, question: str, settings: SamplingSettings) -> GenerationResult:
         """Answer ``question``; pieces arrive on ``text_arrived`` tagged with ``current_generation``."""

@@ -185,3 +185,20 @@ def test_sampling_settings_dialog_persists_and_applies(qtbot, make_window, seede
         qtbot, window.ctx.tasks.start(window.ctx.store.call("get_generation", page.generation_id))
     )
     assert generation.settings["max_new_tokens"] == 5 and generation.n_tokens <= 5
+
+
+def test_a_question_longer_than_the_model_reads_is_refused_with_both_lengths(qtbot, make_window, db_path):
+    long_question = "The patient reports chest pain radiating to the left arm, worse on exertion. " * 50
+    with Store.open(db_path) as store:
+        store.add_prompt(long_question)
+        store.add_prompt(QUESTIONS[0])
+    window = make_window()
+    page = window.annotate
+    qtbot.waitUntil(lambda: "the model reads 512" in page.answer.text.placeholderText(), timeout=20000)
+    message = page.answer.text.placeholderText()
+    assert message.startswith("This question is ") and "tokens; the model reads 512. Shorten it" in message
+    assert page.answer.status.text() == annotate_page.TOO_LONG_CAPTION
+    assert page.phase is Phase.WAITING and not page.actions.accept.isEnabled()
+    assert not window.ctx.errors.shown  # said on the page, not in an error box
+    page.actions.skip.click()  # the clinician moves on; the next question is answered as usual
+    wait_answer(qtbot, page, QUESTIONS[0])
