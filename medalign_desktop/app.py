@@ -7,7 +7,8 @@
 
 The window appears at once; the database opens and the model loads in the background. With
 ``--quit-after-load`` (smoke tests, the README's demo check) the app exits 0 as soon as the model is loaded
-and the window shown, or 1 with the reason on stderr.
+and the window shown, or 1 with the reason on stderr. Ctrl+C in the terminal closes the window as its
+close button does (verdicts still waiting for a busy database are saved first) and exits 130.
 
 In the desktop bundle the same executable runs the training programs (there is no ``python`` there):
 ``medalign-desktop --run-training <kind> --job-dir DIR`` is ``python -m training <kind> --job-dir DIR``.
@@ -17,7 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from medalign_desktop import __version__, paths
@@ -77,12 +84,57 @@ def startup_options(args: argparse.Namespace):
     ), warning
 
 
+INTERRUPTED = 130  # the exit code after Ctrl+C (128 + SIGINT), as shells expect
+
+
+def install_interrupt_handler(on_interrupt: Callable[[], None]) -> Callable[[], None]:
+    """Make Ctrl+C (SIGINT) call ``on_interrupt`` on the GUI thread; returns a function that undoes it.
+
+    Python runs signal handlers only between bytecodes, and the Qt event loop waits in C++: the signal's
+    wake-up byte goes to a socket watched by a QSocketNotifier, whose (Python) slot lets the handler run at
+    once. The handler only queues ``on_interrupt`` (no widget work inside a signal handler).
+    """
+    from PySide6.QtCore import QSocketNotifier, QTimer
+
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read)
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):
+            reader.recv(512)
+
+    notifier.activated.connect(drain)
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    previous = signal.signal(signal.SIGINT, lambda *_: QTimer.singleShot(0, on_interrupt))
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous)
+        signal.set_wakeup_fd(previous_fd)
+        notifier.setEnabled(False)
+        reader.close()
+        writer.close()
+
+    return restore
+
+
 async def run_session(window, *, quit_after_load: bool) -> int:
-    """Show the window, start it, and wait until it is closed (or until the model loaded, for checks)."""
+    """Show the window, start it, and wait until it is closed (or until the model loaded, for checks).
+    Closing it while the model still loads (Ctrl+C, the close button) ends the session at once."""
     closed = asyncio.Event()
     window.closed.connect(closed.set)
     window.show()
-    loaded = await window.start()
+    starting = asyncio.ensure_future(window.start())
+    closing = asyncio.ensure_future(closed.wait())
+    await asyncio.wait({starting, closing}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():  # closed during start-up: a model load cannot be interrupted; leave it
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await window.wind_down()
+        return getattr(window, "exit_code", 0)
+    closing.cancel()
+    loaded = starting.result()
     if quit_after_load:
         if not loaded:
             print(f"medalign-desktop: {window.startup_error}", file=sys.stderr, flush=True)
@@ -90,7 +142,7 @@ async def run_session(window, *, quit_after_load: bool) -> int:
         code = 0 if loaded else 1
     else:
         await closed.wait()
-        code = 0
+        code = getattr(window, "exit_code", 0)
     await window.wind_down()
     return code
 
@@ -146,13 +198,28 @@ def main(argv: list[str] | None = None) -> int:
     loop.set_exception_handler(lambda _loop, context: report_loop_error(window, context))
     if warning:
         window.ctx.errors.show("Settings", warning)
+
+    def interrupted() -> None:  # Ctrl+C: close as the close button does, then exit 130
+        window.exit_code = INTERRUPTED
+        window.close()
+
+    restore_interrupt = install_interrupt_handler(interrupted)
     try:
-        return loop.run_until_complete(run_session(window, quit_after_load=args.quit_after_load))
+        code = loop.run_until_complete(run_session(window, quit_after_load=args.quit_after_load))
     finally:
+        restore_interrupt()
         # A model load still running cannot be interrupted; do not make the user wait for it.
         window.shutdown(wait_for_engine=False)
         collector.stop()
         loop.close()
+    if code == INTERRUPTED and window.ctx.engine.is_loading:
+        # Ctrl+C during a model load: the database is closed and the settings written, but the interpreter
+        # would wait at exit for the load thread (minutes for a large model). Leave now.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -88,6 +88,11 @@ class EngineService(QObject):
     def is_busy(self) -> bool:
         return self._busy > 0
 
+    @property
+    def is_loading(self) -> bool:
+        """A model load is running on the engine thread (it cannot be interrupted)."""
+        return self._loading
+
     async def _run(self, fn: Callable[[], Any]) -> Any:
         self._busy += 1
         try:
