@@ -270,3 +270,17 @@ def test_models_use_refuses_a_broken_folder_without_a_traceback(model_copy, caps
     assert captured.err.startswith("error: ") and "9 tensors the model needs are missing" in captured.err
     assert "Traceback" not in captured.err + captured.out and "parameters" not in captured.out
     assert load_config().base_model is None
+
+
+def test_the_header_level_check_imports_no_torch(tiny_model_dir):
+    """The main window checks a chosen folder on the GUI thread before its background load: that part stays
+    milliseconds and torch-free."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from medalign_desktop.engine import check_model_folder; "
+        f"check_model_folder({str(tiny_model_dir)!r}, complete=False); print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
