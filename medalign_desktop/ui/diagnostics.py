@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from medalign_desktop.diagnostics import Rows, as_text, collect
 from medalign_desktop.ui.context import AppContext
+from medalign_desktop.ui.plain import tip
 
 
 class DiagnosticsDialog(QDialog):
@@ -72,7 +73,7 @@ class DiagnosticsDialog(QDialog):
         for row, (name, value) in enumerate(self.rows):
             self.table.setItem(row, 0, QTableWidgetItem(name))
             item = QTableWidgetItem(value)
-            item.setToolTip(value)  # long paths are cut at the column's edge
+            item.setToolTip(tip(value) or "")  # long paths are cut at the column's edge
             self.table.setItem(row, 1, item)
         self.status.setText("Copy these into a support ticket.")
         self.copy_button.setEnabled(True)

@@ -16,6 +16,7 @@ from medalign_desktop.jobs.memory_plan import FITS, MAY_NOT_FIT, UNLOAD, describ
 from medalign_desktop.store import Store
 from medalign_desktop.ui.annotate_page import Phase
 from medalign_desktop.ui.memory_planner import plan_on_devices
+from medalign_desktop.ui.plain import tip
 from tests.gui.conftest import run, seed_verdicts, wait_answer, wait_phase
 from training.config import defaults
 from training.memory import MemoryEstimate, estimate_job_memory
@@ -166,7 +167,7 @@ def test_a_model_that_cannot_come_back_says_so_and_how_to_load_it(
     qtbot.waitUntil(lambda: any(m.startswith(reason) for m in messages), timeout=10000)
     assert messages[-1].endswith("). Open it with File > Open model folder.") and str(gone) in messages[-1]
     assert window.annotate.actions.feedback.text() == "Answering model unloaded"
-    assert window.status.model.toolTip() == messages[-1]
+    assert window.status.model.toolTip() == tip(messages[-1])  # escaped: it quotes a folder name
     # the dialog, readable: the failed task reaches the error reporter an event-loop turn after the message
     qtbot.waitUntil(lambda: bool(window.ctx.errors.shown), timeout=5000)
     assert str(gone) in window.ctx.errors.shown[-1]
