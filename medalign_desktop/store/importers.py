@@ -156,7 +156,9 @@ def run_import(
         return _cancelled(report)
     if not rows and not report.errors:
         nouns = report.noun + "s"
-        report.warn(f"{report.path.name} holds no {nouns}" + (" (only blank lines)" if report.skipped_empty else ""))
+        report.warn(
+            f"{report.path.name} holds no {nouns}" + (" (only blank lines)" if report.skipped_empty else "")
+        )
     if rows:
         try:
             _write(store, reader, report, kind, rows, cancelled)
@@ -173,7 +175,12 @@ def run_import(
 
 
 def _write(
-    store: Store, reader: Reader, report: ImportReport, kind: str, rows: list[dict[str, Any]], cancelled: Cancel
+    store: Store,
+    reader: Reader,
+    report: ImportReport,
+    kind: str,
+    rows: list[dict[str, Any]],
+    cancelled: Cancel,
 ) -> None:
     batch = {
         "source_path": str(reader.path.absolute()), "sha256": source_sha256(reader.path),
@@ -210,7 +217,7 @@ def _read_rows(
     now = store.clock()
     source = f"import:{reader.path.name}"
     rows: list[dict[str, Any]] = []
-    seen_ids: dict[str, tuple[int, str]] = {}
+    seen_ids: dict[str, dict[str, int]] = {}
     for count, item in enumerate(reader, start=1):
         if count % _PROGRESS_EVERY == 0:
             if cancelled():
@@ -258,35 +265,36 @@ def _row_for(item: RawItem, report: ImportReport, now: str, source: str) -> dict
     return None
 
 
-def _check_external_ids(store: Store, report: ImportReport, seen: dict[str, tuple[int, str]]) -> None:
-    """Warn when one external id names different questions against the database (a read, no lock)."""
+def _check_external_ids(store: Store, report: ImportReport, seen: dict[str, dict[str, int]]) -> None:
+    """Warn when an external id is stored for a question this file does not hold (a read, no lock)."""
     ids = list(seen)
     with store.exclusive() as db:
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             marks = ", ".join("?" for _ in part)
-            sql = f"SELECT external_id, id, dedup_hash FROM prompts WHERE external_id IN ({marks}) ORDER BY id"
+            sql = (
+                f"SELECT external_id, id, dedup_hash FROM prompts WHERE external_id IN ({marks}) ORDER BY id"
+            )
             for external_id, prompt_id, dedup_hash in db.execute(sql, part):
-                line, wanted = seen[external_id]
-                if dedup_hash != wanted:
+                hashes = seen[external_id]
+                if dedup_hash not in hashes:
                     report.warn(
                         f"id {external_id!r} is already stored with a different question (prompt {prompt_id});"
-                        " both are kept", line, "id",
+                        " both are kept", min(hashes.values()), "id",
                     )  # fmt: skip
 
 
 def note_external_id(
-    report: ImportReport, seen: dict[str, tuple[int, str]], line: int, row: dict[str, Any]
+    report: ImportReport, seen: dict[str, dict[str, int]], line: int, row: dict[str, Any]
 ) -> None:
-    """Warn when one external id names different questions within the file."""
+    """Warn when one external id names different questions within the file (``seen``: id -> hash -> line)."""
     external_id = row.get("external_id")
     if external_id is None:
         return
-    first = seen.get(external_id)
-    if first is None:
-        seen[external_id] = (line, row["dedup_hash"])
-    elif first[1] != row["dedup_hash"]:
+    hashes = seen.setdefault(external_id, {})
+    if hashes and row["dedup_hash"] not in hashes:
         report.warn(
-            f"id {external_id!r} was already used on line {first[0]} for a different question; both are kept",
-            line, "id",
+            f"id {external_id!r} was already used on line {min(hashes.values())} for a different question;"
+            " both are kept", line, "id",
         )  # fmt: skip
+    hashes.setdefault(row["dedup_hash"], line)

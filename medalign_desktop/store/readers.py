@@ -242,7 +242,10 @@ def _is_dataset_folder(path: Path) -> bool:
 def _starts_with_bracket(path: Path) -> bool:
     with path.open("rb") as handle:
         head = handle.read(4096)
-    for bom, codec in (("\ufeff".encode("utf-16-le"), "utf-16-le"), ("\ufeff".encode("utf-16-be"), "utf-16-be")):
+    for bom, codec in (
+        ("\ufeff".encode("utf-16-le"), "utf-16-le"),
+        ("\ufeff".encode("utf-16-be"), "utf-16-be"),
+    ):
         if head.startswith(bom):
             return head[2:].decode(codec, "ignore").lstrip(" \t\r\n").startswith("[")
     return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")

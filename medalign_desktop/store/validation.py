@@ -30,7 +30,8 @@ def check_length(field: str, value: str, limit: int = MAX_TEXT_CHARS) -> str:
     """Refuse a text longer than ``limit`` characters (a 50 MB "question" is a broken file, not a question)."""
     if len(value) > limit:
         raise StoreValidationError(
-            field, f"is {len(value):,} characters long; the limit is {limit:,} (the rest of the file is imported)"
+            field,
+            f"is {len(value):,} characters long; the limit is {limit:,} (the rest of the file is imported)",
         )
     return value
 
