@@ -1,161 +1,107 @@
-"""A conservative de-identification pass for exported text: obvious identifiers become typed placeholders.
+"""De-identification of exported text: identifiers become typed placeholders, clinical content stays.
 
-What it masks (and only when the context makes it an identifier, never a bare number or word):
+``deidentify(text)`` returns the masked text and how many identifiers of each kind (:data:`KINDS`) it masked.
+Only the identifying value is replaced, so the cue stays and the sentence still reads: ``Dr. [NAME]``,
+``DOB: [DOB]``, ``MRN [RECORD]``.
 
-- ``name``: one to three capitalised words after a title (Dr, Mr, Mrs, Ms, Miss, Prof, Patient, Pt):
-  ``Dr. Jane Smith`` -> ``Dr. [NAME]``. The title stays, so the sentence still reads.
-- ``dob``: a date after "DOB", "D.O.B.", "date of birth" or "born (on)": ``DOB: 03/04/1956`` -> ``DOB: [DOB]``.
-  A year alone ("born in 1956") is not masked.
-- ``phone``: 10-15 digits written as a phone number (``+44 20 7946 0958``, ``(555) 123-4567``,
-  ``555.123.4567``, ``07700 900123``), or 7+ digits after "tel", "phone", "mobile", "call" ...
-- ``email``: ``name@host.tld``.
-- ``record``: the number after MRN, NHS number, record number, patient ID, hospital / chart number.
+Where the detections come from (all offline, all in-process):
 
-Why conservative: the exports train medical models, so a false positive that eats a dose ("0.5 mg"), a lab
-value ("K 4.1 mmol/L"), a blood pressure ("120/80") or an ordinary capitalised word damages the data, while
-this pass is a safety net, not a guarantee (free-text names without a title are left alone).
+- :mod:`deid_backends`: Presidio's pattern recognisers (cards with Luhn, US SSN, UK NINO, Aadhaar, IBAN, NHS
+  numbers with mod-11, IP addresses, e-mail, URL, UK postcodes; e-mail and URL validated against tldextract's
+  bundled suffix list, never a download), and ``phonenumbers`` for international phone numbers.
+- :mod:`deid_rules`: values that only a cue makes identifying: dates of birth in every common format, record
+  and national numbers, labelled phones, street addresses, ZIP / PIN / postcodes after a state or city.
+- :mod:`deid_names`: person names after titles, roles, labels, relatives, greetings and sign-offs, all-caps
+  surnames, and every later mention of a name so found; eponyms and clinical words are kept.
+
+What it does not promise: a name with no cue anywhere in the text ("Jane went home") is not found, nor is a
+bare date that is not marked as a birth date (clinical dates are data). Doses, lab values, blood pressures,
+ICD codes and drug names are left alone: the exports train medical models, and a false positive that eats
+"0.5 mg" damages the data.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
+from collections.abc import Iterable
 
-KINDS: tuple[str, ...] = ("name", "dob", "phone", "email", "record")
-PLACEHOLDERS: dict[str, str] = {
-    "name": "[NAME]",
-    "dob": "[DOB]",
-    "phone": "[PHONE]",
-    "email": "[EMAIL]",
-    "record": "[RECORD]",
-}
+from medalign_desktop.store import deid_backends, deid_names, deid_rules
+from medalign_desktop.store.deid_backends import Span
 
-_MONTHS = (
-    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
-    r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+KINDS: tuple[str, ...] = (
+    "name", "dob", "phone", "email", "record", "national_id", "address", "postcode", "card", "account", "ip",
+    "url",
+)  # fmt: skip
+PLACEHOLDERS: dict[str, str] = {kind: f"[{kind.upper()}]" for kind in KINDS}
+# What the manifest says about the pass (see export.py): honest about what is not guaranteed.
+NOTE = (
+    "Identifiers of the listed classes were masked where found. Names are found only after a cue (a title, a "
+    "role, a label such as 'Patient:', a greeting or signature, an all-caps surname) and where they recur; a "
+    "name with no cue, and dates that are not marked as birth dates, are not guaranteed to be masked."
 )
-_DATE = (
-    r"(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})"  # 03/04/1956, 3.4.56
-    r"|\d{4}-\d{2}-\d{2}"  # 1956-04-03
-    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTHS},?\s+\d{{4}}"  # 3rd April 1956
-    rf"|{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}})"  # April 3, 1956
-)
-_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
-_RECORD = re.compile(
-    r"(?P<label>\b(?:MRN|NHS\s*(?:number|no\.?|#|:)|(?:medical\s+)?record\s*(?:number|no\.?|#)|"
-    r"patient\s*(?:ID|number|no\.?|#)|hospital\s*(?:number|no\.?)|chart\s*(?:number|no\.?))"
-    r"(?:\s*(?:is|was|:|#|=))?\s*)"
-    r"(?P<value>(?:[A-Z]{1,3}[\s-]?)?\d(?:[\s-]?\d){3,14})(?![\w])",
-    re.IGNORECASE,
-)
-_DOB = re.compile(
-    r"(?P<label>\b(?:DOB|D\.O\.B\.?|date\s+of\s+birth|born(?:\s+on)?)(?:\s*(?:is|was|:|-))?\s*)"
-    rf"(?P<value>{_DATE})(?![\w])",
-    re.IGNORECASE,
-)
-_LABELLED_PHONE = re.compile(
-    r"(?P<label>\b(?:tel(?:ephone)?|phone|mobile|cell|call|fax)\.?(?:\s*(?:no\.?|number))?"
-    r"(?:\s*(?:is|:|-|on|at))?\s*)"
-    r"(?P<value>\+?\(?\d[\d\s().\-]{5,20}\d)(?![\w])",
-    re.IGNORECASE,
-)
-# A phone-shaped run: optional +country, optional (area), then digit groups with one kind of separator.
-_PHONE = re.compile(
-    r"(?<![\w./+\-])(?P<value>(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,5}\)[\s.\-]?)?\d{2,5}(?:[\s.\-]\d{2,8}){1,4})"
-    r"(?![\w/]|[.\-]\d)"
-)
-_TITLE = r"(?:Dr|Mr|Mrs|Ms|Mx|Miss|Prof|Doctor|Professor|Patient|Pt)\.?"
-# Smith, McDonald, O'Neil, Smith-Jones, or an initial "J."; a possessive "'s" is left outside the name.
-_UP, _LOW = "A-ZÀ-ÖØ-Þ", "a-zß-öø-ÿ"  # Latin-1 letters too: Åsa Öberg, José Núñez
-_NAME_WORD = (
-    rf"(?:[{_UP}](?:[{_LOW}]+(?:[{_UP}][{_LOW}]+)?|['’][{_UP}][{_LOW}]+)(?:-[{_UP}][{_LOW}]+)*|[{_UP}]\.)"
-)
-_NAME = re.compile(rf"(?P<label>\b{_TITLE}\s+)(?P<value>{_NAME_WORD}(?:\s+{_NAME_WORD}){{0,2}})")
-# Capitalised words that follow "Patient" / "Dr" in clinical prose without being names.
-_NOT_NAMES = frozenset(
-    "History Education Information Id Number No Record Records Care Safety Consent Notes Leaflet Group "
-    "Advice Instructions Summary Details Age Sex Name The A An This That With Without And Or Is Was".split()
-)
+# When two detections overlap, the union is masked and labelled with the most specific kind.
+_PRIORITY = {kind: rank for rank, kind in enumerate(
+    ("email", "url", "card", "account", "national_id", "record", "dob", "ip", "phone", "postcode", "address",
+     "name"))}  # fmt: skip
 
 
-def _digits(text: str) -> int:
-    return sum(ch.isdigit() for ch in text)
+def find_identifiers(text: str) -> list[Span]:
+    """Non-overlapping ``(start, end, kind)`` spans of the identifiers in ``text``, in text order."""
+    if not text:
+        return []
+    spans: list[Span] = list(deid_backends.presidio_spans(text))
+    spans += deid_backends.phone_spans(text)
+    for rule in deid_rules.RULES:
+        spans += rule(text)
+    spans += deid_names.name_spans(text)
+    return _merge(spans)
 
 
-def _looks_like_phone(value: str) -> bool:
-    """A separated run is a phone number only with 10-15 digits and a phone-like shape (not a date, a range)."""
-    if not 10 <= _digits(value) <= 15:
-        return False
-    separators = {ch for ch in value if ch in " .-"}
-    if value.startswith(("+", "(")):
-        return True
-    if len(separators) > 1:
-        return False  # "12 3-4" style mixes are lists of numbers, not phone numbers
-    groups = re.split(r"[\s.\-]", value)
-    # Plain space-separated numbers ("100 200 300 400") are lists; phone numbers with spaces start with 0.
-    return separators != {" "} or groups[0].startswith("0")
-
-
-def _mask_labelled(pattern: re.Pattern[str], kind: str, text: str, counts: Counter[str]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        counts[kind] += 1
-        return match.group("label") + PLACEHOLDERS[kind]
-
-    return pattern.sub(replace, text)
-
-
-def _mask_names(text: str, counts: Counter[str]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        words = match.group("value").split()
-        kept: list[str] = []
-        for word in words:  # stop at the first word that is ordinary prose, not part of a name
-            if word.strip(".") in _NOT_NAMES:
-                break
-            kept.append(word)
-        if not kept or all(len(word) == 2 and word.endswith(".") for word in kept):
-            return match.group(0)
-        counts["name"] += 1
-        rest = match.group("value")[len(" ".join(kept)) :]
-        return match.group("label") + PLACEHOLDERS["name"] + rest
-
-    return _NAME.sub(replace, text)
-
-
-def _mask_phones(text: str, counts: Counter[str]) -> str:
-    def labelled(match: re.Match[str]) -> str:
-        if _digits(match.group("value")) < 7:  # "call 999", "tel. ext 12": too short to identify anyone
-            return match.group(0)
-        counts["phone"] += 1
-        return match.group("label") + PLACEHOLDERS["phone"]
-
-    text = _LABELLED_PHONE.sub(labelled, text)
-
-    def replace(match: re.Match[str]) -> str:
-        if not _looks_like_phone(match.group("value")):
-            return match.group(0)
-        counts["phone"] += 1
-        return PLACEHOLDERS["phone"]
-
-    return _PHONE.sub(replace, text)
+def _merge(spans: Iterable[Span]) -> list[Span]:
+    merged: list[list] = []
+    for start, end, kind in sorted(spans, key=lambda s: (s[0], -s[1])):
+        if start >= end:
+            continue
+        if merged and start < merged[-1][1]:
+            last = merged[-1]
+            last[1] = max(last[1], end)
+            if _PRIORITY[kind] < _PRIORITY[last[2]]:
+                last[2] = kind
+        else:
+            merged.append([start, end, kind])
+    return [(start, end, kind) for start, end, kind in merged]
 
 
 def deidentify(text: str) -> tuple[str, Counter[str]]:
-    """``text`` with obvious identifiers masked, and how many of each kind (see :data:`KINDS`) were masked.
-
-    Order matters: e-mail addresses first (they contain digits and dots), then labelled record numbers and
-    dates of birth (so their digits are not taken for phone numbers), then phone numbers, then names.
-    """
+    """``text`` with identifiers masked, and how many of each kind (see :data:`KINDS`) were masked."""
     counts: Counter[str] = Counter()
-    if not text:
+    spans = find_identifiers(text)
+    if not spans:
         return text, counts
+    parts: list[str] = []
+    at = 0
+    for start, end, kind in spans:
+        parts += (text[at:start], PLACEHOLDERS[kind])
+        counts[kind] += 1
+        at = end
+    parts.append(text[at:])
+    return "".join(parts), counts
 
-    def email(match: re.Match[str]) -> str:
-        counts["email"] += 1
-        return PLACEHOLDERS["email"]
 
-    text = _EMAIL.sub(email, text)
-    text = _mask_labelled(_RECORD, "record", text, counts)
-    text = _mask_labelled(_DOB, "dob", text, counts)
-    text = _mask_phones(text, counts)
-    text = _mask_names(text, counts)
-    return text, counts
+# The kinds the first pass had: reports and manifests always list these (a zero says "scanned, none found");
+# the newer kinds appear in ``n_masked`` when found, and all of them in the manifest's "deidentification".
+CORE_KINDS: tuple[str, ...] = ("name", "dob", "phone", "email", "record")
+
+
+def reported_counts(counts: Counter[str] | dict[str, int]) -> dict[str, int]:
+    """Counts for a report: every core kind, and any other kind that was found."""
+    return {kind: int(counts.get(kind, 0)) for kind in KINDS if kind in CORE_KINDS or counts.get(kind)}
+
+
+def manifest_section(counts: Counter[str] | dict[str, int]) -> dict:
+    """The manifest's account of a de-identified export: classes scanned, counts per class, and the caveat."""
+    return {
+        "classes": list(KINDS),
+        "counts": {kind: int(counts.get(kind, 0)) for kind in KINDS},
+        "note": NOTE,
+    }

@@ -41,7 +41,6 @@ from medalign_desktop import __version__
 from medalign_desktop.store import pairs as pair_rules
 from medalign_desktop.store import sft_records
 from medalign_desktop.store.db import utc_now
-from medalign_desktop.store.deid import KINDS as MASK_KINDS
 from medalign_desktop.store.errors import StoreError, StoreValidationError
 from medalign_desktop.store.export_formats import (
     FILE_MODE,
@@ -205,13 +204,13 @@ def _export(
         writer = None
         n_records = sum(by_source.values())
         counts = {source: by_source.get(source, 0) for source in job.sources}
-        masked = {kind: mask.counts.get(kind, 0) for kind in MASK_KINDS} if deidentify else {}
+        masked = mask.reported()
         digest, files = checksum(tmp)
         meta = {
             "app": "MedAlign Desktop", "app_version": __version__, "export_format_version": EXPORT_FORMAT_VERSION,
             "store_schema_version": schema_version, "kind": job.kind, "format": fmt, "path": dest.name,
             "columns": job.layout.names(), "n_records": n_records, "counts_by_source": counts,
-            "deidentified": bool(deidentify), "n_masked": masked,
+            "deidentified": bool(deidentify), "n_masked": masked, "deidentification": mask.manifest(),
             "filters": {name: _jsonable(getattr(filters, name)) for name in job.filter_names},
             "sha256": digest, "sha256_of": "the file" if fmt != "datasets" else
             "the folder's files in name order, each as: relative path, NUL byte, contents",

@@ -16,7 +16,7 @@ from json.encoder import encode_basestring as _escape  # the C escaper of json.d
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from medalign_desktop.store.deid import deidentify
+from medalign_desktop.store.deid import deidentify, manifest_section, reported_counts
 from medalign_desktop.store.models import PreferencePair
 from medalign_desktop.store.sft_records import SftRecord
 
@@ -67,6 +67,14 @@ class Masker:
         masked, counts = deidentify(text)
         self.counts.update(counts)
         return masked
+
+    def reported(self) -> dict[str, int]:
+        """Counts for the report's ``n_masked``: empty when de-identification was off."""
+        return reported_counts(self.counts) if self.enabled else {}
+
+    def manifest(self) -> dict | None:
+        """The manifest's "deidentification": classes scanned, counts per class, what is not guaranteed."""
+        return manifest_section(self.counts) if self.enabled else None
 
 
 def pair_batch(pairs: list[PreferencePair], layout: Layout, mask: Masker) -> dict[str, list]:
