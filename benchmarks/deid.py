@@ -44,7 +44,9 @@ def load(path: Path = DATA) -> list[dict]:
 def spans_by_diff(text: str, masked: str) -> Spans:
     """Where a text-only de-identifier changed the input: the input ranges it replaced or deleted."""
     matcher = difflib.SequenceMatcher(None, text, masked, autojunk=False)
-    return [(i1, i2, "?") for op, i1, i2, _, _ in matcher.get_opcodes() if op in ("replace", "delete") and i2 > i1]
+    return [
+        (i1, i2, "?") for op, i1, i2, _, _ in matcher.get_opcodes() if op in ("replace", "delete") and i2 > i1
+    ]
 
 
 def score(rows: list[dict], find: Callable[[str], Spans]) -> dict:
@@ -76,7 +78,9 @@ def score(rows: list[dict], find: Callable[[str], Spans]) -> dict:
                 lost.append((term["text"], text))
             else:
                 kept += 1
-    per_class = {kind: {"n": total[kind], "recall": round(found[kind] / total[kind], 3)} for kind in sorted(total)}
+    per_class = {
+        kind: {"n": total[kind], "recall": round(found[kind] / total[kind], 3)} for kind in sorted(total)
+    }
     return {
         "recall": round(sum(found.values()) / max(1, sum(total.values())), 4),
         "precision": round(n_true / max(1, n_spans), 4),
@@ -132,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         if result:
             print(f"{label}: recall {result['recall']:.3f}, precision {result['precision']:.3f}, "
                   f"medical terms kept {result['medical_terms_kept']:.3f}")  # fmt: skip
+    holdout = [row for row in rows if row.get("set") == "holdout"]
+    if holdout:
+        later = score(holdout, find_identifiers)
+        print(f"held-out part ({len(holdout)} texts written after the rules, {later['n_identifiers']} identifiers):"
+              f" recall {later['recall']:.3f}, precision {later['precision']:.3f}")  # fmt: skip
     ms = speed()
     print(f"speed: {ms:.2f} ms per 2,000-character note")
     if args.show_misses:

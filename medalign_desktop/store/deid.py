@@ -53,7 +53,9 @@ def find_identifiers(text: str) -> list[Span]:
     spans += deid_backends.phone_spans(text)
     for rule in deid_rules.RULES:
         spans += rule(text)
-    spans += deid_names.name_spans(text)
+    names = list(deid_names.name_spans(text))
+    spans += names
+    spans += deid_rules.dob_after_names(text, names)
     return _merge(spans)
 
 

@@ -99,7 +99,10 @@ def presidio_spans(text: str) -> Iterator[Span]:
         kind, least = _ENTITIES[entity]
         for result in recogniser.analyze(text, entities=[entity], nlp_artifacts=None):
             if result.score >= least:
-                yield result.start, result.end, kind
+                end = result.end
+                while kind in ("url", "email") and end > result.start and text[end - 1] in ".,;:!?)'\"":
+                    end -= 1  # "see www.example.org/page," : the comma ends the sentence, not the URL
+                yield result.start, end, kind
 
 
 def phone_spans(text: str) -> Iterator[Span]:
@@ -127,8 +130,12 @@ def phone_spans(text: str) -> Iterator[Span]:
                 # Short national numbers must look dialled ("0...", "(0..."): an 8-digit code (SNOMED) or a
                 # date (2024-03-12) is valid somewhere in some plan, and is not a phone number here.
                 dialled = raw.startswith(("0", "(")) or (n >= 10 and _us_shape(raw))
-                if (span not in found and n >= 8 and not _DATE_SHAPE.fullmatch(raw)
-                        and (plus or (dialled and phonenumbers.is_valid_number(match.number)))):
+                if (
+                    span not in found
+                    and n >= 8
+                    and not _DATE_SHAPE.fullmatch(raw)
+                    and (plus or (dialled and phonenumbers.is_valid_number(match.number)))
+                ):
                     found.append(span)
             if all(any(a <= d < b for a, b in found) for d in digits):
                 break

@@ -76,7 +76,8 @@ CLINICAL_WORDS = frozenset(
     "Sincerely Faithfully Yours Best Wishes Many Signed Signature Dictated Typed Reviewed Approved Verified "
     "Checked Reported Authorised Authorized Copy Copies Attached Enclosed Ref Date Time Tel Phone Fax Email "
     "Mobile Address Postcode Unknown Anonymous Withheld Redacted Consent Capacity Interpreter Chaperone "
-    "Witness Advocate Mr Mrs Ms Miss Dr Prof Professor Mx".split()
+    "Witness Advocate Mr Mrs Ms Miss Dr Prof Professor Mx Died Led Run Based Lives Lived Presented Reported "
+    "Denies Attended Attends Works Worked Passed Stable Well Unwell".split()
 )
 ALLOW = EPONYMS | CLINICAL_WORDS
 _ALLOW_FOLD = frozenset(word.casefold() for word in ALLOW)
@@ -99,7 +100,8 @@ _CAPS_STOP = frozenset(
     "SOAP SBAR ABCDE OK NO YES NB PS PPS URGENT IMPORTANT CONFIDENTIAL ADDENDUM UPDATE ADVICE ACTION ACTIONS "
     "MEDICAL SURGICAL CLINICAL DISCHARGE ADMISSION REFERRAL LETTER REPORT OBS VITALS LABS BLOODS IMAGING "
     "COVID HIV HBV HCV MRSA CDIFF TB RSV EBV CMV HPV HSV VZV MMR DTP BCG MRN DOB NI NINO SSN ID UR URN CHI "
-    "PIN ZIP NOK DNI NIE PAN TFN IHI GMC NMC NPI TEL FAX REF RE CC ATTN PT".split()
+    "PIN ZIP NOK DNI NIE PAN TFN IHI GMC NMC NPI TEL FAX REF RE CC ATTN PT MD DO MBBS MBCHB BMBS FRCP MRCP "
+    "FRCS MRCS FRCGP MRCGP FRACP FRCPC RN RGN RMN RM NP PHD DPHIL BSC MSC DNP APRN FNP FY1 FY2 SHO SPR".split()
 )
 
 _UP, _LOW = "A-ZÀ-ÖØ-ÞĀ-Ž", "a-zß-öø-ÿĀ-ž"  # Latin-1 and Latin Extended-A: Åsa Öberg, Łukasz, Siobhán
@@ -126,7 +128,7 @@ _LABEL = (
     r"husband|wife|partner|spouse|attn|attention|cc|to|from|re|dear|c/o)"
 )
 _RELATIVE = (
-    r"(?i:(?:her|his|their|the\s+patient's|patient's|my|your)\s+(?:husband|wife|partner|spouse|daughter|son|"
+    r"(?i:(?:(?:her|his|their|the\s+patient's|patient's|my|your)\s+)?(?:husband|wife|partner|spouse|daughter|son|"
     r"mother|father|mum|dad|sister|brother|carer|friend|neighbour|neighbor|niece|nephew|grandson|"
     r"granddaughter|aunt|uncle|cousin|fiancée?|boyfriend|girlfriend|child|children))"
 )
@@ -144,7 +146,7 @@ _CUED = re.compile(
     r"|(?i:regards|sincerely|faithfully|best\s+wishes|many\s+thanks|thanks|cheers),?[ \t]*\n\s*"
     rf")(?:{_TITLE}[ \t]+)?(?P<v>{_NAME})"  # "Dear Dr Patel", "cc: Mrs Jones": the title is a cue too
 )
-_CAPS_FIRST = re.compile(rf"(?<![\w'’])(?P<v>[{_UP}]{{2,}}(?:[-'’ ][{_UP}]{{2,}})?,[ \t]*[{_UP}][{_LOW}]+"
+_CAPS_FIRST = re.compile(rf"(?<![\w'’])(?P<v>(?:[{_UP}]['’])?[{_UP}]{{2,}}(?:[-'’ ][{_UP}]{{2,}}){{0,2}},[ \t]*[{_UP}][{_LOW}]+"
                          rf"(?:[ \t]+[{_UP}][{_LOW}]+)?)")  # fmt: skip
 _POST_NOMINAL = re.compile(
     rf"(?<![\w'’])(?P<v>{_NAME}),?[ \t]+(?=(?:MD|DO|MBBS|MBChB|MB ChB|BMBS|FRCP|MRCP|FRCS|MRCS|FRCGP|MRCGP|"
@@ -153,6 +155,7 @@ _POST_NOMINAL = re.compile(
 _AGED = re.compile(
     rf"(?:^|(?<=\n)|(?<=\.\s))(?P<v>{_NAME})(?=,?\s+(?:is\s+)?(?:a|an|aged)\s+\d{{1,3}}[- ]?(?:year|yr|y/o|month|week))"
 )
+_ROLE_SUFFIX = re.compile(r"(?:olog(?:ist|ists|y|ical)|iatri(?:st|sts|cs|cian|cians|y)|ician|icians|ologie)$")
 _TOKEN = re.compile(rf"{_WORD}|{_PARTICLE}")
 
 
@@ -160,6 +163,8 @@ def _is_name_word(word: str) -> bool:
     bare = word.strip(".'’").replace("’", "'")
     if bare.endswith("'s"):
         bare = bare[:-2]
+    if _ROLE_SUFFIX.search(bare):  # Rheumatologist, Paediatrician, Haematology: roles and specialties
+        return False
     return bare.casefold() not in _ALLOW_FOLD and bare.replace("'", "").casefold() not in _ALLOW_FOLD
 
 
@@ -172,7 +177,11 @@ def _trim(text: str, start: int, value: str, require_full: bool = False) -> Span
         if re.fullmatch(_PARTICLE, word):
             continue  # a particle belongs to the name only if a name word follows it
         initial = re.fullmatch(rf"[{_UP}]\.(?:[ ]?[{_UP}]\.)*", word) is not None  # "A." is not the article
-        if not initial and not _is_name_word(word) or (word.isupper() and len(word) > 1 and word in _CAPS_STOP):
+        if (
+            not initial
+            and not _is_name_word(word)
+            or (word.isupper() and len(word) > 1 and word in _CAPS_STOP)
+        ):
             if require_full:
                 return None
             break

@@ -36,7 +36,9 @@ _NUMBER_WORD = r"(?:\s*(?:number|num|no\.?|#|ID|identifier|card))"
 _RECORD_CUE = (
     r"(?i:\b(?:(?:MRN|M\.R\.N\.?|URN|NPI|GMC|NMC)" + _NUMBER_WORD + r"*"
     r"|(?:NHS|CHI|UR|unit|hosp(?:ital)?|record|chart|case|patient|pt|visit|encounter|accession|lab|episode|"
-    r"admission|account|acct|member|policy|claim|insurance|ref(?:erence)?|ID|I\.D\.)(?:" + _NUMBER_WORD + r"+|(?=:))))"
+    r"admission|account|acct|member|policy|claim|insurance|ref(?:erence)?|ID|I\.D\.)(?:"
+    + _NUMBER_WORD
+    + r"+|(?=:))))"
 )
 _ID_VALUE = r"(?=[A-Z0-9\-/ ]*\d)[A-Z]{0,4}[\-/ ]?\d[A-Z0-9]*(?:[\-/ ]\d[A-Z0-9]*){0,4}"
 _RECORD = re.compile(rf"{_RECORD_CUE}:?{_SEP}(?P<v>{_ID_VALUE})(?![\w/])")
@@ -48,9 +50,14 @@ _NATIONAL_CUE = (
 )
 _NATIONAL_VALUE = r"(?=[A-Z0-9 \-]*\d)[A-Z]{0,5}[ \-]?\d[A-Z0-9]*(?:[ \-](?:\d[A-Z0-9]*|[A-Z]\b)){0,5}"
 _NATIONAL = re.compile(rf"{_NATIONAL_CUE}:?(?:\s*\([^)]{{1,20}}\))?{_SEP}(?P<v>{_NATIONAL_VALUE})(?![\w/])")
+_BARE_PAN = re.compile(
+    r"\b[A-Z]{3}[ABCFGHJLPT][A-Z]\d{4}[A-Z]\b"
+)  # India's PAN: the 4th letter is the holder type
 _BARE_SSN = re.compile(r"(?<![\w/.\-])\d{3}-\d{2}-\d{4}(?![\w/]|[.\-]\d)")
 _BARE_TEN = re.compile(r"(?<![\w/.\-])\d{3}[ \-]?\d{3}[ \-]?\d{4}(?![\w/]|[.\-]\d)")  # NHS / CHI shape
-_BARE_CARD = re.compile(r"(?<![\w/.\-])\d{4}(?:[ \-]?\d{4}){2}[ \-]?\d{1,7}(?![\w/]|[.\-]\d)|\b\d{4} \d{6} \d{5}\b")
+_BARE_CARD = re.compile(
+    r"(?<![\w/.\-])\d{4}(?:[ \-]?\d{4}){2}[ \-]?\d{1,7}(?![\w/]|[.\-]\d)|\b\d{4} \d{6} \d{5}\b"
+)
 _PHONE_CUE = re.compile(
     r"(?i:\b(?:tel(?:ephone)?|phone|ph|mob(?:ile)?|cell|call|fax|contact(?:\s+number)?|pager|whatsapp|"
     r"reached\s+on|ring|landline)\.?(?:\s*(?:no\.?|number|#))?)"
@@ -61,13 +68,22 @@ _PHONE = re.compile(
     r"(?<![\w./+\-])(?P<v>(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,5}\)[\s.\-]?)?\d{2,5}(?:[\s.\-]\d{2,8}){1,4})"
     r"(?![\w/]|[.\-]\d)"
 )
+# Full street words, then abbreviations (which may carry a dot: "George St."; a full word's dot ends a sentence).
 _STREET_SUFFIX = (
-    r"(?:Street|St|Road|Rd|Avenue|Ave|Av|Lane|Ln|Drive|Dr|Close|Cl|Crescent|Cres|Way|Place|Pl|Court|Ct|"
-    r"Boulevard|Blvd|Terrace|Tce|Gardens|Gdns|Grove|Gr|Square|Sq|Hill|Row|Mews|Parade|Pde|Walk|Highway|Hwy|"
-    r"Parkway|Pkwy|Circle|Cir|Green|Rise|View|Marg|Nagar|Path|Wharf|Quay|Broadway|Esplanade|Embankment)\b\.?"
+    r"(?:(?:Street|Road|Avenue|Lane|Drive|Close|Crescent|Way|Place|Court|Boulevard|Terrace|Gardens|Grove|"
+    r"Square|Hill|Row|Mews|Parade|Walk|Highway|Parkway|Circle|Green|Rise|View|Marg|Nagar|Path|Wharf|Quay|"
+    r"Broadway|Esplanade|Embankment)\b"
+    r"|(?:St|Rd|Ave|Av|Ln|Dr|Cl|Cres|Pl|Ct|Blvd|Tce|Gdns|Gr|Sq|Pde|Hwy|Pkwy|Cir)\b\.?)"
 )
-_UNIT = r"(?:(?:Flat|Apt\.?|Apartment|Unit|Suite|Ste\.?|Room|Rm\.?)\s*\d+[A-Z]?(?:\s*,\s*|\s+|/))"
-_STREET_WORD = r"(?:[A-Z][\w'’\-]*\.?|of|the|de|la)"
+_BUILDING = (
+    r"(?:(?:[A-Z][\w'’\-]*\s+){1,3}(?:Apartments|House|Court|Tower|Towers|Building|Residency|Mansions|Lodge|"
+    r"Heights|Villas?|Complex|Block|Chambers|Cottages?|Farm|Hall),\s*)"
+)
+_UNIT = (
+    r"(?:(?:Flat|Apt\.?|Apartment|Unit|Suite|Ste\.?|Room|Rm\.?)\s*\d+[A-Z]?(?:\s*,\s*|\s+|/)"
+    rf"{_BUILDING}?|{_BUILDING})"
+)
+_STREET_WORD = r"(?:[A-Z][\w'’\-]*\.?|\d{1,3}(?:st|nd|rd|th)|of|the|de|la)"  # 310 West 97th Street
 _ADDRESS = re.compile(
     rf"(?<![\w/])(?P<v>{_UNIT}?\d{{1,5}}[A-Za-z]?(?:-\d{{1,5}})?,?\s+(?:{_STREET_WORD}\s+){{1,3}}{_STREET_SUFFIX})"
     r"|(?P<w>(?:\b(?:rue|avenue|boulevard|place|chemin|Via|Viale|Piazza|Corso|Calle|Avenida|Plaza|Rua|Carrer)"
@@ -110,6 +126,17 @@ def dob_spans(text: str) -> Iterator[Span]:
     return _groups(_DOB, text, "dob")
 
 
+# A date right after a name, in a header ("Jane Doe, 14/02/1948" or "Jane Doe (03.04.56)"), is a birth date.
+_DATE_AFTER_NAME = re.compile(rf"(?:,[ \t]*|[ \t]+\(|[ \t]+-[ \t]+)(?P<v>{_DATE})(?![\w/])")
+
+
+def dob_after_names(text: str, names: list[Span]) -> Iterator[Span]:
+    for _, end, _ in names:
+        match = _DATE_AFTER_NAME.match(text, end)
+        if match:
+            yield match.start("v"), match.end("v"), "dob"
+
+
 def record_spans(text: str) -> Iterator[Span]:
     for match in _RECORD.finditer(text):
         value = match.group("v").rstrip(" -/")
@@ -125,6 +152,8 @@ def national_spans(text: str) -> Iterator[Span]:
         value = match.group("v").rstrip(" -")
         if len(_digits(value)) >= 4:
             yield match.start("v"), match.start("v") + len(value), "national_id"
+    for match in _BARE_PAN.finditer(text):
+        yield match.start(), match.end(), "national_id"
     for match in _BARE_SSN.finditer(text):
         if valid_ssn(match.group()):
             yield match.start(), match.end(), "national_id"
