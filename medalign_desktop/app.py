@@ -162,6 +162,7 @@ def run_training(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    os.umask(0o077)  # private by default: logs, settings, job folders, exports hold clinical text
     if argv[:1] == [FROZEN_TRAINING_FLAG]:
         return run_training(argv[1:])
     args = build_parser().parse_args(argv)

@@ -12,12 +12,15 @@
     medalign ask "QUESTION" [--model DIR] [--adapter DIR] [--temperature T] [--max-new-tokens N] [--seed S]
     medalign info [--db PATH]
 
-Errors are one readable line on stderr and exit status 2; never a traceback.
+Errors are one readable line on stderr and exit status 2; never a traceback. Files are private: the
+commands run with umask 077. Commands that only read (export, info) refuse a missing ``--db`` and create
+nothing; the imports create the database.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -125,6 +128,14 @@ def cmd_import_pairs(args: argparse.Namespace) -> int:
     return 0 if report.imported or report.duplicates or not report.errors else 1
 
 
+def _existing_db(args: argparse.Namespace) -> Path:
+    """The database a reading command uses; it must exist (opening would create an empty one)."""
+    db = (Path(args.db) if args.db else paths.default_database_path()).expanduser()
+    if not db.is_file():
+        raise ValueError(f"No database at {db} (check the path; `medalign import` creates one)")
+    return db
+
+
 def _export_format(args: argparse.Namespace) -> str:
     if args.format:
         return args.format
@@ -146,8 +157,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         options["prompt_column"] = args.prompt_column
     elif args.prompt_column or args.source:
         raise ValueError("--prompt-column and --source apply to `medalign export pairs` only")
-    db = Path(args.db) if args.db else paths.default_database_path()
-    with Store.open(db) as store:
+    with Store.open(_existing_db(args), create=False) as store:
         write = export_pairs if args.kind == "pairs" else export_sft
         report = write(store, Path(args.dest), progress=_progress_line("Exporting"), **options)
     _say(report.summary())
@@ -182,7 +192,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     """The Help > Diagnostics report, as plain text (for a support ticket)."""
     from medalign_desktop.diagnostics import as_text, collect
 
-    print(as_text(collect(Path(args.db) if args.db else None)), end="", flush=True)
+    db = _existing_db(args) if args.db else None  # no --db: the report says "not created yet"
+    print(as_text(collect(db)), end="", flush=True)
     return 0
 
 
@@ -292,8 +303,6 @@ def _add_export_parser(sub: Any) -> None:
 
 def _quiet_libraries() -> None:
     """Keep the terminal readable: no transformers progress bars or advisory warnings."""
-    import os
-
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -301,9 +310,17 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _quiet_libraries()
+    previous_umask = os.umask(0o077)  # every file a command writes is the user's only (clinical text)
+    try:
+        return _run(argv)
+    finally:
+        os.umask(previous_umask)  # for in-process callers (tests); a process simply exits
+
+
+def _run(argv: list[str] | None) -> int:
     from medalign_desktop.engine.errors import EngineError
 
-    _quiet_libraries()
     args = build_parser().parse_args(argv)
     known_errors: tuple[type[BaseException], ...] = (EngineError, ConfigError, ValueError, OSError)
     try:

@@ -4,6 +4,10 @@ Reads DIR/config.json and DIR/data/, trains, writes DIR/<output_name>/ and DIR/r
 stdout in the event protocol (training/protocol.py): one JSON object per line and nothing else. Library
 logs, warnings and tracebacks go to stderr. Exit codes: 0 finished, 1 failed, 2 bad command line,
 143 cancelled (SIGTERM / SIGINT); every non-zero exit ends with a `failed` event.
+
+Job folders hold clinical text: the program runs with umask 077 (so under ``torchrun`` / ``accelerate``
+every rank's adapters, checkpoints and logs are private) and tightens the job folder it is given to 0700,
+its files to 0600, whoever launched it.
 """
 
 from __future__ import annotations
@@ -109,8 +113,33 @@ def _write_failure_result(job_dir: Path | None, status: str, reason: str, advice
         pass
 
 
+PRIVATE_UMASK = 0o077
+
+
+def make_private(job_dir: Path) -> None:
+    """The job folder and what is in it to 0700 / 0600 where ours and more open (no symlinks followed)."""
+    uid = os.getuid()
+    for root, dirs, files in os.walk(job_dir):
+        for name, mode in [(root, 0o700)] + [(os.path.join(root, f), 0o600) for f in files]:
+            try:
+                info = os.lstat(name)
+                if info.st_uid == uid and not os.path.islink(name) and info.st_mode & 0o077:
+                    os.chmod(name, mode)
+            except OSError:
+                pass
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+
+
 def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
     """Run one job; returns the exit code. ``events``: where events go (None: claim the process's stdout)."""
+    previous_umask = os.umask(PRIVATE_UMASK)
+    try:
+        return _main(argv, events)
+    finally:
+        os.umask(previous_umask)  # in-process callers (tests) get theirs back; a process simply exits
+
+
+def _main(argv: list[str] | None, events: TextIO | None) -> int:
     if events is None:  # running as the program: quiet libraries, and stdout for events only
         for key, value in QUIET_ENV.items():
             os.environ.setdefault(key, value)
@@ -124,6 +153,8 @@ def main(argv: list[str] | None = None, events: TextIO | None = None) -> int:
     try:
         args = parse_args(argv)
         job_dir = args.job_dir.resolve()  # so reported paths are absolute
+        if job_dir.is_dir():
+            make_private(job_dir)
         kind = args.kind
         config = load_config(job_dir, kind=kind)
         if args.resume:

@@ -17,6 +17,7 @@ from typing import Any
 from medalign_desktop import __version__
 from medalign_desktop.evaluation import stats
 from medalign_desktop.evaluation.plots import line_plot, percent
+from medalign_desktop.store import tempfiles
 from medalign_desktop.store.models import Vote
 
 BASE = "base"  # the bare base model's version name
@@ -292,8 +293,9 @@ def write_report(store, path: str | Path, *, data: ReportData | None = None) -> 
     """Write the report to ``path`` atomically (a temporary file renamed over it), readable by the owner only."""
     path = Path(path)
     text = render_html(data if data is not None else report_data(store))
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = tempfiles.temp_path(path)  # registered: removed at the next start should we be killed
     try:
+        tempfiles.clean_folder(path.parent, (path.name,))
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

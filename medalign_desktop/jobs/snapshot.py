@@ -13,7 +13,8 @@ re-run or audited later from exactly the data it saw:
                                 same settings (jobs/evaluation.py)
     <job_dir>/snapshot.json     provenance: which verdicts, pairs and questions went in, and why
 
-Incremental retraining (``hitl``) learns from the feedback that arrived since the last retrain plus a
+The folder is private whatever the umask: 0700 folders, 0600 files (they hold clinicians' questions and
+answers). Incremental retraining (``hitl``) learns from the feedback that arrived since the last retrain plus a
 seeded random replay sample of earlier feedback, so old lessons are not forgotten.
 """
 
@@ -29,6 +30,7 @@ from pathlib import Path
 from medalign_desktop.jobs import evaluation, scoring
 from medalign_desktop.jobs import preference_snapshot as prefs
 from medalign_desktop.store import Store, StoreValidationError
+from medalign_desktop.store.db import make_private_dirs
 from medalign_desktop.store.training_data import (
     TrainingExample,
     feedback_examples,
@@ -110,13 +112,29 @@ def to_conversation(example: TrainingExample, system_prompt: str) -> dict:
     }
 
 
+FILE_MODE, DIR_MODE = 0o600, 0o700
+
+
+def _open_private(path: Path):
+    """A text file for writing with mode 0600 from its first byte, whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
+def _private_dir(path: Path) -> None:
+    make_private_dirs(path)
+    os.chmod(path, DIR_MODE)
+
+
 def _write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    with _open_private(path) as handle:
+        handle.write(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def _fsync_jsonl(path: Path, records) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
+    _private_dir(path.parent)
+    with _open_private(path) as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         handle.flush()
@@ -262,6 +280,8 @@ def write_snapshot(store: Store, request: SnapshotRequest, job_dir: str | Path) 
     """Write config.json, the data files and snapshot.json into ``job_dir`` (created, must be new/empty)."""
     job_dir = Path(job_dir)
     writer = WRITERS.get(request.kind)
+    if writer is not None:
+        _private_dir(job_dir)
     if writer is None:
         raise SnapshotError(f"Snapshots for '{request.kind}' jobs are not supported yet.")
     info, provenance = writer(store, request, job_dir)

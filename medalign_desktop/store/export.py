@@ -39,7 +39,7 @@ from sqlite_utils import Database
 
 from medalign_desktop import __version__
 from medalign_desktop.store import pairs as pair_rules
-from medalign_desktop.store import sft_records
+from medalign_desktop.store import sft_records, tempfiles
 from medalign_desktop.store.db import utc_now
 from medalign_desktop.store.errors import StoreError, StoreValidationError
 from medalign_desktop.store.export_formats import (
@@ -158,7 +158,8 @@ def export_sft(
 
 
 def temp_path(path: Path) -> Path:
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    """``<path>.tmp-<pid>``, registered for removal should this process die first (store.tempfiles)."""
+    return tempfiles.temp_path(path)
 
 
 def manifest_path(dest: str | Path) -> Path:
@@ -183,6 +184,7 @@ def _export(
     manifest_tmp = temp_path(manifest)
     for leftover in (tmp, manifest_tmp):  # a crashed earlier run of a process with our pid
         _remove(leftover)
+    tempfiles.clean_folder(dest.parent, (dest.name, manifest.name))  # those of dead processes
     mask, by_source = Masker(deidentify), Counter[str]()
     writer: Writer | None = None
     try:

@@ -30,9 +30,10 @@ from medalign_desktop.store import (
     preference_import,
     prompts,
     scores,
+    tempfiles,
     verdicts,
 )
-from medalign_desktop.store.db import connect, utc_now
+from medalign_desktop.store.db import LOCK_WAIT_S, connect, utc_now
 from medalign_desktop.store.errors import StoreError
 from medalign_desktop.store.models import (
     AuditEntry,
@@ -79,28 +80,40 @@ def _guarded(method: Callable[P, R]) -> Callable[P, R]:
 class Store:
     """One workspace database. Create with :meth:`open`; close with :meth:`close` (or use ``with``)."""
 
-    def __init__(self, db: Database, path: Path, backup: Path | None = None) -> None:
+    def __init__(
+        self, db: Database, path: Path, backup: Path | None = None, tightened: tuple[Path, ...] = ()
+    ) -> None:
         self._db: Database | None = db
         self.path = path
         self.last_backup = backup  # the pre-migration copy written by this open, if any
+        # files / the folder that were readable by others and were made private by this open (for a notice)
+        self.tightened: tuple[Path, ...] = tightened
         self.clock: Callable[[], str] = utc_now  # replaceable in tests
         self._lock = threading.RLock()
 
     @classmethod
-    def open(cls, path: str | Path) -> Store:
-        """Open or create the database at ``path``, migrating an older schema after a backup."""
+    def open(cls, path: str | Path, *, create: bool = True, lock_wait_s: float = LOCK_WAIT_S) -> Store:
+        """Open or create the database at ``path``, migrating an older schema after a backup.
+
+        ``create=False`` refuses a missing file (nothing is created). A newer-schema or foreign SQLite file
+        is refused before anything in it changes. ``lock_wait_s``: how long a write waits for another
+        writer's lock before StoreBusyError. Stale temporary files of dead processes are removed.
+        """
         if str(path) in ("", ":memory:"):
             raise StoreError(
                 f"Store.open needs a database file path, got {str(path)!r} (in-memory is not supported)"
             )
         path = Path(path).expanduser().absolute()
-        db = connect(path)
+        db, tightened = connect(
+            path, create=create, latest_version=migrations.latest_version(), lock_wait_s=lock_wait_s
+        )
         try:
             backup = migrations.migrate(db, path)
         except BaseException:
             db.close()
             raise
-        return cls(db, path, backup)
+        tempfiles.clean_registered()
+        return cls(db, path, backup, tightened)
 
     @property
     def db(self) -> Database:

@@ -9,6 +9,7 @@ details are.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,9 @@ def setup_logging(path: Path | None = None) -> logging.Handler:
     """Send this app's log records (info and up) to a file; returns the handler (tests remove it)."""
     global _configured_log
     path = path or log_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # private from the first byte
+    os.chmod(path, 0o600)  # also a log written 0644 by an earlier version
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("medalign_desktop")

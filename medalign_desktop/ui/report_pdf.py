@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QMarginsF, QRectF, QSizeF, Qt, QUrl
 from PySide6.QtGui import QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QTextDocument
 from PySide6.QtSvg import QSvgRenderer
+
+from medalign_desktop.store import tempfiles
 
 SVG = re.compile(r"<svg\b.*?</svg>", re.DOTALL | re.IGNORECASE)
 SVG_NAMESPACE = 'xmlns="http://www.w3.org/2000/svg"'
@@ -74,10 +75,11 @@ def write_pdf(html: str, path: str | Path) -> Path:
     """Print the report to an A4 PDF at ``path``, atomically (a temporary file renamed), readable by the
     owner only, as the HTML report is written."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(handle)
+    temporary = tempfiles.temp_path(path)  # registered: removed at the next start should we be killed
+    tempfiles.clean_folder(path.parent, (path.name,))
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     try:
-        writer = QPdfWriter(temporary)
+        writer = QPdfWriter(str(temporary))
         writer.setResolution(PDF_DPI)
         writer.setTitle("MedAlign Desktop: comparison of model versions")
         writer.setCreator("MedAlign Desktop")

@@ -6,6 +6,8 @@ and portable installs never touch the user's real profile. Per-verdict data live
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtCore import QByteArray, QSettings
 from PySide6.QtWidgets import QWidget
 
@@ -22,9 +24,21 @@ def default_qsettings() -> QSettings:
     return QSettings(str(paths.config_dir() / GUI_SETTINGS_FILE), QSettings.Format.IniFormat)
 
 
+def _make_private(qsettings: QSettings) -> None:
+    """The settings file (annotator name, system prompt) readable by its owner only, after Qt wrote it;
+    Qt keeps an existing file's mode when it rewrites it (best effort)."""
+    path = qsettings.fileName()
+    try:
+        if os.path.isfile(path) and os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError:
+        pass
+
+
 class AppSettings:
     def __init__(self, qsettings: QSettings | None = None) -> None:
         self.qsettings = qsettings or default_qsettings()
+        _make_private(self.qsettings)  # a file written 0644 by an earlier version
 
     def _get(self, key: str, default, kind):
         return self.qsettings.value(key, default, type=kind)
@@ -191,3 +205,4 @@ class AppSettings:
 
     def sync(self) -> None:
         self.qsettings.sync()
+        _make_private(self.qsettings)
