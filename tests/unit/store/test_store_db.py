@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,128 @@ def test_two_stores_on_one_file(db_path: Path) -> None:
         gen = app.add_generation(prompt_id, "answer", settings={})
         app.record_verdict(gen, "accept", annotator="dr a")
         assert cli.stats()["accept"] == 1
+
+
+# -- private files on open (issue 19) -------------------------------------------------------------------
+
+
+def test_an_existing_open_database_is_tightened_and_reported(db_path: Path) -> None:
+    with Store.open(db_path) as store:
+        store.add_prompt("written, so the side files exist")
+        assert store.tightened == ()  # created private: nothing to tighten
+    for suffix in ("", "-wal", "-shm"):
+        side = db_path.with_name(db_path.name + suffix)
+        if side.exists():
+            side.chmod(0o644)
+    db_path.parent.chmod(0o755)
+    with Store.open(db_path) as store:
+        assert db_path in store.tightened and db_path.parent in store.tightened
+        assert _mode(db_path) == 0o600 and _mode(db_path.parent) == 0o700
+        for suffix in ("-wal", "-shm"):
+            assert _mode(db_path.with_name(db_path.name + suffix)) == 0o600
+    with Store.open(db_path) as store:
+        assert store.tightened == ()  # said once
+
+
+def test_new_parent_folders_are_private(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        with Store.open(tmp_path / "a" / "b" / "db.sqlite"):
+            pass
+    finally:
+        os.umask(previous)
+    assert _mode(tmp_path / "a") == 0o700 and _mode(tmp_path / "a" / "b") == 0o700
+
+
+def test_create_false_refuses_a_missing_file_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "db.sqlite"
+    with pytest.raises(StoreError, match="No database at"):
+        Store.open(path, create=False)
+    assert not path.parent.exists()
+
+
+def _rollback_journal_database(path: Path, *, user_version: int, tables: bool = True) -> bytes:
+    conn = sqlite3.connect(path)
+    if tables:
+        conn.execute("CREATE TABLE things (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO things (name) VALUES ('kept as it was')")
+    conn.execute(f"PRAGMA user_version = {user_version}")
+    conn.commit()
+    conn.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "user_version, message", [(999, "newer version of MedAlign"), (0, "not a MedAlign one")]
+)
+def test_newer_or_foreign_database_is_refused_before_anything_changes(tmp_path, user_version, message):
+    path = tmp_path / "other.sqlite"
+    before = _rollback_journal_database(path, user_version=user_version)
+    path.chmod(0o644)
+    with pytest.raises(StoreError, match=message):
+        Store.open(path)
+    assert path.read_bytes() == before
+    assert _mode(path) == 0o644  # not ours to change either
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.sqlite"]  # no -wal, -shm, backup
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    conn.close()
+
+
+# -- a write waits for another writer's lock (issue 19) -----------------------------------------------
+
+
+def _hold_write_lock(path: Path, seconds: float, started: threading.Event) -> threading.Thread:
+    def hold() -> None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO prompts (text, dedup_hash, created_at) VALUES ('held', 'held', 'x')")
+        started.set()
+        time.sleep(seconds)
+        conn.execute("COMMIT")
+        conn.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert started.wait(10)
+    return thread
+
+
+@pytest.mark.slow
+def test_a_six_second_write_lock_does_not_fail_a_verdict(store: Store, make_generation) -> None:
+    generation_id = make_generation()
+    holder = _hold_write_lock(store.path, 6.0, threading.Event())
+    began = time.monotonic()
+    feedback_id = store.record_verdict(generation_id, "accept", annotator="dr a")
+    waited = time.monotonic() - began
+    holder.join()
+    assert waited > 5.0  # it really waited past SQLite's 5 s busy timeout
+    assert feedback_id > 0 and store.stats()["accept"] == 1
+
+
+def test_a_lock_held_past_the_wait_gives_a_clear_busy_error(db_path: Path) -> None:
+    from medalign_desktop.store.db import StoreBusyError
+
+    with Store.open(db_path, lock_wait_s=0.6) as store:
+        holder = _hold_write_lock(db_path, 2.0, threading.Event())
+        began = time.monotonic()
+        with pytest.raises(StoreBusyError, match=r"The database is busy \(another MedAlign window or "
+                           r"import is writing\); tried for 0.6 s"):  # fmt: skip
+            store.add_prompt("blocked")
+        assert 0.6 <= time.monotonic() - began < 1.9
+        holder.join()
+        assert store.add_prompt("after the lock") > 0  # and the connection works afterwards
+
+
+def test_a_raise_inside_the_transaction_is_not_retried(store: Store) -> None:
+    from medalign_desktop.store.db import transaction
+
+    calls = []
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        with transaction(store.db):
+            calls.append(1)
+            raise sqlite3.OperationalError("database is locked")
+    assert calls == [1]
+    assert not store.db.conn.in_transaction
