@@ -116,7 +116,10 @@ _NAME = rf"(?:{_PARTICLE}[ \t]+){{0,2}}(?:{_WORD})(?:[ \t]+(?:{_PARTICLE}[ \t]+)
 _TITLE = (
     r"(?:Dr|Mr|Mrs|Ms|Mx|Miss|Mstr|Master|Prof|Professor|Doctor|Sr|Sir|Dame|Lady|Lord|Rev|Revd|Fr|Pt|Patient|"
     r"Nurse|Sister|Matron|Midwife|Consultant|Registrar|Surgeon|Physician|Pharmacist|Therapist|"
-    r"Physiotherapist|Paramedic|Mother|Father|Parent|Guardian|Carer|Witness|Interpreter)\.?"
+    r"Physiotherapist|Paramedic|Mother|Father|Parent|Guardian|Carer|Witness|Interpreter|"
+    # European and Indian forms of address: Herr, Frau, Mme, Sig.ra, Sra., Dott.ssa, Dhr., Mevr., Pan, Smt.
+    r"Herr|Frau|Hr|Fr|Mme|Mlle|Madame|Monsieur|M(?=\.)|Sig|Sig\.ra|Signora|Signor|Sra|Srta|Doña|Dott|Dott\.ssa|"
+    r"Dhr|Mevr|Pan|Pani|Shri|Smt|Kumari)\.?"
 )
 _LABEL = (
     r"(?i:patient(?:'s)?(?:\s+full)?\s*name|pt\s*name|full\s+name|name|surname|forenames?|first\s+name|"
@@ -141,10 +144,15 @@ _VERB = (
 )
 _CUED = re.compile(
     rf"(?:\b{_TITLE}[ \t]+|\b{_LABEL}[ \t]*:[ \t]*|\b(?i:dear)[ \t]+"
-    rf"|\b{_RELATIVE},?[ \t]+|\b{_VERB}[ \t]+"
+    rf"|\b{_RELATIVE}[,:]?[ \t]+|\b{_VERB}[ \t]+|\b[SDWC]/[Oo][.:]?[ \t]+"  # W/o, S/o: wife / son of
     r"|\b(?i:summary|letter|referral|report|notes?)\s+(?i:for|on|re)[ \t]+"
     r"|(?i:regards|sincerely|faithfully|best\s+wishes|many\s+thanks|thanks|cheers),?[ \t]*\n\s*"
     rf")(?:{_TITLE}[ \t]+)?(?P<v>{_NAME})"  # "Dear Dr Patel", "cc: Mrs Jones": the title is a cue too
+)
+# "Patient: Hernandez, Maria": surname, comma, given names, after a label (only there: elsewhere a comma
+# after a name starts the next item).
+_LABELLED_SURNAME_FIRST = re.compile(
+    rf"\b{_LABEL}[ \t]*:[ \t]*(?P<v>(?:{_WORD})(?:[ \t]+(?:{_WORD})){{0,2}},[ \t]*(?:{_WORD})(?:[ \t]+(?:{_WORD})){{0,2}})"
 )
 _CAPS_FIRST = re.compile(rf"(?<![\w'’])(?P<v>(?:[{_UP}]['’])?[{_UP}]{{2,}}(?:[-'’ ][{_UP}]{{2,}}){{0,2}},[ \t]*[{_UP}][{_LOW}]+"
                          rf"(?:[ \t]+[{_UP}][{_LOW}]+)?)")  # fmt: skip
@@ -199,6 +207,10 @@ def _trim(text: str, start: int, value: str, require_full: bool = False) -> Span
 
 def name_spans(text: str) -> Iterator[Span]:
     found: list[Span] = []
+    for match in _LABELLED_SURNAME_FIRST.finditer(text):
+        span = _trim(text, match.start("v"), match.group("v").replace(",", " "), require_full=True)
+        if span:
+            found.append(span)
     for pattern in (_CUED, _POST_NOMINAL, _AGED):
         for match in pattern.finditer(text):
             span = _trim(text, match.start("v"), match.group("v"))

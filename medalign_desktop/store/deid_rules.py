@@ -26,7 +26,9 @@ _DATE = (
     rf"|{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}})"  # April 3, 1956
 )
 _DOB = re.compile(
-    r"(?i:\b(?:DOB|D\.O\.B\.?|DoB|date\s+of\s+birth|birth\s*date|birthday|born(?:\s+on)?|b\.)):?"
+    r"(?i:\b(?:DOB|D\.O\.B\.?|DoB|date\s+of\s+birth|birth\s*date|birthday|born(?:\s+on)?|b\.|"
+    r"geb\.|geboren(?:\s+am)?|Geburtsdatum|née?(?:\s+le)?|date\s+de\s+naissance|nat[oa](?:\s+il)?|"
+    r"data\s+di\s+nascita|nacid[oa](?:\s+el)?|fecha\s+de\s+nacimiento|geboortedatum))(?![\w])\.?:?"
     rf"{_SEP}?(?P<v>{_DATE})(?![\w/])"
 )
 # Record numbers: a hospital's own ids, any letters/digits shape, after a cue naming one.
@@ -45,14 +47,17 @@ _RECORD = re.compile(rf"{_RECORD_CUE}:?{_SEP}(?P<v>{_ID_VALUE})(?![\w/])")
 _NATIONAL_CUE = (
     r"(?i:\b(?:(?:SSN|S\.S\.N\.?|social\s+security|NINO|national\s+insurance|passport|aadha?ar|TFN|"
     r"tax\s+file|PESEL|personnummer|codice\s+fiscale|steuer-?id|national\s+id(?:entity)?|ID\s+card|"
-    r"identity\s+card|driving\s+licen[cs]e|driver'?s\s+license)" + _NUMBER_WORD + r"*"
-    r"|(?:NI|PAN|SIN|BSN|NIR|DNI|NIE|IHI|medicare|tax\s+id)(?:" + _NUMBER_WORD + r"+|(?=:))))"
+    r"identity\s+card|driving\s+licen[cs]e|driver'?s\s+license|IHI)" + _NUMBER_WORD + r"*"
+    r"|(?:NI|PAN|SIN|BSN|NIR|DNI|NIE|CF|DL|medicare|tax\s+id)(?:"
+    + _NUMBER_WORD
+    + r"+|(?=:)|(?=\s+[A-Z0-9]*\d))))"
 )
-_NATIONAL_VALUE = r"(?=[A-Z0-9 \-]*\d)[A-Z]{0,5}[ \-]?\d[A-Z0-9]*(?:[ \-](?:\d[A-Z0-9]*|[A-Z]\b)){0,5}"
+_NATIONAL_VALUE = r"(?=[A-Z0-9 \-]*\d)[A-Z]{0,6}[ \-]?\d[A-Z0-9]*(?:[ \-](?:\d[A-Z0-9]*|[A-Z]\b)){0,5}"
 _NATIONAL = re.compile(rf"{_NATIONAL_CUE}:?(?:\s*\([^)]{{1,20}}\))?{_SEP}(?P<v>{_NATIONAL_VALUE})(?![\w/])")
 _BARE_PAN = re.compile(
     r"\b[A-Z]{3}[ABCFGHJLPT][A-Z]\d{4}[A-Z]\b"
 )  # India's PAN: the 4th letter is the holder type
+_BARE_CF = re.compile(r"\b[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z]\b")  # Italy's codice fiscale
 _BARE_SSN = re.compile(r"(?<![\w/.\-])\d{3}-\d{2}-\d{4}(?![\w/]|[.\-]\d)")
 _BARE_TEN = re.compile(r"(?<![\w/.\-])\d{3}[ \-]?\d{3}[ \-]?\d{4}(?![\w/]|[.\-]\d)")  # NHS / CHI shape
 _BARE_CARD = re.compile(
@@ -69,6 +74,11 @@ _PHONE = re.compile(
     r"(?![\w/]|[.\-]\d)"
 )
 # Full street words, then abbreviations (which may carry a dot: "George St."; a full word's dot ends a sentence).
+# Indian addresses: "No. 12, 3rd Cross, Indiranagar", "#45, 2nd Main Road".
+_IN_ADDRESS = re.compile(
+    r"(?P<v>(?:No\.?|#)[ \t]*\d+[A-Z]?,?[ \t]*\d{1,2}(?:st|nd|rd|th)[ \t]+(?:Cross|Main|Block|Stage|Phase|"
+    r"Sector)(?:[ \t]+Road)?(?:,[ \t]*[A-Z][a-z]+(?:[ \t]+[A-Z][a-z]+)?)?)"
+)
 _STREET_SUFFIX = (
     r"(?:(?:Street|Road|Avenue|Lane|Drive|Close|Crescent|Way|Place|Court|Boulevard|Terrace|Gardens|Grove|"
     r"Square|Hill|Row|Mews|Parade|Walk|Highway|Parkway|Circle|Green|Rise|View|Marg|Nagar|Path|Wharf|Quay|"
@@ -152,7 +162,7 @@ def national_spans(text: str) -> Iterator[Span]:
         value = match.group("v").rstrip(" -")
         if len(_digits(value)) >= 4:
             yield match.start("v"), match.start("v") + len(value), "national_id"
-    for match in _BARE_PAN.finditer(text):
+    for match in (*_BARE_PAN.finditer(text), *_BARE_CF.finditer(text)):
         yield match.start(), match.end(), "national_id"
     for match in _BARE_SSN.finditer(text):
         if valid_ssn(match.group()):
@@ -190,7 +200,8 @@ def _looks_like_phone(value: str) -> bool:
 
 
 def address_spans(text: str) -> Iterator[Span]:
-    return _groups(_ADDRESS, text, "address", "vw")
+    yield from _groups(_ADDRESS, text, "address", "vw")
+    yield from _groups(_IN_ADDRESS, text, "address")
 
 
 def postcode_spans(text: str) -> Iterator[Span]:
