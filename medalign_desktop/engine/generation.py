@@ -5,8 +5,9 @@ ids into text as soon as they form whole characters, and hands each piece to a c
 ``threading.Event`` checked by a stopping criterion after every token.
 
 Before an answer is generated, :func:`check_context` counts the question's tokens (chat template applied)
-and refuses, with a message naming both lengths, a question that with its answer budget does not fit the
-model's context: a model fed more than it reads answers slowly and about a cut-off question.
+against the model's context: a question longer than the model reads is refused with a message naming both
+lengths (a model fed more than it reads answers slowly, and about a cut-off question); one that fits but
+leaves less room than the answer budget is answered within the room left, with a visible warning.
 """
 
 from __future__ import annotations
@@ -148,8 +149,11 @@ NO_LIMIT = 1_000_000
 CONTEXT_CONFIG_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 
 
+MIN_ANSWER_TOKENS = 32  # a question leaving less room than this for its answer is refused
+
+
 class ContextTooLong(EngineError):
-    """The question (with its answer budget) is longer than the model reads; nothing was generated."""
+    """The question is longer than the model reads (or leaves no room for an answer); nothing was generated."""
 
     def __init__(self, check: ContextCheck) -> None:
         super().__init__(check.message())
@@ -158,32 +162,52 @@ class ContextTooLong(EngineError):
 
 @dataclass(frozen=True)
 class ContextCheck:
-    """How long a question is against what the model reads (None: no known limit)."""
+    """How long a question is against what the model reads (None: no known limit).
+
+    A question the model cannot read whole is refused (cutting a clinical question would answer a different
+    question); one that fits but leaves less room than the answer budget gets the room left, and says so.
+    """
 
     prompt_tokens: int  # the question with the system prompt and chat template
-    answer_budget: int  # max new tokens
+    answer_budget: int  # max new tokens asked for
     context_tokens: int | None
 
     @property
+    def room(self) -> int | None:
+        """Tokens left for the answer (None: no known limit)."""
+        return None if self.context_tokens is None else self.context_tokens - self.prompt_tokens
+
+    @property
     def fits(self) -> bool:
-        return self.context_tokens is None or self.prompt_tokens + self.answer_budget <= self.context_tokens
+        return self.room is None or self.answer_budget <= self.room
+
+    @property
+    def refused(self) -> bool:
+        return self.room is not None and self.room < min(MIN_ANSWER_TOKENS, self.answer_budget)
+
+    @property
+    def capped(self) -> bool:
+        return not self.fits and not self.refused
+
+    def settings_for(self, settings: SamplingSettings) -> SamplingSettings:
+        """``settings`` with the answer budget cut to the room left, where it is larger."""
+        return settings.with_changes(max_new_tokens=self.room) if self.capped else settings
 
     def message(self) -> str:
         """E.g. 'This question is 12,500 tokens; the model reads 8,192. ...' ('' when it fits)."""
-        if self.fits:
-            return ""
         limit = self.context_tokens or 0
-        if self.prompt_tokens >= limit:
+        if self.refused:
+            room = "" if self.prompt_tokens >= limit else ", which leaves too little room for an answer"
             return (
-                f"This question is {self.prompt_tokens:,} tokens; the model reads {limit:,}. Shorten it (for "
-                "example, keep only the parts of the record the question needs) and ask again."
+                f"This question is {self.prompt_tokens:,} tokens; the model reads {limit:,}{room}. Shorten it "
+                "(for example, keep only the parts of the record the question needs) and ask again."
             )
-        room = limit - self.prompt_tokens
-        return (
-            f"This question is {self.prompt_tokens:,} tokens and the answer may take up to "
-            f"{self.answer_budget:,} more; the model reads {limit:,}. Shorten the question, or lower "
-            f"'Max new tokens' to {room:,} or less in Generation settings."
-        )
+        if self.capped:
+            return (
+                f"The answer is limited to {self.room:,} tokens (of {self.answer_budget:,} asked for): this "
+                f"question is {self.prompt_tokens:,} tokens and the model reads {limit:,}."
+            )
+        return ""
 
 
 def context_length(model_config: Any, tokenizer: Any = None, configured: int | None = None) -> int | None:
@@ -216,7 +240,8 @@ def count_prompt_tokens(tokenizer: Any, question: str, system_prompt: str) -> in
 def check_context(
     tokenizer: Any, model_config: Any, question: str, settings: SamplingSettings, *, configured: int | None = None
 ) -> ContextCheck:
-    """Count ``question`` against the model's context; ``.fits`` says whether it can be answered whole."""
+    """Count ``question`` against the model's context: ``.refused`` (too long to answer), ``.capped`` (the
+    answer budget is cut to the room left, ``.settings_for``), or it fits."""
     return ContextCheck(
         prompt_tokens=count_prompt_tokens(tokenizer, question, settings.system_prompt),
         answer_budget=settings.max_new_tokens,

@@ -90,6 +90,7 @@ class AnnotatePage(AnnotateView):
         self.held_out.toggled.connect(self._queue_options_changed)
         self.settings_button.clicked.connect(self.open_sampling_dialog)
         self.ctx.engine.text_arrived.connect(self._text_arrived)
+        self.ctx.engine.context_capped.connect(self._context_capped)
         self.choices.chosen.connect(self.compare_flow.choose)
         self.choices.edit_requested.connect(self.compare_flow.start_pick)
         self.compare.save_edit.connect(self._save_edit)
@@ -342,10 +343,11 @@ class AnnotatePage(AnnotateView):
         version = result.adapter or result.model_label
         self.generation_id = await self.ctx.store.call(
             "add_generation", prompt.id, result.text, model_version=version,
-            settings=settings.to_dict(), time_to_first_token_s=result.time_to_first_token_s,
+            settings=result.settings.to_dict(), time_to_first_token_s=result.time_to_first_token_s,
             tokens_per_s=result.tokens_per_s, n_tokens=result.n_tokens, finish_reason=result.finish_reason,
         )  # fmt: skip
-        self.answer.status.setText(describe_result(result))
+        capped = result.settings.max_new_tokens < settings.max_new_tokens
+        self.answer.status.setText(describe_result(result) + (" · shortened to fit the model" if capped else ""))
         self.set_phase(Phase.READY)
         self.answer_ready.emit()
 
@@ -354,6 +356,11 @@ class AnnotatePage(AnnotateView):
         self.answer.status.setText(TOO_LONG_CAPTION)
         self.show_feedback(TOO_LONG_CAPTION, problem=True)
         self.set_phase(Phase.WAITING)  # skip, or shorten and ask again; no verdict on an unanswered question
+
+    def _context_capped(self, number: int, warning: str) -> None:
+        if number == self.ctx.engine.current_generation:  # shown while the (shorter) answer is written
+            self.answer.status.setText("Writing a shorter answer...  Esc stops")
+            self.show_feedback(warning, problem=True)
 
     def _text_arrived(self, number: int, piece: str) -> None:
         if number == self.ctx.engine.current_generation and self.phase is Phase.STREAMING:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +41,9 @@ def is_busy_error(exc: BaseException) -> bool:
     """True for a write refused because another writer holds the database (worth retrying)."""
     if isinstance(exc, StoreValidationError):
         return False
-    if isinstance(exc, StoreError | sqlite3.OperationalError):
+    # sqlite3.OperationalError, recognised without importing sqlite3 (the UI never touches the database)
+    sqlite_error = type(exc).__module__ == "sqlite3" and type(exc).__name__ == "OperationalError"
+    if isinstance(exc, StoreError) or sqlite_error:
         text = str(exc).lower()
         return any(word in text for word in BUSY_WORDS)
     return False

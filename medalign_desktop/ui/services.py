@@ -65,6 +65,8 @@ class EngineService(QObject):
     load_progress = Signal(str)
     model_loaded = Signal(object)  # LoadedModel
     model_released = Signal(object)  # ReleasedModel: unloaded to make room, restore() brings it back
+    # (generation number, warning): the answer's budget was cut to fit the model's context
+    context_capped = Signal(int, str)
 
     def __init__(
         self, engine: Engine | None = None, *, load_options: dict[str, str] | None = None, parent=None
@@ -167,21 +169,24 @@ class EngineService(QObject):
             self.text_arrived.emit(number, piece)
 
         def work() -> GenerationResult:
-            self._check_context(question, settings)  # a question too long for the model is refused first
-            return self._engine.generate(question, settings, on_text=on_text, stop=stop)
+            fitted = self._fit_context(number, question, settings)  # checked before anything is generated
+            return self._engine.generate(question, fitted, on_text=on_text, stop=stop)
 
         return work
 
-    def _check_context(self, question: str, settings: SamplingSettings) -> None:
-        """On the engine thread: raise ContextTooLong (naming both lengths) when the question and its answer
-        budget exceed what the model reads."""
+    def _fit_context(self, number: int, question: str, settings: SamplingSettings) -> SamplingSettings:
+        """On the engine thread: raise ContextTooLong (naming both lengths) for a question longer than the
+        model reads; cut the answer budget to the room left (and say so) when the budget does not fit."""
         tokenizer = getattr(self._engine, "tokenizer", None)
         if tokenizer is None:  # no model: generate says so itself
-            return
+            return settings
         config = getattr(getattr(self._engine, "model", None), "config", None)
         check = check_context(tokenizer, config, question, settings, configured=self.context_limit)
-        if not check.fits:
+        if check.refused:
             raise ContextTooLong(check)
+        if check.capped:
+            self.context_capped.emit(number, check.message())
+        return check.settings_for(settings)
 
     async def generate(self, question: str, settings: SamplingSettings) -> GenerationResult:
         """Answer ``question``; pieces arrive on ``text_arrived`` tagged with ``current_generation``."""

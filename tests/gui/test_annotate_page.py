@@ -124,6 +124,8 @@ def test_stop_while_streaming_keeps_a_partial_answer(qtbot, make_window, seeded_
     press(qtbot, page, Qt.Key.Key_Escape)
     wait_answer(qtbot, page)
     assert "stopped" in page.answer.status.text()
+    # 4,000 tokens do not fit the tiny model's 512 with the question: the budget was cut, and it said so
+    assert "shortened to fit the model" in page.answer.status.text()
     generation = run(
         qtbot, window.ctx.tasks.start(window.ctx.store.call("get_generation", page.generation_id))
     )

@@ -43,22 +43,33 @@ def test_the_limit_is_the_smallest_known(tiny):
 def test_a_short_question_fits_a_long_one_is_refused_with_both_lengths(tiny):
     tokenizer, config = tiny
     settings = SamplingSettings(max_new_tokens=64)
-    assert check_context(tokenizer, config, "What is sepsis?", settings).fits
+    short = check_context(tokenizer, config, "What is sepsis?", settings)
+    assert short.fits and not short.refused and not short.capped and short.settings_for(settings) is settings
 
     long_question = "The patient reports chest pain radiating to the left arm. " * 60
     check = check_context(tokenizer, config, long_question, settings)
-    assert not check.fits and check.prompt_tokens > 512 and check.context_tokens == 512
+    assert check.refused and check.prompt_tokens > 512 and check.context_tokens == 512
     message = str(ContextTooLong(check))
-    assert f"This question is {check.prompt_tokens:,} tokens; the model reads 512." in message
+    assert f"This question is {check.prompt_tokens:,} tokens; the model reads 512. Shorten it" in message
 
-    # Fits alone, but not with the answer budget: the message offers a smaller budget.
+
+def test_a_budget_larger_than_the_room_left_is_cut_with_a_warning(tiny):
+    tokenizer, config = tiny
     middling = "Chest pain radiating to the left arm. " * 40
-    tight = check_context(tokenizer, config, middling, SamplingSettings(max_new_tokens=400))
-    assert tight.prompt_tokens < 512 and not tight.fits
-    assert f"to {512 - tight.prompt_tokens:,} or less" in tight.message()
+    check = check_context(tokenizer, config, middling, SamplingSettings(max_new_tokens=400))
+    assert check.prompt_tokens < 512 and check.capped and not check.refused
+    room = 512 - check.prompt_tokens
+    assert check.settings_for(SamplingSettings(max_new_tokens=400)).max_new_tokens == room
+    assert check.message() == (
+        f"The answer is limited to {room:,} tokens (of 400 asked for): this question is "
+        f"{check.prompt_tokens:,} tokens and the model reads 512."
+    )
 
 
-def test_message_matches_the_reported_case():
+def test_messages_match_the_reported_case():
     check = ContextCheck(prompt_tokens=12_500, answer_budget=384, context_tokens=8_192)
+    assert check.refused
     assert check.message().startswith("This question is 12,500 tokens; the model reads 8,192. Shorten it")
+    nearly = ContextCheck(prompt_tokens=8_180, answer_budget=384, context_tokens=8_192)
+    assert nearly.refused and "leaves too little room for an answer" in nearly.message()
     assert ContextCheck(10, 384, None).fits and ContextCheck(10, 384, None).message() == ""
