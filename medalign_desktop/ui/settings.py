@@ -28,11 +28,14 @@ def _make_private(qsettings: QSettings) -> None:
     """The settings file (annotator name, system prompt) readable by its owner only, after Qt wrote it;
     Qt keeps an existing file's mode when it rewrites it (best effort)."""
     path = qsettings.fileName()
-    try:
-        if os.path.isfile(path) and os.stat(path).st_mode & 0o077:
-            os.chmod(path, 0o600)
-    except OSError:
-        pass
+    folder = str(paths.config_dir())  # Qt creates it 0777 & ~umask; other folders are not ours to change
+    targets = [(path, 0o600)] + ([(folder, 0o700)] if os.path.dirname(path) == folder else [])
+    for name, mode in targets:
+        try:
+            if os.path.exists(name) and os.stat(name).st_uid == os.getuid() and os.stat(name).st_mode & 0o077:
+                os.chmod(name, mode)
+        except OSError:
+            pass
 
 
 class AppSettings:
