@@ -79,7 +79,31 @@ CLINICAL_WORDS = frozenset(
     "Witness Advocate Mr Mrs Ms Miss Dr Prof Professor Mx Died Led Run Based Lives Lived Presented Reported "
     "Denies Attended Attends Works Worked Passed Stable Well Unwell".split()
 )
-ALLOW = EPONYMS | CLINICAL_WORDS
+# Verbs that start a clause after a role ("the doctor Prescribed"), and common drug names, which a note may
+# capitalise right after a cue ("Practitioner Metformin review").
+CLAUSE_AND_DRUG_WORDS = frozenset(
+    "Prescribed Required Requested Administered Gave Given Started Stopped Advised Noted Confirmed Agreed "
+    "Informed Called Escalated Documented Recommended Declined Refused Discussed Explained Arranged Booked "
+    "Surgery Crew Service Services Office Desk Line Bleep Pager Rota Handbook Guidelines Guideline Protocol "
+    "Paracetamol Acetaminophen Ibuprofen Naproxen Diclofenac Aspirin Codeine Morphine Oxycodone Tramadol "
+    "Fentanyl Metformin Gliclazide Insulin Sitagliptin Empagliflozin Dapagliflozin Atorvastatin Simvastatin "
+    "Rosuvastatin Amlodipine Ramipril Lisinopril Losartan Candesartan Bisoprolol Metoprolol Atenolol "
+    "Furosemide Bumetanide Spironolactone Bendroflumethiazide Indapamide Warfarin Apixaban Rivaroxaban "
+    "Edoxaban Dabigatran Heparin Enoxaparin Clopidogrel Ticagrelor Digoxin Amiodarone Levothyroxine "
+    "Carbimazole Prednisolone Prednisone Hydrocortisone Dexamethasone Methylprednisolone Omeprazole "
+    "Lansoprazole Pantoprazole Ranitidine Ondansetron Metoclopramide Cyclizine Amoxicillin Co-amoxiclav "
+    "Flucloxacillin Clarithromycin Azithromycin Doxycycline Ciprofloxacin Levofloxacin Trimethoprim "
+    "Nitrofurantoin Cefalexin Ceftriaxone Gentamicin Vancomycin Metronidazole Tazocin Meropenem Aciclovir "
+    "Oseltamivir Salbutamol Ipratropium Tiotropium Budesonide Fluticasone Montelukast Sertraline Citalopram "
+    "Fluoxetine Mirtazapine Amitriptyline Venlafaxine Duloxetine Quetiapine Olanzapine Risperidone "
+    "Haloperidol Lorazepam Diazepam Midazolam Zopiclone Gabapentin Pregabalin Levetiracetam Lamotrigine "
+    "Valproate Carbamazepine Phenytoin Lithium Donepezil Memantine Levodopa Co-careldopa Sinemet Madopar "
+    "Allopurinol Colchicine Methotrexate Hydroxychloroquine Sulfasalazine Adalimumab Infliximab Tamsulosin "
+    "Finasteride Sildenafil Adrenaline Epinephrine Noradrenaline Atropine Naloxone Tranexamic Vitamin "
+    "Ferrous Folic Thiamine Pabrinex Calcium Magnesium Potassium Sodium Chloride Glucose Dextrose Saline "
+    "Hartmann's Albumin Oxygen Entonox".split()
+)
+ALLOW = EPONYMS | CLINICAL_WORDS | CLAUSE_AND_DRUG_WORDS
 _ALLOW_FOLD = frozenset(word.casefold() for word in ALLOW)
 # Capitalised words after which the candidate is an eponym, not a person: "Wilson disease", "Bell's palsy".
 _EPONYM_NEXT = re.compile(
@@ -142,8 +166,19 @@ _VERB = (
     r"signed|authori[sz]ed|reported|verified|approved|checked|referred|requested|written|prepared|triaged|"
     r"operated\s+on|treated|consented|countersigned)\s+by)"
 )
+# A role in lower case, with a grade or a specialty: "Staff nurse Kelly", "Consultant obstetrician Maeve".
+_ROLE = (
+    r"(?i:(?:(?:staff|charge|specialist|senior|junior|ward|practice|community|district|clinical|research|"
+    r"theatre|scrub|lead|duty|named|student|agency|bank|on-call)[ \t]+)?"
+    r"(?:nurse|sister|midwife|consultant|registrar|doctor|physician|surgeon|anaesthetist|anesthetist|"
+    r"pharmacist|therapist|physiotherapist|paramedic|practitioner|matron|GP|SHO|SpR|house\s+officer)"
+    r"(?:[ \t]+[a-z]+(?:ician|ologist|iatrist|geon|ist|ian))?)"
+)
+# Labels that may be followed by a dash or just a space ("Name - Grace", "Patient name Omar", "Signed Amit").
+_LOOSE_LABEL = r"(?i:(?:patient|pt|full|family|given)\s+names?|surname|forenames?|signed|signature)"
 _CUED = re.compile(
-    rf"(?:\b{_TITLE}[ \t]+|\b{_LABEL}[ \t]*:[ \t]*|\b(?i:dear)[ \t]+"
+    rf"(?:\b{_TITLE}[ \t]+|\b{_LABEL}[ \t]*:[ \t]*|\b(?i:dear)[ \t]+|\b{_ROLE}[ \t]+"
+    rf"|\b{_LOOSE_LABEL}[ \t]+(?:[-–][ \t]+)?|\b(?i:name)[ \t]+[-–][ \t]+"
     rf"|\b{_RELATIVE}[,:]?[ \t]+|\b{_VERB}[ \t]+|\b[SDWC]/[Oo][.:]?[ \t]+"  # W/o, S/o: wife / son of
     r"|\b(?i:summary|letter|referral|report|notes?)\s+(?i:for|on|re)[ \t]+"
     r"|(?i:regards|sincerely|faithfully|best\s+wishes|many\s+thanks|thanks|cheers),?[ \t]*\n\s*"

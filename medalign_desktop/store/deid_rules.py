@@ -95,7 +95,8 @@ _UNIT = (
 )
 _STREET_WORD = r"(?:[A-Z][\w'’\-]*\.?|\d{1,3}(?:st|nd|rd|th)|of|the|de|la)"  # 310 West 97th Street
 _ADDRESS = re.compile(
-    rf"(?<![\w/])(?P<v>{_UNIT}?\d{{1,5}}[A-Za-z]?(?:-\d{{1,5}})?,?\s+(?:{_STREET_WORD}\s+){{1,3}}{_STREET_SUFFIX})"
+    rf"(?<![\w/])(?P<v>{_UNIT}?\d{{1,5}}[A-Za-z]?(?:-\d{{1,5}})?,?\s+(?:{_STREET_WORD}\s+){{1,3}}{_STREET_SUFFIX}"
+    r"(?:,?[ \t]*(?:Apt\.?|Apartment|Unit|Suite|Ste\.?|Flat|#)[ \t]*\d+[A-Z]?)?)"  # "4021 Maple Avenue, Apt 7"
     r"|(?P<w>(?:\b(?:rue|avenue|boulevard|place|chemin|Via|Viale|Piazza|Corso|Calle|Avenida|Plaza|Rua|Carrer)"
     r"\s+(?:(?:de|del|della|di|la|le|du|des|da|do|dos)\s+)*[A-ZÀ-Ý][\w'’\-]*(?:\s+[A-ZÀ-Ý][\w'’\-]*)?\s+\d{1,4}[a-z]?)"
     r"|(?<![\w/])\d{1,4}[a-z]?,?\s+(?:rue|avenue|boulevard|place|chemin)\s+(?:(?:de|du|des|la|le|l')\s*)*"
