@@ -118,11 +118,15 @@ class EngineService(QObject):
 
     async def _load_with(self, work: Callable[[], LoadedModel]) -> LoadedModel:
         """Run a loading ``work`` on the engine thread, flagged as loading, and announce the loaded model."""
-        self._loading = True
-        try:
-            loaded = await self._run(work)
-        finally:
-            self._loading = False
+
+        def tracked() -> LoadedModel:  # flagged on the engine thread: a cancelled await leaves the load running
+            self._loading = True
+            try:
+                return work()
+            finally:
+                self._loading = False
+
+        loaded = await self._run(tracked)
         self.model_loaded.emit(loaded)
         return loaded
 
