@@ -13,8 +13,8 @@
     medalign info [--db PATH]
 
 Errors are one readable line on stderr and exit status 2; never a traceback. Files are private: the
-commands run with umask 077. Commands that only read (export, info) refuse a missing ``--db`` and create
-nothing; the imports create the database.
+commands run with umask 077. ``export`` (it only reads) refuses a missing ``--db`` and creates nothing;
+the imports create the database; ``info`` opens nothing and reports a missing one as not created yet.
 """
 
 from __future__ import annotations
@@ -192,8 +192,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     """The Help > Diagnostics report, as plain text (for a support ticket)."""
     from medalign_desktop.diagnostics import as_text, collect
 
-    db = _existing_db(args) if args.db else None  # no --db: the report says "not created yet"
-    print(as_text(collect(db)), end="", flush=True)
+    # It opens nothing: a missing --db is reported as "(not created yet)" (never created), which is what a
+    # support ticket needs, rather than refused.
+    print(as_text(collect(Path(args.db) if args.db else None)), end="", flush=True)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`--db` must exist for the commands that only read (export, info); imports may create it (issue 19).
+"""`--db` must exist for export (it only reads); imports may create it; info creates nothing (issue 19).
 
 Also: CLI commands write private files (umask 077 while they run) and export cleans up temporaries that
 killed processes left beside the destination.
@@ -24,9 +24,8 @@ MISSING = "No database at {} (check the path; `medalign import` creates one)"
     [
         ["export", "pairs", "{dest}", "--db", "{db}"],
         ["export", "sft", "{dest}", "--format", "parquet", "--db", "{db}"],
-        ["info", "--db", "{db}"],
     ],
-    ids=["export-pairs", "export-sft", "info"],
+    ids=["export-pairs", "export-sft"],
 )
 def test_reading_commands_refuse_a_missing_db_and_create_nothing(tmp_path, capsys, argv):
     db = tmp_path / "typo" / "medalgn.sqlite"
@@ -46,12 +45,13 @@ def test_export_without_db_refuses_a_missing_default_database(capsys, monkeypatc
     assert not paths.default_database_path().exists()
 
 
-def test_info_without_db_still_reports_a_database_not_created_yet(capsys, monkeypatch, tmp_path):
+def test_info_reports_a_missing_database_and_creates_nothing(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv(paths.HOME_ENV, str(tmp_path / "home"))
-    monkeypatch.setattr("medalign_desktop.diagnostics.collect", lambda db, **_: [("Database", "not created")])
-    monkeypatch.setattr("medalign_desktop.diagnostics.as_text", lambda rows: "ok\n")
-    assert cli.main(["info"]) == 0
-    assert not paths.default_database_path().exists()
+    monkeypatch.setattr("medalign_desktop.diagnostics.collect", lambda db, **_: [("Database", str(db))])
+    monkeypatch.setattr("medalign_desktop.diagnostics.as_text", lambda rows: f"{rows}\n")
+    typo = tmp_path / "typo" / "w.sqlite"
+    assert cli.main(["info"]) == 0 and cli.main(["info", "--db", str(typo)]) == 0
+    assert not paths.default_database_path().exists() and not typo.parent.exists()
 
 
 def test_import_creates_the_database(tmp_path):
