@@ -111,7 +111,10 @@ _EPONYM_NEXT = re.compile(
     r"criteria|classification|reflex|manoeuvre|maneuver|position|catheter|tube|line|stain|smear|fracture|"
     r"operation|repair|incision|contracture|oesophagus|esophagus|thyroiditis|encephalopathy|ulcer|cyst|"
     r"tumou?r|node|nodes|virus|cells?|bodies|body|triad|law|point|equation|formula|angle|curve|murmur|"
-    r"method|protocol|grade|stage|type|variant|block|bundle|wort)\b",
+    r"method|protocol|grade|stage|type|variant|block|bundle|wort|nodules?|tear|chorea|fever|aneurysm|hernia|"
+    r"anomaly|malformation|diverticulum|pouch|spots?|rings?|knot|splint|leuka?emia|neuralgia|neuroma|"
+    r"arteritis|dystrophy|ataxia|paralysis|apno?ea|breathing|respiration|rhythm|waves?|complex|ligament|"
+    r"duct|glands?|canal|loop|space|area|chorea|lesions?|granulomatosis|vasculitis|anaemia|anemia)\b",
     re.IGNORECASE,
 )
 # Common all-caps words and acronyms that precede a comma in notes ("PLAN, Continue..."), never surnames.

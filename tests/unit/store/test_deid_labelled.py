@@ -78,6 +78,9 @@ def test_recall_and_every_medical_term_kept():
         "Mother: well. Father: hypertension. Sister: asthma.",
         "Bell's palsy, Wilson's disease, Down syndrome, Hodgkin lymphoma and Cushing syndrome.",
         "Patient Positioning, Patient Safety and Nurse Education; Glasgow Coma Scale 14; Apgar 9.",
+        "Sister Mary Joseph nodule palpable; Patient E. coli UTI; H. pylori; Mallory-Weiss tear.",
+        "Gleason 3+4=7; T2N0M0; MRC power 4/5; heparin 10 000 units; platelets 150 000; Ward 7B, Bay 3 Bed 4.",
+        "The nurse Practitioner reviewed; the doctor Prescribed Amoxicillin; Practitioner Metformin review.",
     ],
 )
 def test_clinical_text_survives(text):
@@ -92,6 +95,9 @@ def test_clinical_text_survives(text):
         ("Regards,\nAnna Kowalski", "Regards,\n[NAME]"),
         ("Dear Dr van der Berg,", "Dear Dr [NAME],"),
         ("seen with her sister Maria O'Neill", "seen with her sister [NAME]"),
+        ("Seen by Dr Baker re Baker's cyst", "Seen by Dr [NAME] re Baker's cyst"),
+        ("Staff nurse Kelly Brookes", "Staff nurse [NAME]"),
+        ("Herr Matthias Vogel, geb. 12.03.1967", "Herr [NAME], geb. [DOB]"),
         ("DOB 03041956", "DOB [DOB]"),
         ("DOB: 3/4/56", "DOB: [DOB]"),
         ("date of birth 1956.04.03", "date of birth [DOB]"),
