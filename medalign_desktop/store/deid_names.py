@@ -155,6 +155,8 @@ _LABEL = (
     r"authori[sz]ed\s+by|reported\s+by|verified\s+by|approved\s+by|checked\s+by|referred\s+by|referrer|"
     r"referring\s+clinician|requested\s+by|witness|interpreter|consultant|gp|doctor|clinician|nurse|midwife|"
     r"author|next\s+of\s+kin|nok|emergency\s+contact|contact|mother|father|parent|guardian|carer|"
+    r"resident|attending|intern|fellow|registrar|surgeon|physician|an(?:a)?esthetist|pharmacist|therapist|"
+    r"physio|sho|fy1|fy2|spr|scribe|chaperone|"
     r"husband|wife|partner|spouse|attn|attention|cc|to|from|re|dear|c/o)"
 )
 _RELATIVE = (
@@ -178,11 +180,14 @@ _ROLE = (
     r"(?:[ \t]+[a-z]+(?:ician|ologist|iatrist|geon|ist|ian))?)"
 )
 # Labels that may be followed by a dash or just a space ("Name - Grace", "Patient name Omar", "Signed Amit").
-_LOOSE_LABEL = r"(?i:(?:patient|pt|full|family|given)\s+names?|surname|forenames?|signed|signature)"
+_LOOSE_LABEL = (
+    r"(?i:(?:patient|pt|full|family|given|legal|preferred|maiden|birth)\s+names?|surname|forenames?|signed|"
+    r"signature|known\s+as|identifies\s+as|prefers\s+to\s+be\s+called|a\.?k\.?a\.?)"
+)
 _CUED = re.compile(
     rf"(?:\b{_TITLE}[ \t]+|\b{_LABEL}[ \t]*:[ \t]*|\b(?i:dear)[ \t]+|\b{_ROLE}[ \t]+"
     rf"|\b{_LOOSE_LABEL}[ \t]+(?:[-–][ \t]+)?|\b(?i:name)[ \t]+[-–][ \t]+"
-    rf"|\b{_RELATIVE}[,:]?[ \t]+|\b{_VERB}[ \t]+|\b[SDWC]/[Oo][.:]?[ \t]+"  # W/o, S/o: wife / son of
+    rf"|\b{_RELATIVE}[,:]?[ \t]*\(?[ \t]*|\b{_VERB}[ \t]+|\b[SDWC]/[Oo][.:]?[ \t]+"  # W/o, S/o: wife / son of
     r"|\b(?i:summary|letter|referral|report|notes?)\s+(?i:for|on|re)[ \t]+"
     r"|(?i:regards|sincerely|faithfully|best\s+wishes|many\s+thanks|thanks|cheers),?[ \t]*\n\s*"
     rf")(?:{_TITLE}[ \t]+)?(?P<v>{_NAME})"  # "Dear Dr Patel", "cc: Mrs Jones": the title is a cue too

@@ -87,7 +87,7 @@ _STREET_SUFFIX = (
 )
 _BUILDING = (
     r"(?:(?:[A-Z][\w'’\-]*\s+){1,3}(?:Apartments|House|Court|Tower|Towers|Building|Residency|Mansions|Lodge|"
-    r"Heights|Villas?|Complex|Block|Chambers|Cottages?|Farm|Hall),\s*)"
+    r"Heights|Villas?|Complex|Block|Chambers|Cottages?|Farm|Hall|Centre|Center|Surgery|Practice),\s*)"
 )
 _UNIT = (
     r"(?:(?:Flat|Apt\.?|Apartment|Unit|Suite|Ste\.?|Room|Rm\.?)\s*\d+[A-Z]?(?:\s*,\s*|\s+|/)"
@@ -99,8 +99,8 @@ _ADDRESS = re.compile(
     r"(?:,?[ \t]*(?:Apt\.?|Apartment|Unit|Suite|Ste\.?|Flat|#)[ \t]*\d+[A-Z]?)?)"  # "4021 Maple Avenue, Apt 7"
     r"|(?P<w>(?:\b(?:rue|avenue|boulevard|place|chemin|Via|Viale|Piazza|Corso|Calle|Avenida|Plaza|Rua|Carrer)"
     r"\s+(?:(?:de|del|della|di|la|le|du|des|da|do|dos)\s+)*[A-ZÀ-Ý][\w'’\-]*(?:\s+[A-ZÀ-Ý][\w'’\-]*)?\s+\d{1,4}[a-z]?)"
-    r"|(?<![\w/])\d{1,4}[a-z]?,?\s+(?:rue|avenue|boulevard|place|chemin)\s+(?:(?:de|du|des|la|le|l')\s*)*"
-    r"[A-ZÀ-Ý][\w'’\-]*"
+    r"|(?<![\w/])\d{1,4}[a-z]?,?\s+(?:[Rr]ue|[Aa]venue|[Bb]oulevard|[Pp]lace|[Cc]hemin|[Aa]llée|[Ii]mpasse|[Qq]uai)"
+    r"\s+(?:(?:de|du|des|la|le|l')\s*)*[A-ZÀ-Ý][\w'’\-]*(?:\s+[A-ZÀ-Ý][\w'’\-]*){0,2}"
     r"|\b[A-ZÄÖÜ][\wäöüß\-]*(?:stra(?:ß|ss)e|str\.|weg|gasse|allee|platz|ring|damm|ufer)\s+\d{1,4}[a-z]?\b)"
 )
 _UK_POSTCODE = r"(?:GIR ?0AA|[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]? ?\d[ABD-HJLNP-UW-Z]{2})"
