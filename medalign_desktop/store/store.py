@@ -30,6 +30,7 @@ from medalign_desktop.store import (
     preference_import,
     prompts,
     scores,
+    staging,
     tempfiles,
     verdicts,
 )
@@ -109,6 +110,8 @@ class Store:
         )
         try:
             backup = migrations.migrate(db, path)
+            # A killed import is finished (publishing) or dropped (staging) now, not at the next import.
+            staging.recover(db)
         except BaseException:
             db.close()
             raise
