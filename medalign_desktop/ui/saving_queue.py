@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 BUSY_TEXT = "Saving… (the database is busy)"
 SAVED_TEXT = "Saved"
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # then every 8 s, until stored
+BUSY_HINT_S = 1.0  # a save still running after this (the store retrying a locked write) shows BUSY_TEXT
 BUSY_WORDS = ("locked", "busy")
 
 
@@ -71,6 +72,7 @@ class SavingQueue(QObject):
         super().__init__(parent)
         self._store = store
         self.backoff = tuple(backoff)
+        self.busy_hint_s = BUSY_HINT_S
         self._pending: deque[PendingSave] = deque()
         self._worker: asyncio.Task | None = None
 
@@ -85,12 +87,23 @@ class SavingQueue(QObject):
         """Run the store write ``name``: (True, result) when stored now, (False, None) when the database is
         busy and the write was queued (``on_saved(result)`` runs once it is stored). Other errors raise."""
         if not self._pending:  # behind a queued save, a new one waits its turn (the order is kept)
+            call = asyncio.ensure_future(self._store.call(name, *args, **kwargs))
+            done, _ = await asyncio.wait({call}, timeout=self.busy_hint_s)
+            slow = not done  # the store is retrying a locked write itself: say so meanwhile
+            if slow:
+                self.state_changed.emit(BUSY_TEXT)
             try:
-                return True, await self._store.call(name, *args, **kwargs)
+                result = await call
             except Exception as exc:
                 if not is_busy_error(exc):
+                    if slow:
+                        self.state_changed.emit("")
                     raise
                 log.warning("The database is busy; %s will be saved when it is free: %s", description, exc)
+            else:
+                if slow:
+                    self.state_changed.emit(SAVED_TEXT)
+                return True, result
         self._pending.append(PendingSave(name, args, dict(kwargs), description, on_saved))
         self.state_changed.emit(BUSY_TEXT)
         if self._worker is None or self._worker.done():

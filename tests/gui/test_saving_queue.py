@@ -86,3 +86,24 @@ def test_a_verdict_refused_by_a_busy_database_is_stored_once_later(qtbot, make_w
     stored = sorted((r.feedback_id, r.verdict, r.prompt_excerpt[:20]) for r in rows)
     assert [(v, q) for _, v, q in stored] == [("accept", QUESTIONS[0][:20]), ("reject", QUESTIONS[1][:20])]
     assert {r.annotator for r in rows} == {ANNOTATOR}  # each stored exactly once, in order
+
+
+def test_a_slow_save_says_saving_then_saved(qtbot, make_window, seeded_db):
+    """The store retries a locked write itself for a while: the page says so until the save returns."""
+    window = make_window(db=seeded_db)
+    page = window.annotate
+    wait_answer(qtbot, page, QUESTIONS[0])
+    service, saving = window.ctx.store, window.ctx.store.saving
+    real = service.call
+
+    async def slow(fn, /, *args, **kwargs):
+        if fn == "record_verdict":
+            await asyncio.sleep(0.6)
+        return await real(fn, *args, **kwargs)
+
+    service.call, saving.busy_hint_s = slow, 0.1
+    with qtbot.waitSignal(page.verdict_saved, timeout=10000):
+        qtbot.keyClick(page, Qt.Key.Key_A)
+        qtbot.waitUntil(lambda: page.actions.feedback.text() == BUSY_TEXT, timeout=5000)
+    assert saving.pending == 0 and window.status.message.text() == SAVED_TEXT
+    assert page.actions.feedback.text() == "Saved: accepted"
