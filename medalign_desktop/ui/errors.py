@@ -33,13 +33,17 @@ _configured_log: Path | None = None
 
 def log_path() -> Path:
     """The log file in use (set by ``setup_logging``), else where it would be under the data folder."""
-    return _configured_log or paths.data_dir() / "logs" / LOG_FILE_NAME
+    return _configured_log or default_log_path()
+
+
+def default_log_path() -> Path:
+    return paths.data_dir() / "logs" / LOG_FILE_NAME
 
 
 def setup_logging(path: Path | None = None) -> logging.Handler:
     """Send this app's log records (info and up) to a file; returns the handler (tests remove it)."""
     global _configured_log
-    path = path or log_path()
+    path = path or default_log_path()  # not log_path(): an earlier setup (another home) must not win
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # private from the first byte
     os.chmod(path, 0o600)  # also a log written 0644 by an earlier version

@@ -40,7 +40,7 @@ from medalign_desktop.ui.history_page import HistoryPage
 from medalign_desktop.ui.saving_queue import hold_close
 from medalign_desktop.ui.services import EngineService, StoreService
 from medalign_desktop.ui.settings import AppSettings
-from medalign_desktop.ui.status_bar import StatusPanel, describe_model
+from medalign_desktop.ui.status_bar import StatusPanel, describe_model, privacy_notice
 from medalign_desktop.ui.tasks import TaskRunner
 from medalign_desktop.ui.training_controller import TrainingController
 
@@ -209,15 +209,18 @@ class MainWindow(QMainWindow):
             self.status.set_idle("The database could not be opened.")
             self.ctx.errors.report(exc, "Opening the database")
             return False
+        notice = privacy_notice(self.ctx.store.tightened)
         await self.refresh_status()
         await self.training.start()
         self.annotate.reload_queue()
         current = self.pages.currentWidget()
         if self.isVisible() and current in (self.history, self.export, self.compare):
             current.refresh()  # shown before the store was open
-        return await self.load_model(
+        loaded = await self.load_model(
             self.options.model_dir, self.options.model_label, self.options.adapter_dir
         )
+        self.status.add_notice(notice)  # after the loading messages, so it stays readable
+        return loaded
 
     async def load_model(
         self, folder: Path | None, label: str | None = None, adapter: Path | None = None
@@ -284,9 +287,12 @@ class MainWindow(QMainWindow):
             self.open_model_folder(Path(folder))
 
     def open_model_folder(self, folder: Path) -> asyncio.Task | None:
-        """Check the folder first (milliseconds), then load it in the background and remember it."""
+        """Check the folder's files first (milliseconds), then load it in the background and remember it.
+
+        Only the headers here, on the GUI thread: the complete check (every tensor, the tokenizer) builds
+        the model on torch's meta device and runs in Engine.load, off this thread."""
         try:
-            info = check_model_folder(folder)
+            info = check_model_folder(folder, complete=False)
         except Exception as exc:
             self.ctx.errors.report(exc, "Open model folder")
             return None

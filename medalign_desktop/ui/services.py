@@ -288,6 +288,11 @@ class StoreService(QObject):
     def is_open(self) -> bool:
         return self._store is not None
 
+    @property
+    def tightened(self) -> tuple[Path, ...]:
+        """The files and folder that opening the database made private (shown once in the status bar)."""
+        return self._store.tightened if self._store is not None else ()
+
     async def open(self) -> None:
         self._store = await asyncio.get_running_loop().run_in_executor(self._executor, Store.open, self.path)
 

@@ -25,6 +25,14 @@ def describe_database(path: Path, stats: dict[str, int]) -> str:
             f"{verdicts:,} verdict{'s' if verdicts != 1 else ''}")  # fmt: skip
 
 
+def privacy_notice(tightened: tuple[Path, ...]) -> str:
+    """The one-time sentence for files an open made private ('' when it changed nothing)."""
+    if not tightened:
+        return ""
+    names = ", ".join(path.name for path in tightened[:3]) + (" ..." if len(tightened) > 3 else "")
+    return f"Made the workspace private: others could read {names}; now only you can."
+
+
 class StatusPanel(QObject):
     """A QObject so that signals emitted on worker threads (model-load progress) reach it queued, on the
     GUI thread, rather than running its slots on the worker."""
@@ -58,6 +66,11 @@ class StatusPanel(QObject):
     def set_idle(self, text: str = "") -> None:
         self.busy.hide()
         self.message.setText(text)
+
+    def add_notice(self, text: str) -> None:
+        """Append a one-time notice to whatever the message says now."""
+        if text:
+            self.message.setText(f"{self.message.text()} {text}".strip())
 
     def show_saving(self, text: str) -> None:
         """The saving queue's state: busy while verdicts wait for the database, then 'Saved'."""

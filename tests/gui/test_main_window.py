@@ -108,3 +108,19 @@ def test_open_model_folder_loads_it_and_remembers_it(
     run(qtbot, window.open_model_folder(tiny_model_dir))
     wait_answer(qtbot, window.annotate, QUESTIONS[0])
     assert load_config().base_model == str(tiny_model_dir.resolve())
+
+
+def test_a_database_readable_by_others_is_made_private_and_the_status_bar_says_so_once(
+    qtbot, make_window, seeded_db
+):
+    import os
+    import stat
+
+    os.chmod(seeded_db, 0o644)
+    window = make_window(db=seeded_db, model=None)
+    assert run(qtbot, window.start_task) is False  # no model: only the database matters here
+    assert stat.S_IMODE(seeded_db.stat().st_mode) == 0o600
+    assert "Made the workspace private: others could read workspace.sqlite" in window.status.message.text()
+    again = make_window(db=seeded_db, model=None)
+    assert run(qtbot, again.start_task) is False
+    assert "private" not in again.status.message.text()  # nothing changed the second time: no notice
