@@ -156,7 +156,9 @@ _LABEL = (
     r"referring\s+clinician|requested\s+by|witness|interpreter|consultant|gp|doctor|clinician|nurse|midwife|"
     r"author|next\s+of\s+kin|nok|emergency\s+contact|contact|mother|father|parent|guardian|carer|"
     r"resident|attending|intern|fellow|registrar|surgeon|physician|an(?:a)?esthetist|pharmacist|therapist|"
-    r"physio|sho|fy1|fy2|spr|scribe|chaperone|"
+    r"physio|physiotherapist|dietitian|dietician|psychologist|psychiatrist|radiographer|sonographer|"
+    r"optometrist|counsell?or|social\s+worker|occupational\s+therapist|key\s+worker|care\s+coordinator|"
+    r"sho|fy1|fy2|spr|scribe|chaperone|"
     r"husband|wife|partner|spouse|attn|attention|cc|to|from|re|dear|c/o)"
 )
 _RELATIVE = (
@@ -204,7 +206,7 @@ _POST_NOMINAL = re.compile(
     r"FRACP|FRCPC|RN|RGN|RMN|RM|NP|PA-C|PhD|DPhil|BSc|MSc|DNP|APRN|FNP)\b)"
 )
 _AGED = re.compile(
-    rf"(?:^|(?<=\n)|(?<=\.\s))(?P<v>{_NAME})(?=,?\s+(?:is\s+)?(?:a|an|aged)\s+\d{{1,3}}[- ]?(?:year|yr|y/o|month|week))"
+    rf"(?:^|(?<=\n)|(?<=\.\s)|(?<=:\s))(?P<v>{_NAME})(?=,?\s+(?:is\s+)?(?:a|an|aged)\s+\d{{1,3}}[- ]?(?:year|yr|y/o|month|week)|,\s*\d{{1,3}}\s*(?:,|y\b|yo\b|y/o|yrs?\b|years?\b|[MF]\b))"
 )
 _ROLE_SUFFIX = re.compile(r"(?:olog(?:ist|ists|y|ical)|iatri(?:st|sts|cs|cian|cians|y)|ician|icians|ologie)$")
 _TOKEN = re.compile(rf"{_WORD}|{_PARTICLE}")

@@ -37,7 +37,7 @@ _NUMBER_WORD = r"(?:\s*(?:number|num|no\.?|#|ID|identifier|card))"
 # "no." or a colon ("NHS 2019 review" is a year, "NHS No: 943 ..." is a number).
 _RECORD_CUE = (
     r"(?i:\b(?:(?:MRN|M\.R\.N\.?|URN|NPI|GMC|NMC)" + _NUMBER_WORD + r"*"
-    r"|(?:NHS|CHI|UR|unit|hosp(?:ital)?|record|chart|case|patient|pt|visit|encounter|accession|lab|episode|"
+    r"|(?:NHS|CHI|UR|unit|hosp(?:ital)?|record|chart|case|patient|pt\.?|visit|encounter|accession|lab|episode|"
     r"admission|account|acct|member|policy|claim|insurance|ref(?:erence)?|ID|I\.D\.)(?:"
     + _NUMBER_WORD
     + r"+|(?=:))))"

@@ -77,3 +77,16 @@ def test_empty_and_unicode_text():
 
 def test_kinds_and_placeholders_agree():
     assert set(KINDS) == set(PLACEHOLDERS)
+
+
+@pytest.mark.parametrize(
+    ("text", "identifier"),
+    [
+        ("Seen today: Margaret O'Brien, 67, DOB 12.03.1957.", "Margaret O'Brien"),  # an age after a label
+        ("Physiotherapist: Carlos Mendes", "Carlos Mendes"),  # a role other than nurse or doctor as a label
+        ("Pt. ID 00457812; bloods sent.", "00457812"),  # "Pt." with its dot before the id cue
+    ],
+)
+def test_cues_found_in_a_probe_written_after_the_rules(text, identifier):
+    masked, _ = deidentify(text)
+    assert identifier not in masked
