@@ -105,7 +105,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._status_timer = QTimer(self, singleShot=True, interval=250)
         self._status_timer.timeout.connect(lambda: self.ctx.tasks.start(self.refresh_status(), "Status"))
-        self.ctx.store.changed.connect(lambda _what: self._status_timer.start())
+        self.ctx.store.changed.connect(self._store_changed)
         self.ctx.engine.load_progress.connect(self.status.set_busy)
         self.training.status_message.connect(self.status.set_idle)
         self.training.version_activated.connect(lambda _name: self._show_model_status())
@@ -253,6 +253,10 @@ class MainWindow(QMainWindow):
         self.model_loaded.emit(loaded)
         self.annotate.model_ready()
         return True
+
+    def _store_changed(self, _what: str) -> None:
+        if self.ctx.store.is_open:  # not after shutdown: the refresh would outlive the event loop
+            self._status_timer.start()
 
     def _show_model_status(self) -> None:
         loaded = self.ctx.engine.loaded
@@ -429,6 +433,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self, *, wait_for_engine: bool = True) -> None:
         """Stop everything and close the database. Safe to call more than once."""
+        self._status_timer.stop()  # a refresh armed by a last write must not fire once the loop has gone
         self._import_cancel.set()
         self.export.shutdown()
         self.ctx.tasks.cancel_all()
