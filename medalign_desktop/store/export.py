@@ -183,7 +183,7 @@ def _export(
     tmp, manifest = temp_path(dest), manifest_path(dest)
     manifest_tmp = temp_path(manifest)
     for leftover in (tmp, manifest_tmp):  # a crashed earlier run of a process with our pid
-        _remove(leftover)
+        tempfiles.remove(leftover)
     tempfiles.clean_folder(dest.parent, (dest.name, manifest.name))  # those of dead processes
     mask, by_source = Masker(deidentify), Counter[str]()
     writer: Writer | None = None
@@ -225,8 +225,8 @@ def _export(
     except BaseException as exc:
         if writer is not None:
             writer.abort()
-        _remove(tmp)
-        _remove(manifest_tmp)
+        tempfiles.remove(tmp)
+        tempfiles.remove(manifest_tmp)
         if isinstance(exc, sqlite3.Error):
             raise StoreError(
                 f"Database {store.path}: exporting to {dest} failed, nothing was written: {exc}"
@@ -319,7 +319,7 @@ def _install(tmp: Path, dest: Path) -> None:
         os.replace(tmp, dest)
         return
     old = dest.with_name(f"{dest.name}.old-{os.getpid()}")
-    _remove(old)
+    tempfiles.remove(old)
     os.rename(dest, old)
     try:
         os.rename(tmp, dest)
@@ -327,13 +327,6 @@ def _install(tmp: Path, dest: Path) -> None:
         os.rename(old, dest)
         raise
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink(missing_ok=True)
 
 
 def _fsync_dir(path: Path) -> None:
