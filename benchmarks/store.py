@@ -216,9 +216,9 @@ def measure_streaming_stall(workdir: Path, max_new_tokens: int = 128) -> dict[st
 
     from medalign_desktop.engine import SamplingSettings
     from medalign_desktop.engine.gguf_import import install_demo_model
-    from medalign_desktop.ui.annotate_page import Phase
-    from medalign_desktop.ui.main_window import MainWindow, StartupOptions
-    from medalign_desktop.ui.settings import AppSettings
+    from medalign_desktop.ui.annotate.page import Phase
+    from medalign_desktop.ui.core.settings import AppSettings
+    from medalign_desktop.ui.shell.main_window import MainWindow, StartupOptions
 
     model = install_demo_model().path
     db = workdir / "stall.sqlite"

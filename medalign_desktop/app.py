@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def startup_options(args: argparse.Namespace):
     """The window's options from the flags and the shared settings file; returns (options, warning)."""
-    from medalign_desktop.ui.main_window import StartupOptions
+    from medalign_desktop.ui.shell.main_window import StartupOptions
 
     model, label, warning = args.model, None, None
     if model is None:
@@ -174,11 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
-    from medalign_desktop.ui.errors import install_excepthook, setup_logging
-    from medalign_desktop.ui.gc_guard import GuiThreadGarbageCollector
-    from medalign_desktop.ui.main_window import MainWindow
-    from medalign_desktop.ui.settings import AppSettings
-    from medalign_desktop.ui.style import apply_style
+    from medalign_desktop.ui.core.errors import install_excepthook, setup_logging
+    from medalign_desktop.ui.core.gc_guard import GuiThreadGarbageCollector
+    from medalign_desktop.ui.core.settings import AppSettings
+    from medalign_desktop.ui.core.style import apply_style
+    from medalign_desktop.ui.shell.main_window import MainWindow
 
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "medalign-desktop"])

@@ -116,12 +116,12 @@ def tiny_adapters(tiny_model_dir, tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(autouse=True)
 def gui_thread_garbage_collection(request):
-    """In tests that use Qt, collect garbage on the main thread only (see medalign_desktop/ui/gc_guard.py),
+    """In tests that use Qt, collect garbage on the main thread only (see medalign_desktop/ui/core/gc_guard.py),
     and collect each test's Qt objects before the next test starts its worker threads."""
     if "qapp" not in request.fixturenames and "qtbot" not in request.fixturenames:
         yield
         return
-    from medalign_desktop.ui.gc_guard import GuiThreadGarbageCollector
+    from medalign_desktop.ui.core.gc_guard import GuiThreadGarbageCollector
 
     collector = GuiThreadGarbageCollector()
     yield

@@ -83,7 +83,7 @@ def record_verdict(store, generation: int, answer: str, n: int) -> None:
 
 
 def long_stream(page) -> bool:
-    from medalign_desktop.ui.annotate_page import Phase
+    from medalign_desktop.ui.annotate.page import Phase
 
     return page.phase is Phase.STREAMING and len(page.answer.edited_text()) > 240
 
@@ -92,7 +92,7 @@ async def capture(
     window, out: Path, app, states: bool, training: bool = False, compare: bool = False,
     evaluation: bool = False,
 ) -> None:  # fmt: skip
-    from medalign_desktop.ui.annotate_page import Phase
+    from medalign_desktop.ui.annotate.page import Phase
 
     async def until(condition, timeout: float = 120.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -148,7 +148,7 @@ async def capture(
 
 async def capture_compare(window, out: Path, until) -> None:
     """Compare mode: two sampled answers to the next question side by side, a choice not yet made."""
-    from medalign_desktop.ui.annotate_page import Phase
+    from medalign_desktop.ui.annotate.page import Phase
 
     window.show_page(0)
     page = window.annotate
@@ -183,8 +183,8 @@ async def capture_training(window, out: Path, until) -> None:
 async def capture_evaluation(window, out: Path, until) -> None:
     """The Compare page after a real evaluation of the base model and B-iter-1 and a scripted blind review,
     then the report's first A4 page."""
-    from medalign_desktop.ui.compare_page import report_html
-    from medalign_desktop.ui.report_pdf import first_page_image
+    from medalign_desktop.ui.compare.page import report_html
+    from medalign_desktop.ui.compare.report_pdf import first_page_image
 
     store, page = window.ctx.store, window.compare
     batch = (await store.call("import_batches", "questions"))[0]
@@ -237,7 +237,7 @@ async def capture_export(window, out: Path) -> None:
 
 async def capture_first_run(window, out: Path, model: Path) -> None:
     """The first-run dialog after it checked the model folder (architecture, size, dtype, tokenizer)."""
-    from medalign_desktop.ui.first_run import FirstRunDialog
+    from medalign_desktop.ui.shell.first_run import FirstRunDialog
 
     dialog = FirstRunDialog(window.ctx, window)
     dialog.open()
@@ -249,7 +249,7 @@ async def capture_first_run(window, out: Path, model: Path) -> None:
 
 async def capture_themes(window, out: Path, app) -> None:
     """The Annotate page light and dark, then every page dark (for review), and back to light."""
-    from medalign_desktop.ui.style import apply_style
+    from medalign_desktop.ui.core.style import apply_style
 
     pages = ("annotate", "history", "train", "models", "export", "compare")
     window.show_page(0)
@@ -303,9 +303,9 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from medalign_desktop.engine import SamplingSettings
-    from medalign_desktop.ui.main_window import MainWindow, StartupOptions
-    from medalign_desktop.ui.settings import AppSettings
-    from medalign_desktop.ui.style import apply_style
+    from medalign_desktop.ui.core.settings import AppSettings
+    from medalign_desktop.ui.core.style import apply_style
+    from medalign_desktop.ui.shell.main_window import MainWindow, StartupOptions
 
     app = QApplication([sys.argv[0]])
     apply_style(app)

@@ -18,10 +18,10 @@ from PySide6.QtWidgets import QApplication
 
 from medalign_desktop.engine import SamplingSettings
 from medalign_desktop.store import Store, import_questions
-from medalign_desktop.ui.annotate_page import Phase
-from medalign_desktop.ui.main_window import MainWindow, StartupOptions
-from medalign_desktop.ui.settings import AppSettings
-from medalign_desktop.ui.style import apply_style
+from medalign_desktop.ui.annotate.page import Phase
+from medalign_desktop.ui.core.settings import AppSettings
+from medalign_desktop.ui.core.style import apply_style
+from medalign_desktop.ui.shell.main_window import MainWindow, StartupOptions
 
 ANNOTATOR = "Dr Test"
 # Short and seeded: the tiny random model's answers are noise (greedy ones are mostly newlines), and

@@ -7,8 +7,8 @@ from PySide6.QtWidgets import QApplication
 
 from medalign_desktop.engine import SamplingSettings
 from medalign_desktop.store import Store
-from medalign_desktop.ui import annotate_page
-from medalign_desktop.ui.annotate_page import Phase
+from medalign_desktop.ui.annotate import page as annotate_page
+from medalign_desktop.ui.annotate.page import Phase
 from tests.gui.conftest import ANNOTATOR, QUESTIONS, TEST_SAMPLING, run, wait_answer, wait_phase
 
 

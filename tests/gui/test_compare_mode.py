@@ -10,10 +10,10 @@ from PySide6.QtWidgets import QApplication
 
 from medalign_desktop.engine import EngineError
 from medalign_desktop.store import Store
-from medalign_desktop.ui.annotate_page import Phase
-from medalign_desktop.ui.annotate_view import AnnotateView
-from medalign_desktop.ui.compare_widgets import CHOICE_LABELS
-from medalign_desktop.ui.settings import AppSettings
+from medalign_desktop.ui.annotate.page import Phase
+from medalign_desktop.ui.annotate.view import AnnotateView
+from medalign_desktop.ui.core.settings import AppSettings
+from medalign_desktop.ui.core.two_answers import CHOICE_LABELS
 from tests.gui.conftest import QUESTIONS, TEST_SAMPLING, run, wait_answer, wait_phase
 
 # With this seed the first five draws show the answers swapped, not, swapped, not, not.

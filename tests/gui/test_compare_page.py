@@ -11,9 +11,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from medalign_desktop.store import Store
-from medalign_desktop.ui.compare_page import NO_HELD_OUT, NOT_EVALUATED, TOO_FEW
-from medalign_desktop.ui.compare_results import metric_cells
-from medalign_desktop.ui.report_pdf import printable_html, write_pdf
+from medalign_desktop.ui.compare.page import NO_HELD_OUT, NOT_EVALUATED, TOO_FEW
+from medalign_desktop.ui.compare.report_pdf import printable_html, write_pdf
+from medalign_desktop.ui.compare.results import metric_cells
 from tests.gui.conftest import QUESTIONS, run, wait_answer
 
 MCQ = [

@@ -33,7 +33,9 @@ def test_ctrl_c_quits_the_window_without_a_traceback(tmp_path, tiny_model_dir):
            "HF_HUB_OFFLINE": "1"}  # fmt: skip
     command = [sys.executable, "-c", "import sys; from medalign_desktop.app import main; sys.exit(main())",
                "--db", str(db), "--model", str(tiny_model_dir), "--dtype", "float32", "--annotator", "Dr C"]  # fmt: skip
-    app = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    app = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 90
         while not _opened(db):  # the event loop runs (the handler is installed) and the database is set up

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from medalign_desktop.store import Store
-from medalign_desktop.ui.export_preview import from_divergence
+from medalign_desktop.ui.export.preview import from_divergence
 from tests.gui.conftest import run, seed_verdicts
 
 # seed_verdicts(30): verdicts cycle accept / edit / reject, so 10 edits, each an edit pair, annotators

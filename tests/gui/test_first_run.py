@@ -15,8 +15,8 @@ from PySide6.QtCore import Qt
 from medalign_desktop import paths
 from medalign_desktop.config import config_path, load_config
 from medalign_desktop.engine.gguf_import import ConvertedModel
-from medalign_desktop.ui import first_run
-from medalign_desktop.ui.first_run import DEMO_LABEL, OFFLINE_ADVICE, FirstRunDialog
+from medalign_desktop.ui.shell import first_run
+from medalign_desktop.ui.shell.first_run import DEMO_LABEL, OFFLINE_ADVICE, FirstRunDialog
 from tests.gui.conftest import QUESTIONS, run, wait_answer
 
 

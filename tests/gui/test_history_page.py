@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from medalign_desktop.store import Store
-from medalign_desktop.ui.history_model import PAGE_SIZE
+from medalign_desktop.ui.history.model import PAGE_SIZE
 from tests.gui.conftest import run, seed_verdicts
 
 

@@ -14,7 +14,7 @@ from PySide6.QtGui import Qt as QtGuiNamespace
 from PySide6.QtWidgets import QLabel, QWidget
 
 from medalign_desktop.store import Store, import_questions
-from medalign_desktop.ui.annotate_page import Phase
+from medalign_desktop.ui.annotate.page import Phase
 from tests.gui.conftest import wait_phase
 
 HOSTILE = '<h1>BIG</h1> <span style="color:white">hidden</span> <a href="http://x">link</a> <img src=x>'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medalign_desktop.ui.loss_plot import PANELS, LossPlot, MetricBuffer
+from medalign_desktop.ui.train.loss_plot import PANELS, LossPlot, MetricBuffer
 
 
 def test_buffer_keeps_every_metric_and_skips_missing_values():

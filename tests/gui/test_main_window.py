@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QMessageBox, QPushButton
 
-from medalign_desktop.ui.annotate_page import Phase
-from medalign_desktop.ui.main_window import NO_MODEL_MESSAGE
+from medalign_desktop.ui.annotate.page import Phase
+from medalign_desktop.ui.shell.main_window import NO_MODEL_MESSAGE
 from tests.gui.conftest import QUESTIONS, run, wait_answer, write_questions
 
 

@@ -14,9 +14,9 @@ from PySide6.QtCore import Qt
 from medalign_desktop.engine.devices import DeviceMemory
 from medalign_desktop.jobs.memory_plan import FITS, MAY_NOT_FIT, UNLOAD, describe_bytes
 from medalign_desktop.store import Store
-from medalign_desktop.ui.annotate_page import Phase
-from medalign_desktop.ui.memory_planner import plan_on_devices
-from medalign_desktop.ui.plain import tip
+from medalign_desktop.ui.annotate.page import Phase
+from medalign_desktop.ui.core.plain import tip
+from medalign_desktop.ui.train.memory_planner import plan_on_devices
 from tests.gui.conftest import run, seed_verdicts, wait_answer, wait_phase
 from training.config import defaults
 from training.memory import MemoryEstimate, estimate_job_memory

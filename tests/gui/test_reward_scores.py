@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 
 from medalign_desktop.store import Store
-from medalign_desktop.ui.history_model import REWARD_COLUMN
+from medalign_desktop.ui.history.model import REWARD_COLUMN
 from tests.gui.conftest import run, seed_verdicts
 
 FAKE = Path(__file__).resolve().parents[1] / "data" / "fake_training.py"

@@ -13,7 +13,7 @@ import sqlite3
 from PySide6.QtCore import Qt
 
 from medalign_desktop.store import Store, StoreError
-from medalign_desktop.ui.saving_queue import BUSY_TEXT, SAVED_TEXT, is_busy_error
+from medalign_desktop.ui.core.saving_queue import BUSY_TEXT, SAVED_TEXT, is_busy_error
 from tests.gui.conftest import ANNOTATOR, QUESTIONS, wait_answer
 
 

@@ -10,10 +10,10 @@ from PySide6.QtGui import QPalette
 
 from medalign_desktop import app as app_module
 from medalign_desktop import paths
-from medalign_desktop.ui import style
-from medalign_desktop.ui.loss_plot import LossPlot
-from medalign_desktop.ui.settings import AppSettings
-from medalign_desktop.ui.style import PLOT_COLOURS, apply_style, style_sheet_path
+from medalign_desktop.ui.core import style
+from medalign_desktop.ui.core.settings import AppSettings
+from medalign_desktop.ui.core.style import PLOT_COLOURS, apply_style, style_sheet_path
+from medalign_desktop.ui.train.loss_plot import LossPlot
 
 RULE = re.compile(r"([^{}]+)\{[^{}]*\}")
 
@@ -111,7 +111,7 @@ def test_the_application_icon_scales_for_high_dpi(themed):
 
 
 def test_the_compare_plots_follow_the_theme(qtbot, themed):
-    from medalign_desktop.ui.compare_results import VersionPlots
+    from medalign_desktop.ui.compare.results import VersionPlots
 
     plots = VersionPlots()
     qtbot.addWidget(plots)
@@ -123,7 +123,7 @@ def test_the_compare_plots_follow_the_theme(qtbot, themed):
 
 
 def test_rich_text_colours_follow_the_theme(themed):
-    from medalign_desktop.ui.detail_dialog import _section
+    from medalign_desktop.ui.history.detail_dialog import _section
 
     assert "color:#4a5260;" in _section("Verdict", "Edited")
     apply_style(themed, "dark")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from medalign_desktop.store import Store
-from medalign_desktop.ui.loss_plot import LossPlot, overlay_panels, run_colour
+from medalign_desktop.ui.train.loss_plot import LossPlot, overlay_panels, run_colour
 from tests.gui.conftest import run
 
 SFT_POINTS = [(1, "loss", 2.0), (2, "loss", 1.5), (2, "eval_loss", 1.8), (1, "learning_rate", 1e-4)]

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 
 from medalign_desktop.jobs.manager import JobRequest
 from medalign_desktop.store import Store
-from medalign_desktop.ui.loss_plot import PANELS
+from medalign_desktop.ui.train.loss_plot import PANELS
 from tests.gui.conftest import run
 from tests.unit.jobs.test_manager import FAKE
 

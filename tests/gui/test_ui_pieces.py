@@ -8,13 +8,13 @@ from PySide6.QtCore import QSettings
 
 from medalign_desktop.engine import SamplingSettings
 from medalign_desktop.store import AuditEntry, HistoryRow
-from medalign_desktop.ui import labels
-from medalign_desktop.ui.detail_dialog import audit_summary
-from medalign_desktop.ui.dialogs import describe_sampling
-from medalign_desktop.ui.diff import diff_html
-from medalign_desktop.ui.history_model import cell_text
-from medalign_desktop.ui.queue_cursor import QueueCursor
-from medalign_desktop.ui.settings import AppSettings
+from medalign_desktop.ui.annotate.queue_cursor import QueueCursor
+from medalign_desktop.ui.core import labels
+from medalign_desktop.ui.core.dialogs import describe_sampling
+from medalign_desktop.ui.core.settings import AppSettings
+from medalign_desktop.ui.history.detail_dialog import audit_summary
+from medalign_desktop.ui.history.diff import diff_html
+from medalign_desktop.ui.history.model import cell_text
 
 
 def test_queue_cursor_positions_and_jumps():
@@ -80,7 +80,7 @@ def test_uncaught_errors_are_logged_with_traceback_and_shown_in_one_sentence(qap
     import sys
 
     from medalign_desktop.store import StoreValidationError
-    from medalign_desktop.ui import errors
+    from medalign_desktop.ui.core import errors
 
     log_file = tmp_path / "logs" / "app.log"
     handler = errors.setup_logging(log_file)

@@ -1,0 +1,1 @@
+"""The annotate room of the window (see docs/ARCHITECTURE.md)."""

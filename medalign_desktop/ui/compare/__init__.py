@@ -1,0 +1,1 @@
+"""The compare room of the window (see docs/ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""The core room of the window (see docs/ARCHITECTURE.md)."""

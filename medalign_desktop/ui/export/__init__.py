@@ -1,0 +1,1 @@
+"""The export room of the window (see docs/ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""The history room of the window (see docs/ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""The models room of the window (see docs/ARCHITECTURE.md)."""
