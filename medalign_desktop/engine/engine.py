@@ -170,9 +170,7 @@ class Engine:
             tokenizer = AutoTokenizer.from_pretrained(
                 folder.path, local_files_only=True, trust_remote_code=False
             )
-            model = from_pretrained_checked(
-                AutoModelForCausalLM, folder.path, **kwargs
-            )  # never random weights
+            model = from_pretrained_checked(AutoModelForCausalLM, folder.path, **kwargs)  # never random weights
         except ModelCheckError as exc:
             raise ModelFolderError(str(exc)) from exc
         except Exception as exc:  # transformers raises OSError, ValueError, RuntimeError... for bad folders

@@ -238,12 +238,7 @@ def count_prompt_tokens(tokenizer: Any, question: str, system_prompt: str) -> in
 
 
 def check_context(
-    tokenizer: Any,
-    model_config: Any,
-    question: str,
-    settings: SamplingSettings,
-    *,
-    configured: int | None = None,
+    tokenizer: Any, model_config: Any, question: str, settings: SamplingSettings, *, configured: int | None = None
 ) -> ContextCheck:
     """Count ``question`` against the model's context: ``.refused`` (too long to answer), ``.capped`` (the
     answer budget is cut to the room left, ``.settings_for``), or it fits."""

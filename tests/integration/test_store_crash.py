@@ -147,11 +147,7 @@ def _check(path: Path, reported: Reported, *, integrity: bool) -> None:
 def _write_questions(path: Path) -> None:
     with path.open("w", encoding="utf-8") as handle:
         for i in range(N_IMPORT):
-            record = {
-                "id": f"c{i}",
-                "question": f"Crash import question {i}: fever and cough?",
-                "answer": "A",
-            }
+            record = {"id": f"c{i}", "question": f"Crash import question {i}: fever and cough?", "answer": "A"}
             handle.write(json.dumps(record) + "\n")
 
 
