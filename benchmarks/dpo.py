@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from training_speed import ANSWER, QUESTION, smollm2_dir, tiny_dir  # noqa: E402
+from _common import add_model_argument, choose_model  # noqa: E402
+from training_speed import ANSWER, QUESTION  # noqa: E402
 
 from training.pair_data import pair_line  # noqa: E402
 
@@ -113,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="smollm2", help="smollm2, tiny or a model folder")
+    add_model_argument(parser)
     parser.add_argument("--pairs", type=int, default=16, help="N examples (hitl) and N pairs (dpo)")
     parser.add_argument("--steps", type=int, default=4, help="optimiser steps per job (the first is warm-up)")
     parser.add_argument("--max-length", type=int, default=256)
@@ -121,9 +121,7 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="dpo-bench-"))
     try:
-        model = {"tiny": lambda: tiny_dir(scratch), "smollm2": smollm2_dir}.get(
-            options.model, lambda: Path(options.model)
-        )()
+        model = choose_model(options.model, scratch)
         parent = make_parent(model, scratch / "parent-adapter")
         jobs = write_jobs(scratch, model, options.pairs, options.steps, options.max_length, parent)
         hitl = run_job("hitl", jobs["hitl"])

@@ -25,19 +25,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import MEDICAL_WORDS  # noqa: E402
 
 from medalign_desktop.store import Store  # noqa: E402
 from medalign_desktop.store.db import transaction  # noqa: E402
 from medalign_desktop.store.export import export_pairs  # noqa: E402
 
 TARGETS = {"export_jsonl_s": 5.0, "export_parquet_s": 5.0}
-WORDS = (
-    "patient presents with fever cough dyspnoea chest pain tachycardia hypotension sepsis antibiotics "
-    "fluids lactate culture oxygen saturation radiograph consolidation pneumonia amoxicillin dose renal "
-    "function creatinine potassium insulin glucose ketoacidosis aspirin clopidogrel troponin ecg stemi "
-    "heparin anticoagulation warfarin bleeding haemoglobin transfusion paracetamol ibuprofen headache "
-    "migraine meningitis lumbar puncture steroids asthma salbutamol inhaler wheeze allergy adrenaline"
-).split()
+WORDS = MEDICAL_WORDS
 
 
 def sentence(rng: random.Random, n_words: int) -> str:

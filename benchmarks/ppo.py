@@ -30,9 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
+from _common import add_model_argument, choose_model  # noqa: E402
 from dpo import WORSE, make_parent, prompt, run_job  # noqa: E402
-from training_speed import ANSWER, smollm2_dir, tiny_dir  # noqa: E402
+from training_speed import ANSWER  # noqa: E402
 
 from training.pair_data import pair_line  # noqa: E402
 
@@ -71,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="smollm2", help="smollm2, tiny or a model folder")
+    add_model_argument(parser)
     parser.add_argument("--prompts", type=int, default=16, help="N questions (N pairs for dpo)")
     parser.add_argument("--steps", type=int, default=2, help="PPO steps; DPO runs 4 optimiser steps")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -83,9 +83,7 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="ppo-bench-"))
     try:
-        model = {"tiny": lambda: tiny_dir(scratch), "smollm2": smollm2_dir}.get(
-            options.model, lambda: Path(options.model)
-        )()
+        model = choose_model(options.model, scratch)
         common = {"base_model": str(model), "device": "cpu", "max_length": options.max_length}
         common["parent_adapter"] = str(make_parent(model, scratch / "parent-adapter"))
         reward = make_reward_adapter(model, scratch / "reward-adapter")

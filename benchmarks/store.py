@@ -34,18 +34,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import MEDICAL_WORDS  # noqa: E402
 
 from medalign_desktop.store import Store  # noqa: E402
 from medalign_desktop.store.db import transaction, utc_now  # noqa: E402
 
 TARGETS = {"insert_p99_ms": 5.0, "history_first_page_ms": 100.0, "streaming_stall_ms": 50.0}
-MEDICAL_WORDS = (
-    "patient presents with fever cough dyspnoea chest pain tachycardia hypotension sepsis antibiotics "
-    "fluids lactate culture oxygen saturation radiograph consolidation pneumonia amoxicillin dose renal "
-    "function creatinine potassium insulin glucose ketoacidosis aspirin clopidogrel troponin ecg stemi "
-    "heparin anticoagulation warfarin bleeding haemoglobin transfusion paracetamol ibuprofen headache "
-    "migraine meningitis lumbar puncture steroids asthma salbutamol inhaler wheeze allergy adrenaline"
-).split()
 
 
 class TextMaker:

@@ -26,53 +26,16 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TQDM_DISABLE", "1")
-os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import choose_model, quiet_offline  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+quiet_offline()
 
-CACHE = Path(os.environ.get("MEDALIGN_TEST_CACHE", Path.home() / ".cache" / "medalign-desktop-tests"))
 QUESTION = "A 67-year-old with atrial fibrillation and CKD stage 3 asks about anticoagulation. Patient {i}: what now?"
 ANSWER = (
     "Assess stroke risk (CHA2DS2-VASc) and bleeding risk (HAS-BLED), check creatinine clearance, and prefer a "
     "DOAC dosed for renal function; review interacting drugs and follow up kidney function every 6 months. "
 ) * 3
-
-
-def smollm2_dir() -> Path:
-    from medalign_desktop.engine.gguf_import import (
-        DEMO_MODEL_NAME,
-        PROVENANCE_FILE,
-        convert_gguf,
-        locate_demo_gguf,
-    )
-
-    out = CACHE / DEMO_MODEL_NAME
-    if not (out / PROVENANCE_FILE).exists():
-        convert_gguf(locate_demo_gguf(), out)
-    return out
-
-
-def tiny_dir(root: Path) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    out = root / "tiny-llama"
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=2, pad_token_id=2,
-        tie_word_embeddings=True,
-    )  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(out)
-    source = smollm2_dir()
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json"):
-        if (source / name).exists():
-            shutil.copy(source / name, out / name)
-    return out
 
 
 def write_job(job_dir: Path, model: Path, steps: int, max_length: int, batch: int) -> None:
@@ -165,12 +128,7 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="training-speed-"))
     try:
-        if options.model == "tiny":
-            model = tiny_dir(scratch)
-        elif options.model == "smollm2":
-            model = smollm2_dir()
-        else:
-            model = Path(options.model)
+        model = choose_model(options.model, scratch)
         ours_steps: list[float] = []
         bare_steps: list[float] = []
         tokens_per_s: list[float] = []
