@@ -30,7 +30,7 @@ from _common import MEDICAL_WORDS  # noqa: E402
 
 from medalign_desktop.store import Store  # noqa: E402
 from medalign_desktop.store.db import transaction  # noqa: E402
-from medalign_desktop.store.export import export_pairs  # noqa: E402
+from medalign_desktop.store.exports.export import export_pairs  # noqa: E402
 
 TARGETS = {"export_jsonl_s": 5.0, "export_parquet_s": 5.0}
 WORDS = MEDICAL_WORDS

@@ -90,7 +90,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from medalign_desktop.store import Store
-    from medalign_desktop.store.importers import import_questions
+    from medalign_desktop.store.imports.questions import import_questions
 
     db = Path(args.db) if args.db else paths.default_database_path()
     store = Store.open(db)
@@ -119,7 +119,7 @@ def _progress_line(label: str):
 
 def cmd_import_pairs(args: argparse.Namespace) -> int:
     from medalign_desktop.store import Store
-    from medalign_desktop.store.preference_import import import_preferences
+    from medalign_desktop.store.imports.preferences import import_preferences
 
     db = Path(args.db) if args.db else paths.default_database_path()
     with Store.open(db) as store:
@@ -144,8 +144,8 @@ def _export_format(args: argparse.Namespace) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from medalign_desktop.store import Store
-    from medalign_desktop.store.export import export_pairs, export_sft
-    from medalign_desktop.store.models import PAIR_SOURCES, PairFilter
+    from medalign_desktop.store.exports.export import export_pairs, export_sft
+    from medalign_desktop.store.rows import PAIR_SOURCES, PairFilter
 
     filters = PairFilter(
         date_from=args.date_from, date_to=args.date_to, annotator=args.annotator,
@@ -263,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_export_parser(sub: Any) -> None:
-    from medalign_desktop.store.export import FORMATS
-    from medalign_desktop.store.models import PAIR_SOURCES
+    from medalign_desktop.store.exports.export import FORMATS
+    from medalign_desktop.store.rows import PAIR_SOURCES
     from medalign_desktop.store.vocab import SAFETY_FLAGS
 
     exp = sub.add_parser(

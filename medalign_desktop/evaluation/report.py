@@ -18,7 +18,7 @@ from medalign_desktop import __version__
 from medalign_desktop.evaluation import stats
 from medalign_desktop.evaluation.plots import line_plot, percent
 from medalign_desktop.store import tempfiles
-from medalign_desktop.store.models import Vote
+from medalign_desktop.store.rows import Vote
 
 BASE = "base"  # the bare base model's version name
 MAX_FLAGGED_EXAMPLES = 20

@@ -1,7 +1,7 @@
 """Win rates, a Bradley-Terry ranking and safety-flag rates from blind-review votes. Pure Python.
 
 A vote is one clinician's choice between two versions' answers to one held-out question
-(:class:`medalign_desktop.store.models.Vote`). Scoring rules, used throughout:
+(:class:`medalign_desktop.store.rows.Vote`). Scoring rules, used throughout:
 
 - the chosen answer's version wins, the other loses;
 - "tie" and "both bad" prefer neither answer: each counts as half a win for both versions (a "both bad"
@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from medalign_desktop.store.models import Vote
+from medalign_desktop.store.rows import Vote
 
 Z_95 = 1.959963984540054  # two-sided 95 % quantile of the standard normal
 ALL_OTHERS = "all others"

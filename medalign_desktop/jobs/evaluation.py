@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medalign_desktop.store import Store, StoreValidationError
-from medalign_desktop.store.evaluation import evaluation_settings
-from medalign_desktop.store.models import CachedAnswer, Prompt
+from medalign_desktop.store.eval_results import evaluation_settings
+from medalign_desktop.store.rows import CachedAnswer, Prompt
 
 if TYPE_CHECKING:
     from medalign_desktop.jobs.manager import JobRequest

@@ -16,8 +16,8 @@ import random
 from dataclasses import dataclass
 
 from medalign_desktop.store import Store
-from medalign_desktop.store.models import PAIR_SOURCES, PairFilter, PreferencePair
 from medalign_desktop.store.pairs import iter_pairs
+from medalign_desktop.store.rows import PAIR_SOURCES, PairFilter, PreferencePair
 from medalign_desktop.store.training_data import held_out_texts, prompt_splits, train_prompts
 
 FEEDBACK_SOURCES = tuple(s for s in PAIR_SOURCES if s != "imported")

@@ -73,7 +73,7 @@ def _reward_adapter(store: Store, reward_version_id: int | None) -> str:
 def preference_job_inputs(store: Store) -> tuple[int, list[dict]]:
     """For the DPO / reward dialog: how many feedback pairs there are, and the imported pair batches."""
     from medalign_desktop.jobs.preference_snapshot import FEEDBACK_SOURCES
-    from medalign_desktop.store.models import PairFilter
+    from medalign_desktop.store.rows import PairFilter
 
     n_feedback = store.count_pairs(PairFilter(sources=FEEDBACK_SOURCES))
     batches = [_as_dict(batch) for batch in store.import_batches(kind="pairs")]

@@ -6,9 +6,9 @@ Import what you need from here; the submodules are internal.
 from __future__ import annotations
 
 from medalign_desktop.store.errors import StoreError, StoreImportError, StoreValidationError
-from medalign_desktop.store.importers import ImportIssue, ImportReport, import_questions
-from medalign_desktop.store.migrations import MIGRATIONS, Migration, latest_version
-from medalign_desktop.store.models import (
+from medalign_desktop.store.imports.preferences import ImportBatch, import_preferences
+from medalign_desktop.store.imports.questions import ImportIssue, ImportReport, import_questions
+from medalign_desktop.store.rows import (
     COMPARISON_CHOICES,
     PAIR_SOURCES,
     AuditEntry,
@@ -23,7 +23,7 @@ from medalign_desktop.store.models import (
     PreferencePair,
     Prompt,
 )
-from medalign_desktop.store.preference_import import ImportBatch, import_preferences
+from medalign_desktop.store.schema.migrations import MIGRATIONS, Migration, latest_version
 from medalign_desktop.store.store import Store
 from medalign_desktop.store.vocab import (
     AUDIT_ACTIONS,

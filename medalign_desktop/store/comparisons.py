@@ -14,7 +14,7 @@ from sqlite_utils import Database
 
 from medalign_desktop.store.db import insert, query_one, transaction
 from medalign_desktop.store.errors import StoreValidationError
-from medalign_desktop.store.models import COMPARISON_CHOICES, Comparison
+from medalign_desktop.store.rows import COMPARISON_CHOICES, Comparison
 from medalign_desktop.store.validation import check_choice, check_flags, check_id, check_text
 from medalign_desktop.store.vocab import SAFETY_FLAGS
 

@@ -14,7 +14,7 @@ from sqlite_utils import Database
 
 from medalign_desktop.store.db import insert, query_one, query_value
 from medalign_desktop.store.errors import StoreValidationError
-from medalign_desktop.store.models import Generation
+from medalign_desktop.store.rows import Generation
 from medalign_desktop.store.validation import check_id, check_optional_number, check_text
 
 

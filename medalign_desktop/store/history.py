@@ -15,7 +15,7 @@ from sqlite_utils import Database
 
 from medalign_desktop.store.db import query_one, query_value
 from medalign_desktop.store.errors import StoreValidationError
-from medalign_desktop.store.models import FeedbackDetail, HistoryRow
+from medalign_desktop.store.rows import FeedbackDetail, HistoryRow
 from medalign_desktop.store.training_data import LAST_RETRAIN_SQL
 from medalign_desktop.store.validation import check_choice, check_id
 from medalign_desktop.store.verdicts import audit_trail

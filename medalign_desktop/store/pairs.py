@@ -8,7 +8,7 @@ so withdrawing or correcting a verdict can never leave a stale copy behind. The 
   it when there is one; an edited winner also gives (edit > original winner). Ties and "both bad": nothing.
 - ``reject``: a live reject of answer R and a live accept / edit of ANOTHER answer to the same question give
   (that answer, or its edit > R), attributed to the reject's annotator.
-- ``imported``: pairs imported from a preference file (:mod:`preference_import`).
+- ``imported``: pairs imported from a preference file (:mod:`imports.preferences`).
 
 Provenance: the model versions are those recorded on the generations (an edit carries the version of the
 answer it corrects); ``created_at`` is the verdict's / comparison's, or the later verdict's for a reject pair.
@@ -29,7 +29,7 @@ from sqlite_utils import Database
 
 from medalign_desktop.store.errors import StoreValidationError
 from medalign_desktop.store.history import _timestamp  # the History page's date rules, shared on purpose
-from medalign_desktop.store.models import PAIR_SOURCES, PairFilter, PreferencePair
+from medalign_desktop.store.rows import PAIR_SOURCES, PairFilter, PreferencePair
 from medalign_desktop.store.validation import check_choice, check_flags, check_id, check_text
 from medalign_desktop.store.vocab import SAFETY_FLAGS
 

@@ -16,7 +16,7 @@ from sqlite_utils import Database
 
 from medalign_desktop.store.db import insert, query_one, query_value, transaction
 from medalign_desktop.store.errors import StoreValidationError
-from medalign_desktop.store.models import Prompt
+from medalign_desktop.store.rows import Prompt
 from medalign_desktop.store.validation import check_choice, check_id, check_text, check_unicode
 from medalign_desktop.store.vocab import QUEUE_MODES, SPLITS
 

@@ -20,23 +20,22 @@ from typing import Any, ParamSpec, TypeVar
 from sqlite_utils import Database
 
 from medalign_desktop.store import (
-    catalog,
     comparisons,
-    evaluation,
+    eval_results,
     generations,
     history,
-    migrations,
     pairs,
-    preference_import,
     prompts,
     scores,
-    staging,
     tempfiles,
     verdicts,
+    versions,
 )
 from medalign_desktop.store.db import LOCK_WAIT_S, connect, utc_now
 from medalign_desktop.store.errors import StoreError
-from medalign_desktop.store.models import (
+from medalign_desktop.store.imports import preferences, staging
+from medalign_desktop.store.imports.preferences import ImportBatch
+from medalign_desktop.store.rows import (
     AuditEntry,
     CachedAnswer,
     Comparison,
@@ -53,7 +52,7 @@ from medalign_desktop.store.models import (
     ReviewItem,
     Vote,
 )
-from medalign_desktop.store.preference_import import ImportBatch
+from medalign_desktop.store.schema import migrations
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -316,7 +315,7 @@ class Store:
     @_guarded
     def import_batches(self, kind: str | None = None) -> list[ImportBatch]:
         """Import batches newest first; ``kind``: 'questions', 'pairs' or None for both."""
-        return preference_import.list_import_batches(self.db, kind)
+        return preferences.list_import_batches(self.db, kind)
 
     # history ------------------------------------------------------------------------------------------
 
@@ -401,102 +400,102 @@ class Store:
         data_size: int | None = None,
         metrics: dict[str, Any] | None = None,
     ) -> int:
-        return catalog.add_model_version(
+        return versions.add_model_version(
             self.db, self.clock, name, kind, parent_id=parent_id, job_id=job_id, base_model=base_model,
             adapter_path=adapter_path, data_size=data_size, metrics=metrics,
         )  # fmt: skip
 
     @_guarded
     def list_model_versions(self) -> list[ModelVersion]:
-        return catalog.list_model_versions(self.db)
+        return versions.list_model_versions(self.db)
 
     @_guarded
     def set_active_model_version(self, version_id: int | None) -> None:
-        catalog.set_active_model_version(self.db, version_id)
+        versions.set_active_model_version(self.db, version_id)
 
     @_guarded
     def delete_model_version(self, version_id: int) -> None:
         """Remove an unused version (not active, no children, no answers); StoreValidationError says why not."""
-        catalog.delete_model_version(self.db, version_id)
+        versions.delete_model_version(self.db, version_id)
 
     @_guarded
     def active_model_version(self) -> ModelVersion | None:
-        return catalog.active_model_version(self.db)
+        return versions.active_model_version(self.db)
 
     @_guarded
     def create_job(self, kind: str, config: dict[str, Any], job_dir: str | Path | None = None) -> int:
-        return catalog.create_job(self.db, self.clock, kind, config, job_dir)
+        return versions.create_job(self.db, self.clock, kind, config, job_dir)
 
     @_guarded
     def get_job(self, job_id: int) -> Job:
-        return catalog.get_job(self.db, job_id)
+        return versions.get_job(self.db, job_id)
 
     @_guarded
     def list_jobs(self, *, kind: str | None = None) -> list[Job]:
-        return catalog.list_jobs(self.db, kind=kind)
+        return versions.list_jobs(self.db, kind=kind)
 
     @_guarded
     def set_job_state(self, job_id: int, state: str, *, error: str | None = None) -> None:
-        catalog.set_job_state(self.db, self.clock, job_id, state, error=error)
+        versions.set_job_state(self.db, self.clock, job_id, state, error=error)
 
     @_guarded
     def update_job(
         self, job_id: int, *, job_dir: str | Path | None = None, data_size: int | None = None
     ) -> None:
-        catalog.update_job(self.db, job_id, job_dir=job_dir, data_size=data_size)
+        versions.update_job(self.db, job_id, job_dir=job_dir, data_size=data_size)
 
     @_guarded
     def reopen_job(self, job_id: int, *, keep_through_step: int) -> int:
         """A cancelled or failed job back to "queued" for resuming; its metrics after that step deleted."""
-        return catalog.reopen_job(self.db, job_id, keep_through_step=keep_through_step)
+        return versions.reopen_job(self.db, job_id, keep_through_step=keep_through_step)
 
     @_guarded
     def add_job_metrics(self, job_id: int, rows: Iterable[Any]) -> None:
         """Rows: ``{"step", "name", "value", "time"?}`` dicts or ``(step, name, value)`` tuples."""
-        catalog.add_job_metrics(self.db, self.clock, job_id, rows)
+        versions.add_job_metrics(self.db, self.clock, job_id, rows)
 
     @_guarded
     def job_metrics(self, job_id: int, name: str | None = None) -> list[JobMetric]:
-        return catalog.job_metrics(self.db, job_id, name)
+        return versions.job_metrics(self.db, job_id, name)
 
     # evaluation of model versions and blind review (issue 7) ---------------------------------------------
 
     @_guarded
     def evaluation_cache(self, version_names: Iterable[str], settings: dict[str, Any]) -> list[CachedAnswer]:
         """Answers already stored for these versions with exactly ``settings`` (see
-        ``store.evaluation.evaluation_settings``): an evaluation job does not generate them again."""
-        return evaluation.evaluation_cache(self.db, version_names, settings)
+        ``store.eval_results.evaluation_settings``): an evaluation job does not generate them again."""
+        return eval_results.evaluation_cache(self.db, version_names, settings)
 
     @_guarded
     def store_evaluation(self, job_id: int | None, results: dict[str, Any], answers: list[dict]) -> None:
         """Store an evaluation job's results.json and answers.jsonl in one transaction (all or nothing;
         StoreValidationError names the bad field, e.g. ``answers[3].prompt_id``)."""
-        evaluation.store_evaluation(self.db, self.clock, job_id, results, answers)
+        eval_results.store_evaluation(self.db, self.clock, job_id, results, answers)
 
     @_guarded
     def evaluation_results(self, latest_only: bool = True) -> list[EvaluationResult]:
-        return evaluation.evaluation_results(self.db, latest_only=latest_only)
+        return eval_results.evaluation_results(self.db, latest_only=latest_only)
 
     @_guarded
     def held_out_count(self) -> int:
-        return evaluation.held_out_count(self.db)
+        return eval_results.held_out_count(self.db)
 
     @_guarded
     def held_out_prompts(self) -> list[Prompt]:
-        return evaluation.held_out_prompts(self.db)
+        return eval_results.held_out_prompts(self.db)
 
     @_guarded
     def hold_out_share(self, import_batch_id: int, fraction: float, seed: int) -> int:
         """Move a seeded random share of an import batch's questions to held-out; returns how many moved.
         Questions with feedback may move: the training snapshots' guard keeps them out from then on."""
-        return evaluation.hold_out_share(self.db, import_batch_id, fraction, seed)
+        return eval_results.hold_out_share(self.db, import_batch_id, fraction, seed)
 
     @_guarded
     def next_review_item(
         self, version_a: str, version_b: str, *, annotator: str, rng_seed: int
     ) -> ReviewItem | None:
         """The next blind review for this annotator between two versions' evaluation answers, or None."""
-        return evaluation.next_review_item(
+        return eval_results.next_review_item(
             self.db, version_a, version_b, annotator=annotator, rng_seed=rng_seed
         )
 
@@ -513,11 +512,11 @@ class Store:
         notes: str | None = None,
     ) -> int:
         """Save a blind review (a comparison, mode 'versions') and each answer's safety flags; its id."""
-        return evaluation.record_review(
+        return eval_results.record_review(
             self.db, self.clock, first_generation_id, second_generation_id, choice, annotator=annotator,
             swapped=swapped, answer_flags=answer_flags, notes=notes,
         )  # fmt: skip
 
     @_guarded
     def review_votes(self) -> list[Vote]:
-        return evaluation.review_votes(self.db)
+        return eval_results.review_votes(self.db)

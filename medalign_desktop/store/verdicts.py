@@ -16,7 +16,7 @@ from sqlite_utils import Database
 
 from medalign_desktop.store.db import insert, query_one, query_value, transaction
 from medalign_desktop.store.errors import StoreValidationError
-from medalign_desktop.store.models import AuditEntry
+from medalign_desktop.store.rows import AuditEntry
 from medalign_desktop.store.validation import (
     check_choice,
     check_flags,

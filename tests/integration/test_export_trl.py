@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from medalign_desktop.store import Store
-from medalign_desktop.store.export import export_pairs
-from medalign_desktop.store.models import PairFilter
-from medalign_desktop.store.preference_import import import_preferences
+from medalign_desktop.store.exports.export import export_pairs
+from medalign_desktop.store.imports.preferences import import_preferences
+from medalign_desktop.store.rows import PairFilter
 
 DEST_NAMES = {"jsonl": "pairs.jsonl", "parquet": "pairs.parquet", "datasets": "pairs_ds"}
 

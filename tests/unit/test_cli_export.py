@@ -8,7 +8,7 @@ import pytest
 
 from medalign_desktop import cli
 from medalign_desktop.store import Store
-from medalign_desktop.store.models import PairFilter
+from medalign_desktop.store.rows import PairFilter
 
 
 @pytest.fixture

@@ -37,10 +37,10 @@ from medalign_desktop.store import (
     StoreError,
     import_questions,
     pairs,
-    sft_records,
 )
-from medalign_desktop.store.export import ExportReport, export_pairs, export_sft
-from medalign_desktop.store.preference_import import import_preferences
+from medalign_desktop.store.exports import sft_records
+from medalign_desktop.store.exports.export import ExportReport, export_pairs, export_sft
+from medalign_desktop.store.imports.preferences import import_preferences
 from medalign_desktop.ui.core.saving_queue import SavingQueue
 
 log = logging.getLogger(__name__)
@@ -119,9 +119,7 @@ class EngineService(QObject):
     async def _load_with(self, work: Callable[[], LoadedModel]) -> LoadedModel:
         """Run a loading ``work`` on the engine thread, flagged as loading, and announce the loaded model."""
 
-        def tracked() -> (
-            LoadedModel
-        ):  # flagged on the engine thread: a cancelled await leaves the load running
+        def tracked() -> LoadedModel:  # flagged on the engine thread: a cancelled await leaves the load running
             self._loading = True
             try:
                 return work()

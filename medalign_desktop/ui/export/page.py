@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from medalign_desktop.store import PAIR_SOURCES, PairFilter
-from medalign_desktop.store.export import ExportCancelled
+from medalign_desktop.store.exports.export import ExportCancelled
 from medalign_desktop.ui.core import dialogs, labels
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.errors import EXPECTED_ERRORS, readable_message

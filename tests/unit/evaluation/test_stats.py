@@ -14,7 +14,7 @@ from medalign_desktop.evaluation.stats import (
     wilson_interval,
     win_rates,
 )
-from medalign_desktop.store.models import Vote
+from medalign_desktop.store.rows import Vote
 
 
 def simulate(strengths: dict[str, float], n_per_pair: int, seed: int) -> list[Vote]:

@@ -93,7 +93,7 @@ def test_ppo_without_a_reward_model_is_refused_with_advice(store):
 
 
 def test_dialog_inputs_count_feedback_pairs_batches_and_questions(store, tmp_path):
-    from medalign_desktop.store.preference_import import import_preferences
+    from medalign_desktop.store.imports.preferences import import_preferences
 
     answer(store, "Q1", "original", "edit", edited="better")
     answer(store, "Q2", "fine", "accept")
@@ -113,7 +113,7 @@ def test_dialog_inputs_count_feedback_pairs_batches_and_questions(store, tmp_pat
 
 
 def test_pair_snapshot_writes_feedback_pairs_and_only_the_chosen_imported_batches(store, tmp_path):
-    from medalign_desktop.store.preference_import import import_preferences
+    from medalign_desktop.store.imports.preferences import import_preferences
 
     answer(store, "Q edit", "original answer", "edit", edited="edited answer")
     answer(store, "Q held", "x", "edit", edited="y", split="held_out")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from medalign_desktop.store.deid import KINDS, NOTE
-from medalign_desktop.store.export import export_pairs
-from medalign_desktop.store.export_formats import Masker
+from medalign_desktop.store.exports.export import export_pairs
+from medalign_desktop.store.exports.formats import Masker
 
 
 def _seed(store) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from medalign_desktop.jobs.snapshot import SnapshotRequest, write_snapshot
 from medalign_desktop.store import Store, StoreValidationError, import_questions
-from medalign_desktop.store import migrations as migrations_module
-from medalign_desktop.store.evaluation import evaluation_settings
+from medalign_desktop.store.eval_results import evaluation_settings
+from medalign_desktop.store.schema import migrations as migrations_module
 
 SYSTEM = "You are a careful clinical assistant."
 SETTINGS = {"max_new_tokens": 256, "temperature": 0, "system_prompt": SYSTEM, "seed": 0}

@@ -9,8 +9,8 @@ from datetime import date
 import pytest
 
 from medalign_desktop.store import Store, StoreError, StoreValidationError
-from medalign_desktop.store import export as export_module
-from medalign_desktop.store.export import (
+from medalign_desktop.store.exports import export as export_module
+from medalign_desktop.store.exports.export import (
     EXPORT_FORMAT_VERSION,
     ExportCancelled,
     checksum,
@@ -18,7 +18,7 @@ from medalign_desktop.store.export import (
     export_sft,
     manifest_path,
 )
-from medalign_desktop.store.models import PairFilter
+from medalign_desktop.store.rows import PairFilter
 
 ALL = PairFilter()
 DEST_NAMES = {"jsonl": "pairs.jsonl", "parquet": "pairs.parquet", "datasets": "pairs_ds"}
@@ -302,7 +302,7 @@ def test_sft_filters(store, out):
 
 def test_jsonl_lines_are_what_json_dumps_writes(out):
     """The column-wise JSON writer matches json.dumps(ensure_ascii=False), U+2028/9 escaped for splitlines()."""
-    from medalign_desktop.store.export_formats import JsonLinesWriter, layout_for
+    from medalign_desktop.store.exports.formats import JsonLinesWriter, layout_for
 
     layout = layout_for("pairs", prompt_column=True)
     question = 'Dose "x"?\n\tβ-blocker — 用量 \\ \u2028'

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from medalign_desktop.store import Store, StoreValidationError
-from medalign_desktop.store import migrations as migrations_module
+from medalign_desktop.store.schema import migrations as migrations_module
 
 
 @pytest.fixture

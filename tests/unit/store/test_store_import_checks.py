@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from medalign_desktop.store import ImportIssue, Store, StoreImportError, import_questions
-from medalign_desktop.store.preference_import import import_preferences
+from medalign_desktop.store.imports.preferences import import_preferences
 from medalign_desktop.store.validation import MAX_TEXT_CHARS
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from medalign_desktop.store import Store, import_questions
-from medalign_desktop.store import staging as staging_module
-from medalign_desktop.store.preference_import import import_preferences
+from medalign_desktop.store.imports import staging as staging_module
+from medalign_desktop.store.imports.preferences import import_preferences
 from medalign_desktop.store.prompts import prompt_row
 
 DEAD = f"{socket.gethostname()}:999999999"  # an owner on this host whose process is gone (above pid_max)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from medalign_desktop.store import Migration, Store, StoreError, latest_version
-from medalign_desktop.store import migrations as migrations_module
+from medalign_desktop.store.schema import migrations as migrations_module
 
 # These tests are about steps 1 and 2 and the migration machinery; later steps have their own tests
 # (v3: tests/unit/store/test_scores.py), so here the app's list is cut to its first two steps.

@@ -1,6 +1,6 @@
 """Schema version 2: comparisons between two answers, and imported preference pairs (issue 5).
 
-Plain SQL, never edited once released (see :mod:`medalign_desktop.store.schema`). Choices:
+Plain SQL, never edited once released (see :mod:`medalign_desktop.store.schema.v1`). Choices:
 
 - Pairs from verdicts and comparisons are NOT stored: they are derived by :mod:`pairs` from the live rows
   each time, so a withdrawn or corrected verdict can never leave a stale pair behind. Only imported pairs,
@@ -17,7 +17,7 @@ Plain SQL, never edited once released (see :mod:`medalign_desktop.store.schema`)
 
 from __future__ import annotations
 
-from medalign_desktop.store.schema import split_statements
+from medalign_desktop.store.schema.v1 import split_statements
 
 V2_TABLES = """
 CREATE TABLE comparisons (

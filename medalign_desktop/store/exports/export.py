@@ -39,10 +39,11 @@ from sqlite_utils import Database
 
 from medalign_desktop import __version__
 from medalign_desktop.store import pairs as pair_rules
-from medalign_desktop.store import sft_records, tempfiles
+from medalign_desktop.store import tempfiles
 from medalign_desktop.store.db import utc_now
 from medalign_desktop.store.errors import StoreError, StoreValidationError
-from medalign_desktop.store.export_formats import (
+from medalign_desktop.store.exports import sft_records
+from medalign_desktop.store.exports.formats import (
     FILE_MODE,
     WRITERS,
     Layout,
@@ -53,8 +54,8 @@ from medalign_desktop.store.export_formats import (
     pair_batch,
     sft_batch,
 )
-from medalign_desktop.store.migrations import user_version
-from medalign_desktop.store.models import PAIR_SOURCES, PairFilter
+from medalign_desktop.store.rows import PAIR_SOURCES, PairFilter
+from medalign_desktop.store.schema.migrations import user_version
 from medalign_desktop.store.validation import check_choice
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from sqlite_utils import Database
 
 from medalign_desktop.store.db import insert, query_one, query_value, transaction
 from medalign_desktop.store.errors import StoreValidationError
-from medalign_desktop.store.models import Job, JobMetric, ModelVersion
+from medalign_desktop.store.rows import Job, JobMetric, ModelVersion
 from medalign_desktop.store.validation import check_choice, check_id, check_optional_number, check_text
 from medalign_desktop.store.vocab import JOB_STATES, JOB_TRANSITIONS, TERMINAL_JOB_STATES
 

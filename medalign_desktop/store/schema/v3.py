@@ -1,6 +1,6 @@
 """Schema version 3: reward-model scores of answers (issue 6).
 
-Plain SQL, never edited once released (see :mod:`medalign_desktop.store.schema`). Choices:
+Plain SQL, never edited once released (see :mod:`medalign_desktop.store.schema.v1`). Choices:
 
 - One score per (answer, reward model version): scoring the same answer again with the same reward model
   replaces the score (an upsert), and a different reward model keeps its own column of scores.
@@ -11,7 +11,7 @@ Plain SQL, never edited once released (see :mod:`medalign_desktop.store.schema`)
 
 from __future__ import annotations
 
-from medalign_desktop.store.schema import split_statements
+from medalign_desktop.store.schema.v1 import split_statements
 
 V3_TABLES = """
 CREATE TABLE answer_scores (

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medalign_desktop.store.encodings import detect_encoding
 from medalign_desktop.store.errors import StoreImportError
-from medalign_desktop.store.records import QUESTION_FIELDS, SPLIT_ALIASES
+from medalign_desktop.store.imports.encodings import detect_encoding
+from medalign_desktop.store.imports.records import QUESTION_FIELDS, SPLIT_ALIASES
 
 DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 TABLE_COLUMNS = (*QUESTION_FIELDS, "conversations")

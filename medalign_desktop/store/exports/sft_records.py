@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from medalign_desktop.store.models import PairFilter
 from medalign_desktop.store.pairs import check_filter
+from medalign_desktop.store.rows import PairFilter
 
 ALL = PairFilter()  # the default filter: every live answer on a train-split question
 SFT_SOURCES: tuple[str, ...] = ("accept", "edit")

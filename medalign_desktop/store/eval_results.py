@@ -28,7 +28,7 @@ from sqlite_utils import Database
 from medalign_desktop.store import comparisons, generations
 from medalign_desktop.store.db import insert, query_value, transaction
 from medalign_desktop.store.errors import StoreValidationError
-from medalign_desktop.store.models import (
+from medalign_desktop.store.rows import (
     CachedAnswer,
     EvaluationResult,
     Generation,

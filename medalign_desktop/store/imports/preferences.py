@@ -5,7 +5,7 @@ The format: one record per line / row, ``{"prompt": str, "chosen": [{"role", "co
 assistant message of each list; the prompt is ``prompt``, or else the last user message of ``chosen``.
 JSONL, a JSON array, Parquet and ``datasets`` folders are read (CSV cannot hold message lists).
 
-Same guarantees as the question import (:mod:`importers`): the same staged write in short transactions
+Same guarantees as the question import (:mod:`questions`): the same staged write in short transactions
 (:mod:`staging`: a verdict is never blocked for long, a cancel writes nothing),
 every bad record reported with its line / row and field while the good ones go in, and a content hash
 (prompt + both message lists) so importing a file twice adds nothing the second time. The original message
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from sqlite_utils import Database
 
 from medalign_desktop.store.errors import StoreImportError, StoreValidationError
-from medalign_desktop.store.importers import Cancel, ImportIssue, ImportReport, Progress, run_import
-from medalign_desktop.store.readers import RawItem, Reader, open_reader
-from medalign_desktop.store.records import ANSWER_ROLES, HUMAN_ROLES, RecordError, json_type
+from medalign_desktop.store.imports.questions import Cancel, ImportIssue, ImportReport, Progress, run_import
+from medalign_desktop.store.imports.readers import RawItem, Reader, open_reader
+from medalign_desktop.store.imports.records import ANSWER_ROLES, HUMAN_ROLES, RecordError, json_type
 from medalign_desktop.store.validation import check_choice, check_length, check_unicode
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ def import_preferences(
 ) -> ImportReport:
     """Import a preference file or folder; see the module docstring for the guarantees.
 
-    ``progress(done, total)`` and ``cancel()`` behave as in :func:`importers.import_questions`.
+    ``progress(done, total)`` and ``cancel()`` behave as in :func:`questions.import_questions`.
     """
     path = Path(path).expanduser()
     reader = open_reader(path, _pair_columns_problem)

@@ -1,7 +1,7 @@
 """Schema version 1: the full first schema, as plain SQL.
 
 Plain SQL on purpose: a migration must produce the same tables forever, whatever library versions run it.
-Later issues never edit this text; they append a step in :mod:`medalign_desktop.store.migrations`.
+Later issues never edit this text; they append a step in :mod:`medalign_desktop.store.schema.migrations`.
 
 Notes on choices:
 

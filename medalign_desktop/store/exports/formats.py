@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from medalign_desktop.store.deid import deidentify, manifest_section, reported_counts
-from medalign_desktop.store.models import PreferencePair
-from medalign_desktop.store.sft_records import SftRecord
+from medalign_desktop.store.exports.sft_records import SftRecord
+from medalign_desktop.store.rows import PreferencePair
 
 FILE_MODE, DIR_MODE = 0o600, 0o700
 _ROW_GROUP = 20_000  # Parquet rows per row group: fewer, larger groups read faster than one per batch

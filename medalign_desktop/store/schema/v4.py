@@ -1,6 +1,6 @@
 """Schema version 4: evaluation of model versions and blind side-by-side review (issue 7).
 
-Plain SQL, never edited once released (see :mod:`medalign_desktop.store.schema`). Choices:
+Plain SQL, never edited once released (see :mod:`medalign_desktop.store.schema.v1`). Choices:
 
 - Evaluation answers are NOT a table of their own: they are ordinary ``generations`` rows whose settings
   say ``"evaluation": true`` (with the fixed greedy settings), so a blind review is an ordinary comparison
@@ -15,7 +15,7 @@ Plain SQL, never edited once released (see :mod:`medalign_desktop.store.schema`)
 
 from __future__ import annotations
 
-from medalign_desktop.store.schema import split_statements
+from medalign_desktop.store.schema.v1 import split_statements
 
 V4_TABLES = """
 CREATE TABLE evaluation_results (

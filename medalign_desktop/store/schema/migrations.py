@@ -23,9 +23,9 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from medalign_desktop.store import schema, schema_v2, schema_v3, schema_v4, schema_v5
 from medalign_desktop.store.db import create_private_file, transaction
 from medalign_desktop.store.errors import StoreError
+from medalign_desktop.store.schema import v1, v2, v3, v4, v5
 
 
 @dataclass(frozen=True)
@@ -38,27 +38,27 @@ class Migration:
 
 
 def _create_v1(db: Database) -> None:
-    for statement in schema.v1_statements():
+    for statement in v1.v1_statements():
         db.execute(statement)
 
 
 def _create_v2(db: Database) -> None:
-    for statement in schema_v2.v2_statements():
+    for statement in v2.v2_statements():
         db.execute(statement)
 
 
 def _create_v3(db: Database) -> None:
-    for statement in schema_v3.v3_statements():
+    for statement in v3.v3_statements():
         db.execute(statement)
 
 
 def _create_v4(db: Database) -> None:
-    for statement in schema_v4.v4_statements():
+    for statement in v4.v4_statements():
         db.execute(statement)
 
 
 def _create_v5(db: Database) -> None:
-    for statement in schema_v5.v5_statements():
+    for statement in v5.v5_statements():
         db.execute(statement)
 
 

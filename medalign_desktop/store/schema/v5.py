@@ -1,6 +1,6 @@
 """Schema version 5: staged imports, so that a large import never holds the write lock for long (issue 19).
 
-Plain SQL, never edited once released (see :mod:`medalign_desktop.store.schema`). Choices:
+Plain SQL, never edited once released (see :mod:`medalign_desktop.store.schema.v1`). Choices:
 
 - ``import_staging`` holds the validated rows of an import in progress, in generic untyped columns
   ``c0`` … ``c9`` (one table for question and preference-pair imports; :mod:`staging` maps them to the
@@ -17,7 +17,7 @@ Plain SQL, never edited once released (see :mod:`medalign_desktop.store.schema`)
 
 from __future__ import annotations
 
-from medalign_desktop.store.schema import split_statements
+from medalign_desktop.store.schema.v1 import split_statements
 
 V5_TABLES = """
 CREATE TABLE import_staging (

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medalign_desktop.store import staging
 from medalign_desktop.store.errors import StoreError, StoreValidationError
+from medalign_desktop.store.imports import staging
+from medalign_desktop.store.imports.readers import RawItem, Reader, open_reader, source_sha256
+from medalign_desktop.store.imports.records import RecordError, parse_record
 from medalign_desktop.store.prompts import prompt_row
-from medalign_desktop.store.readers import RawItem, Reader, open_reader, source_sha256
-from medalign_desktop.store.records import RecordError, parse_record
 from medalign_desktop.store.vocab import SPLITS
 
 if TYPE_CHECKING:
