@@ -77,7 +77,7 @@ def _not_private(home: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_every_file_and_folder_written_is_private(home, tmp_path, tiny_model_dir):
-    from medalign_desktop.evaluation.report import write_report
+    from medalign_desktop.report.document import write_report
     from medalign_desktop.ui.core.errors import setup_logging
     from medalign_desktop.ui.core.settings import AppSettings
 

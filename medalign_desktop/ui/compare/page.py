@@ -3,7 +3,7 @@
     tick versions -> Evaluate on held-out questions -> an `evaluate` job (progress on the Train page)
     -> results stored -> table of versions x metrics, plots over the retrain iterations
     choose A and B -> Start blind review -> votes -> win-rate matrix, Bradley-Terry ranking, flag rates
-    Export report... -> the whole comparison as HTML (evaluation.report) or as an A4 PDF drawn by Qt
+    Export report... -> the whole comparison as HTML (report.document) or as an A4 PDF drawn by Qt
 
 Everything shown is read on the store thread in one call (:func:`compare_results.load_compare_data`) and
 re-read after an evaluation job's results are stored, after each blind-review vote, and when the page is
@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medalign_desktop.evaluation.report import ReportError, render_html, report_data, write_report
+from medalign_desktop.report.document import ReportError, render_html, report_data, write_report
 from medalign_desktop.ui.compare.report_pdf import write_pdf
 from medalign_desktop.ui.compare.results import (
     BASE,

@@ -27,14 +27,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medalign_desktop.evaluation.stats import (
+from medalign_desktop.jobs.requests import POLICY_KINDS
+from medalign_desktop.report.stats import (
     WinRate,
     bradley_terry,
     flag_rates,
     overall_win_rates,
     win_rates,
 )
-from medalign_desktop.jobs.requests import POLICY_KINDS
 from medalign_desktop.ui.core import labels
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.core.plain import tip as plain_tip

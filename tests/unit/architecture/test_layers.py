@@ -25,7 +25,7 @@ FORBIDDEN = {
     PACKAGE / "store": QT | HEAVY_ML,
     PACKAGE / "engine": QT,
     PACKAGE / "ui": HEAVY_ML | SQL | {"datasets"},
-    PACKAGE / "evaluation": QT | HEAVY_ML | SQL,  # statistics and the report: plain Python over Store calls
+    PACKAGE / "report": QT | HEAVY_ML | SQL,  # statistics and the report: plain Python over Store calls
     PACKAGE / "jobs": HEAVY_ML,  # QtCore's QProcess only; training runs in its own process
     ROOT / "training": QT | SQL | {"medalign_desktop"},
 }

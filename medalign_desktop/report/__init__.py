@@ -1,11 +1,11 @@
-"""Evaluation of model versions: blind-review statistics (stats) and the comparison report (report).
+"""The comparison report of model versions: blind-review statistics (stats), plots and the document (document).
 
 No Qt and no SQL here: the statistics are pure functions of votes, and the report reads the store through
 its public methods only.
 """
 
-from medalign_desktop.evaluation.report import ReportData, ReportError, render_html, report_data, write_report
-from medalign_desktop.evaluation.stats import (
+from medalign_desktop.report.document import ReportData, ReportError, render_html, report_data, write_report
+from medalign_desktop.report.stats import (
     FlagRate,
     WinRate,
     bradley_terry,

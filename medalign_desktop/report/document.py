@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from medalign_desktop import __version__
-from medalign_desktop.evaluation import stats
-from medalign_desktop.evaluation.plots import line_plot, percent
+from medalign_desktop.report import stats
+from medalign_desktop.report.plots import line_plot, percent
 from medalign_desktop.store import tempfiles
 from medalign_desktop.store.rows import Vote
 

@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from medalign_desktop.evaluation.report import ReportError, render_html, report_data, write_report
+from medalign_desktop.report.document import ReportError, render_html, report_data, write_report
 from medalign_desktop.store import Store
 
 SYSTEM = "Answer <briefly> & safely."

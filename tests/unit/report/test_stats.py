@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from medalign_desktop.evaluation.stats import (
+from medalign_desktop.report.stats import (
     ALL_OTHERS,
     bradley_terry,
     flag_rates,
