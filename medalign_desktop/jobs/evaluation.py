@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from medalign_desktop.jobs.requests import JobRequest
 from medalign_desktop.store import Store, StoreValidationError
 from medalign_desktop.store.eval_results import evaluation_settings
 from medalign_desktop.store.rows import CachedAnswer, Prompt
-
-if TYPE_CHECKING:
-    from medalign_desktop.jobs.manager import JobRequest
 
 QUESTIONS_FILE = "data/questions.jsonl"  # what training/evaluate.py reads
 CACHED_FILE = "data/cached.jsonl"
@@ -102,7 +100,6 @@ def evaluation_request(
 ) -> JobRequest:
     """The job that evaluates ``versions`` ("base" for the base model) on the held-out questions, with the
     app's scoring reward model (``reward_version_id`` while it is one, else the newest) if there is one."""
-    from medalign_desktop.jobs.manager import JobRequest  # here: the manager imports this module
     from medalign_desktop.jobs.scoring import scoring_version
 
     if store.held_out_count() == 0:

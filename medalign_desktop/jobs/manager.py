@@ -30,6 +30,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from medalign_desktop.jobs.command import DEFAULT_LAUNCHER, build_command, build_environment
 from medalign_desktop.jobs.evaluation import EvaluationError, store_evaluation_results
 from medalign_desktop.jobs.process import JobProcess
+from medalign_desktop.jobs.requests import JobRequest
 from medalign_desktop.jobs.resume import (
     CheckpointOffer,
     ResumeError,
@@ -57,23 +58,6 @@ INTERRUPTED = "Interrupted: the app closed or crashed while this job was running
 # kind -> what stores a successful job's results (on the store thread) instead of registering a version
 RESULT_KINDS: dict[str, Callable[..., Any]] = {"score": store_scores, "evaluate": store_evaluation_results}
 RESULT_ERRORS = (ScoringError, EvaluationError)  # a result that cannot be stored fails its job with this
-
-
-@dataclass
-class JobRequest:
-    kind: str
-    base_model: str
-    system_prompt: str
-    parent_version_id: int | None = None
-    parent_adapter: str | None = None
-    overrides: dict = field(default_factory=dict)
-    trigger: str = "manual"  # "manual" or "auto"
-    import_batch_ids: tuple[int, ...] = ()  # dpo / reward: imported pair batches chosen by the user
-    reward_adapter: str | None = None  # ppo: the chosen reward model's adapter
-    prompt_scope: str = "all"  # ppo: which train-split questions to answer
-    max_prompts: int | None = None
-    reward_version_id: int | None = None  # score: the reward model version that gives the scores
-    eval_versions: tuple[str, ...] = ()  # evaluate: version names to evaluate ("base" for the base model)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training import memory as training_memory
 from training.config import CONFIG_CLASSES, defaults
 
 FITS, UNLOAD, MAY_NOT_FIT = "fits", "unload", "may_not_fit"
@@ -78,6 +79,17 @@ class MemoryPlan:
         if self.decision == MAY_NOT_FIT:
             return f"{head} (may not fit{', even with the answering model unloaded' if self.unload else ''})"
         return head
+
+
+def kind_defaults(kind: str) -> dict[str, Any]:
+    """A job kind's default settings, as its training program's config declares them (the UI's fields)."""
+    return defaults(kind)
+
+
+def estimate_job_memory(kind: str, config: dict[str, Any], model_dir: str | Path, *, device: str) -> Any:
+    """The training side's memory estimate (training/memory.py) of a job of ``kind``: the UI asks here, so
+    only jobs/ speaks to the training programs' modules."""
+    return training_memory.estimate_job_memory(kind, config, model_dir, device=device)
 
 
 def plan_job_memory(

@@ -11,11 +11,29 @@ Which adapter a new job starts from, per kind:
 
 from __future__ import annotations
 
-from medalign_desktop.jobs.manager import JobRequest
+from dataclasses import dataclass, field
+
 from medalign_desktop.store import Store
 
 POLICY_KINDS = ("sft", "hitl", "dpo", "ppo")  # versions that answer questions (and can be activated)
 CONTINUES_FROM_ACTIVE = ("hitl", "dpo", "ppo")
+
+
+@dataclass
+class JobRequest:
+    kind: str
+    base_model: str
+    system_prompt: str
+    parent_version_id: int | None = None
+    parent_adapter: str | None = None
+    overrides: dict = field(default_factory=dict)
+    trigger: str = "manual"  # "manual" or "auto"
+    import_batch_ids: tuple[int, ...] = ()  # dpo / reward: imported pair batches chosen by the user
+    reward_adapter: str | None = None  # ppo: the chosen reward model's adapter
+    prompt_scope: str = "all"  # ppo: which train-split questions to answer
+    max_prompts: int | None = None
+    reward_version_id: int | None = None  # score: the reward model version that gives the scores
+    eval_versions: tuple[str, ...] = ()  # evaluate: version names to evaluate ("base" for the base model)
 
 
 class RequestError(ValueError):

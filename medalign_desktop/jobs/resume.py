@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medalign_desktop.jobs.requests import JobRequest
 from training import checkpoints
 from training.checkpoints import CheckpointInfo
 
 if TYPE_CHECKING:
-    from medalign_desktop.jobs.manager import JobRequest
     from medalign_desktop.store import Store
 
 VERSION_PREFIX = {"hitl": "B-iter", "sft": "A-sft", "dpo": "D-dpo", "reward": "R-reward", "ppo": "C-ppo"}
@@ -143,7 +143,6 @@ def checkpoint_metrics(which: str, checkpoint: CheckpointInfo) -> dict[str, Any]
 def request_from_job(job, job_config: dict[str, Any]) -> JobRequest:
     """The request a stored job was started with, as far as a resumed run needs it (the data is already
     in its folder): ``job.config`` holds the overrides beside the manager's keys; config.json the paths."""
-    from medalign_desktop.jobs.manager import JobRequest  # the manager imports this module
 
     stored = dict(job.config)
     overrides = {key: value for key, value in stored.items() if key not in REQUEST_KEYS}

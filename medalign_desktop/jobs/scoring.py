@@ -11,12 +11,9 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from medalign_desktop.jobs.requests import JobRequest
 from medalign_desktop.store import Store, StoreValidationError
-
-if TYPE_CHECKING:
-    from medalign_desktop.jobs.manager import JobRequest
 
 ANSWERS_FILE = "data/answers.jsonl"  # what training/score.py reads
 SCORES_FILE = "scores.jsonl"  # what it writes
@@ -63,8 +60,6 @@ def score_request(
 ) -> JobRequest:
     """The job that scores every answer the reward version (default: the newest) has not scored yet.
     The reward version's own base model is used when it recorded one: its adapter belongs to that base."""
-    from medalign_desktop.jobs.manager import JobRequest  # here: the manager imports this module
-
     version = reward_version(store, reward_version_id)
     return JobRequest(
         kind="score",

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from PySide6.QtCore import Qt
 
 from medalign_desktop.engine.devices import DeviceMemory
+from medalign_desktop.jobs import memory_plan
 from medalign_desktop.jobs.memory_plan import FITS, MAY_NOT_FIT, UNLOAD, describe_bytes
 from medalign_desktop.store import Store
 from medalign_desktop.ui.annotate.page import Phase
@@ -193,7 +194,7 @@ def test_the_real_estimate_for_the_loaded_model_is_what_the_line_shows(qtbot, ma
     window = make_window(db=seeded_db)
     assert run(qtbot, window.start_task) is True
     planner = window.training.planner
-    assert planner.estimate is estimate_job_memory  # training/memory.py, nothing injected but the RAM
+    assert planner.estimate is memory_plan.estimate_job_memory  # training/memory.py via jobs, nothing injected but the RAM
 
     async def read_devices() -> list[DeviceMemory]:
         return cpu_with(64 * GiB)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from medalign_desktop.jobs.manager import JobRequest
+from medalign_desktop.jobs.requests import JobRequest
 from medalign_desktop.store import Store
 from medalign_desktop.ui.train.loss_plot import PANELS
 from tests.gui.conftest import run

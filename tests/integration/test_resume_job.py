@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from medalign_desktop.jobs.command import build_command, build_environment
-from medalign_desktop.jobs.manager import JobRequest
+from medalign_desktop.jobs.requests import JobRequest
 from medalign_desktop.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning")]

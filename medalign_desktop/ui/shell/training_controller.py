@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, Signal
 from medalign_desktop.jobs.command import DEFAULT_LAUNCHER
 from medalign_desktop.jobs.evaluation import DEFAULT_MAX_NEW_TOKENS, EvaluationError, evaluation_request
 from medalign_desktop.jobs.manager import JobManager
+from medalign_desktop.jobs.memory_plan import kind_defaults
 from medalign_desktop.jobs.requests import (
     RequestError,
     ppo_job_inputs,
@@ -38,7 +39,6 @@ from medalign_desktop.ui.train.job_dialogs import (
 )
 from medalign_desktop.ui.train.memory_planner import MemoryPlanner
 from medalign_desktop.ui.train.page import TrainPage
-from training.config import defaults
 
 
 def jobs_folder(db_path: Path) -> Path:
@@ -149,7 +149,7 @@ class TrainingController(QObject):
 
     def overrides_for(self, kind: str) -> dict:
         """The common overrides this kind's config knows (PPO has no batch size per device, ...), then its own."""
-        known = defaults(kind)
+        known = kind_defaults(kind)
         patience = self.ctx.settings.early_stopping_patience  # the Train page's "Stop early" choice
         chosen = {"early_stopping_patience": patience} if patience else {}
         common = {key: value for key, value in {**chosen, **self.overrides}.items() if key in known}

@@ -22,20 +22,21 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from medalign_desktop.engine import LoadedModel, ReleasedModel
 from medalign_desktop.engine.devices import DeviceMemory, visible_device_id
-from medalign_desktop.jobs.manager import JobManager, JobRequest
+from medalign_desktop.jobs.manager import JobManager
 from medalign_desktop.jobs.memory_plan import (
     FITS,
     MAY_NOT_FIT,
     MemoryPlan,
     describe_bytes,
+    estimate_job_memory,
     job_device,
     job_settings,
+    kind_defaults,
     plan_job_memory,
 )
+from medalign_desktop.jobs.requests import JobRequest
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.train.memory_panel import MemoryPanel
-from training.config import defaults
-from training.memory import estimate_job_memory
 
 PANEL_KIND, PANEL_TITLE = "hitl", "Retrain (B)"
 NO_MODEL_TEXT = "Load a model to see how much memory a training job needs."
@@ -225,7 +226,7 @@ class MemoryPlanner(QObject):
         if model_dir is None:
             self.panel.show_text(NO_MODEL_TEXT)
             return
-        settings = {**defaults(PANEL_KIND), **self.settings_for(PANEL_KIND), "base_model": model_dir}
+        settings = {**kind_defaults(PANEL_KIND), **self.settings_for(PANEL_KIND), "base_model": model_dir}
         work = lambda: self.plan(PANEL_KIND, settings, model_dir, devices)  # noqa: E731
         try:
             _estimate, plan = await asyncio.get_running_loop().run_in_executor(None, work)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from medalign_desktop.jobs.manager import INTERRUPTED, JobManager, JobRequest, version_name
+from medalign_desktop.jobs.manager import INTERRUPTED, JobManager, version_name
+from medalign_desktop.jobs.requests import JobRequest
 from medalign_desktop.store import Store
 
 FAKE = Path(__file__).resolve().parents[2] / "data" / "fake_training.py"

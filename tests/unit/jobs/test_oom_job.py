@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from medalign_desktop.jobs.manager import JobManager, JobRequest
+from medalign_desktop.jobs.manager import JobManager
+from medalign_desktop.jobs.requests import JobRequest
 from medalign_desktop.store import Store
 from tests.training.test_oom import CAP_BYTES
 from tests.unit.jobs.test_manager import FAKE, run_until_idle

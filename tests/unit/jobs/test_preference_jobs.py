@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from medalign_desktop.jobs.manager import JobRequest
 from medalign_desktop.jobs.requests import (
+    JobRequest,
     RequestError,
     ppo_job_inputs,
     preference_job_inputs,

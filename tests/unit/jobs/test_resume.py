@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from medalign_desktop.jobs.manager import INTERRUPTED, JobRequest
+from medalign_desktop.jobs.manager import INTERRUPTED
+from medalign_desktop.jobs.requests import JobRequest
 from medalign_desktop.jobs.resume import ResumeError, request_from_job
 from medalign_desktop.store import Store, StoreValidationError
 from tests.unit.jobs.test_manager import FAKE, run_until_idle
