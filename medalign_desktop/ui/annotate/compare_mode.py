@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from medalign_desktop.engine import GenerationResult, SamplingSettings
 from medalign_desktop.store import ModelVersion, Prompt, StoreValidationError
+from medalign_desktop.ui.annotate.host import AnnotateHost
 from medalign_desktop.ui.annotate.view import Phase
 from medalign_desktop.ui.core.two_answers import CHOICE_LABELS, COMPARE_HINT, PICK_HINT, SLOT_CHOICES
-
-if TYPE_CHECKING:
-    from medalign_desktop.ui.annotate.page import AnnotatePage
 
 SEED_LIMIT = 2**31 - 2  # a drawn seed and the seed after it both fit a 32-bit signed integer
 GREEDY_PROBLEM = (
@@ -70,7 +67,7 @@ def answer_label(version: str | None, settings: dict, mode: str) -> str:
 class CompareFlow:
     """Compare mode's steps; the page owns the queue, the flow runner and the shared widgets."""
 
-    def __init__(self, page: AnnotatePage) -> None:
+    def __init__(self, page: AnnotateHost) -> None:
         self.page = page
         self.ctx = page.ctx
         self.view = page.compare
