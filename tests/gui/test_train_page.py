@@ -62,3 +62,26 @@ def test_retrain_cancel_and_finish_from_the_train_page(qtbot, make_window, db_pa
     qtbot.waitUntil(lambda: models.active_label.text() == "Answering with: B-iter-1")
     answer = run(qtbot, window.ctx.tasks.start(window.ctx.engine.generate("Define sepsis.", TEST_SAMPLING)))
     assert answer.adapter == "B-iter-1"
+
+
+def test_every_job_column_fits_at_the_default_window_size(qtbot, make_window):
+    """At 1,280 x 800 no column of the job table hides behind a horizontal scroll bar (papercut)."""
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    window = make_window(model=None, start=False)
+    window.show_page(2)
+    page = window.training.train_page
+    jobs = [
+        SimpleNamespace(id=i, kind=kind, state=state, started_at="2026-12-04T09:00:00Z",
+                        finished_at="2026-12-04T10:02:03Z", created_at="2026-12-04T08:59:00Z", data_size=1234)
+        for i, (kind, state) in enumerate([("reward", "succeeded"), ("ppo", "cancelled"), ("evaluate", "failed")])
+    ]  # fmt: skip
+    page.table.show_jobs(jobs, datetime.now().astimezone())
+    qtbot.waitUntil(lambda: page.table.viewport().width() > 0)
+    qtbot.wait(50)  # the header lays its sections out on the next turn of the event loop
+    header = page.table.horizontalHeader()
+    assert page.table.horizontalScrollBar().maximum() == 0
+    assert header.length() <= page.table.viewport().width()
+    # and no text is elided: every column is as wide as its longest cell
+    assert all(header.sectionSize(c) >= page.table.sizeHintForColumn(c) for c in range(header.count()))

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QMainWindow,
     QMessageBox,
-    QProgressDialog,
     QStackedWidget,
     QWidget,
 )
@@ -41,6 +40,7 @@ from medalign_desktop.ui.history.page import HistoryPage
 from medalign_desktop.ui.shell.diagnostics import DiagnosticsDialog, open_diagnostics
 from medalign_desktop.ui.shell.first_run import FirstRunDialog
 from medalign_desktop.ui.shell.held_out_dialog import HoldOutDialog, open_hold_out_dialog
+from medalign_desktop.ui.shell.imports import ImportActions
 from medalign_desktop.ui.shell.status_bar import StatusPanel, describe_model, privacy_notice
 from medalign_desktop.ui.shell.training_controller import TrainingController
 
@@ -48,8 +48,6 @@ NO_MODEL_MESSAGE = (
     "No model is set up yet. Choose one with File > Set up a model... (a model folder, a GGUF file or the "
     "demo model), or run `medalign models install-demo` in a terminal."
 )
-QUESTION_FILES = "Question files (*.jsonl *.json *.csv *.parquet);;All files (*)"
-PAIR_FILES = "Preference pairs (*.jsonl *.json *.parquet);;All files (*)"
 
 
 @dataclass
@@ -65,7 +63,7 @@ class StartupOptions:
     first_run: bool = False  # no base model configured: offer the first-run dialog, not just a note
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ImportActions, QMainWindow):
     closed = Signal()
     model_loaded = Signal(object)  # LoadedModel
     import_finished = Signal(object)  # ImportReport
@@ -329,66 +327,6 @@ class MainWindow(QMainWindow):
     def show_diagnostics(self) -> DiagnosticsDialog:
         self.diagnostics = open_diagnostics(self.ctx, self)
         return self.diagnostics
-
-    def choose_import_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import questions", "", QUESTION_FILES)
-        if path:
-            self.import_questions(Path(path))
-
-    def import_questions(self, path: Path) -> asyncio.Task:
-        """Import on the store thread with a progress dialog; Cancel stops it (nothing is written)."""
-        return self._import(path, "Import questions", self.ctx.store.import_questions, questions=True)
-
-    def choose_pairs_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import preference pairs", "", PAIR_FILES)
-        if path:
-            self.import_preferences(Path(path))
-
-    def import_preferences(self, path: Path) -> asyncio.Task:
-        """Import preference pairs (UltraMedical-Preferences: JSONL, Parquet or a ``datasets`` folder)."""
-        return self._import(
-            path, "Import preference pairs", self.ctx.store.import_preferences, questions=False
-        )
-
-    def _import(self, path: Path, title: str, run_import, *, questions: bool) -> asyncio.Task:
-        cancel = self._import_cancel = threading.Event()
-        progress = QProgressDialog(f"Importing {path.name}...", "Cancel", 0, 0, self)
-        progress.setWindowTitle(title)
-        progress.setWindowModality(Qt.WindowModality.NonModal)  # a modal one re-enters the event loop
-        progress.setMinimumDuration(0)
-        progress.canceled.connect(cancel.set)
-        self.import_progress = progress
-
-        # A bound method of this window (a QObject), so progress emitted on the store thread is queued to
-        # the GUI thread; a plain closure would run on the store thread and touch widgets from there.
-        self.ctx.store.import_progress.connect(self._show_import_progress)
-        # One import at a time, whichever kind: they share the progress dialog and the cancel event.
-        actions = (self.import_action, self.import_pairs_action)
-        for menu_action in actions:
-            menu_action.setEnabled(False)
-        progress.show()
-
-        async def flow() -> None:
-            try:
-                report = await run_import(path, cancel)
-            finally:
-                self.ctx.store.import_progress.disconnect(self._show_import_progress)
-                progress.reset()
-                progress.close()
-                for menu_action in actions:
-                    menu_action.setEnabled(True)
-            problem = bool(report.errors) or report.cancelled
-            self.report_box = dialogs.show_report(self, title, report.summary(), problem=problem)
-            self.import_finished.emit(report)
-            if report.imported and questions:  # new questions join the queue
-                self.annotate.reload_queue()
-
-        return self.ctx.tasks.start(flow(), f"Importing {path.name}")
-
-    def _show_import_progress(self, done: int, total: int) -> None:
-        progress = self.import_progress
-        progress.setMaximum(max(total, 0))
-        progress.setValue(min(done, total) if total else 0)
 
     def choose_hold_out_share(self) -> asyncio.Task:
         """File > Hold out a share of an import: the dialog, then the move on the store thread."""

@@ -18,19 +18,14 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from datetime import datetime
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -46,36 +41,16 @@ from medalign_desktop.ui.train.checkpoint_row import (
     EarlyStoppingChoice,
     VersionSourceChoice,
 )
+from medalign_desktop.ui.train.job_table import (
+    JobTable,
+    compare_hint,
+    format_duration,
+    job_duration,
+    run_label,
+)
 from medalign_desktop.ui.train.loss_plot import LossPlot
 
 LOG_LINES = 5000
-COLUMNS = ("Job", "Method", "State", "Started", "Duration", "Examples")
-STATE_COLOURS = {"succeeded": "#1e7b34", "failed": "#b42318", "cancelled": "#6b7785", "running": "#1565c0"}
-
-
-def run_label(job) -> str:
-    """A job's name in an overlay's legend: "#3 A SFT"."""
-    return f"#{job.id} {' '.join(labels.method_label(job.kind).split())}"
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return ""
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def job_duration(job, now: datetime) -> float | None:
-    started = _parse_time(job.started_at)
-    if started is None:
-        return None
-    finished = _parse_time(job.finished_at) or now
-    return (finished - started).total_seconds()
 
 
 class TrainPage(QWidget):
@@ -146,15 +121,7 @@ class TrainPage(QWidget):
         buttons.addStretch(1)
         buttons.addWidget(self.counter_label)
 
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.setToolTip("Ctrl- or Shift-click two or more finished jobs to overlay their plots")
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = JobTable()
         self.table.itemSelectionChanged.connect(self._on_selection)
 
         self.title = QLabel("No job selected")
@@ -203,7 +170,7 @@ class TrainPage(QWidget):
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.table)
         splitter.addWidget(detail)
-        splitter.setSizes([420, 780])
+        splitter.setSizes([700, 580])  # the job table shows every column at 1,280 px (no scroll bar)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
         # Under the buttons: how training goes (stop early, which checkpoint becomes a version), then the
@@ -235,25 +202,10 @@ class TrainPage(QWidget):
         self.show_counter(count)
         self.jobs_by_id = {job.id: job for job in jobs}
         now = datetime.now().astimezone()
-        chosen = self._selected_ids() or ([self.selected_job] if self.selected_job is not None else [])
+        chosen = self.table.selected_ids() or ([self.selected_job] if self.selected_job is not None else [])
         self.table.blockSignals(True)
-        self.table.setRowCount(len(jobs))
-        for row, job in enumerate(sorted(jobs, key=lambda j: j.id, reverse=True)):
-            cells = (
-                f"#{job.id}",
-                labels.method_label(job.kind),
-                job.state,
-                labels.short_time(job.started_at or job.created_at),
-                format_duration(job_duration(job, now)),
-                "" if job.data_size is None else str(job.data_size),
-            )
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setData(Qt.ItemDataRole.UserRole, job.id)
-                if column == 2 and job.state in STATE_COLOURS:
-                    item.setForeground(QBrush(QColor(STATE_COLOURS[job.state])))
-                self.table.setItem(row, column, item)
-        self._select_rows(chosen, self.selected_job)
+        self.table.show_jobs(jobs, now)
+        self.table.select_jobs(chosen, self.selected_job)
         self.table.blockSignals(False)
         if self.selected_job is None and jobs:
             self.table.selectRow(0)
@@ -299,27 +251,10 @@ class TrainPage(QWidget):
         return job is not None and job.state in ("queued", "running")
 
     def _job_id(self, row: int) -> int:
-        return self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)
-
-    def _selected_ids(self) -> list[int]:
-        return [self._job_id(index.row()) for index in self.table.selectionModel().selectedRows()]
-
-    def _select_rows(self, job_ids: list[int], current: int | None) -> None:
-        """Select the rows of ``job_ids`` (nothing else) and make ``current``'s row the current one."""
-        selection = QItemSelection()
-        for row in range(self.table.rowCount()):
-            job_id = self._job_id(row)
-            if job_id in job_ids:
-                selection.select(self.table.model().index(row, 0), self.table.model().index(row, 0))
-            if job_id == current:
-                self.table.selectionModel().setCurrentIndex(
-                    self.table.model().index(row, 0), QItemSelectionModel.SelectionFlag.NoUpdate
-                )
-        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
-        self.table.selectionModel().select(selection, flags)
+        return self.table.job_id(row)
 
     def _on_selection(self) -> None:
-        chosen = self._selected_ids()
+        chosen = self.table.selected_ids()
         if not chosen:
             return
         current = self.table.currentRow()
@@ -346,23 +281,9 @@ class TrainPage(QWidget):
 
     def _show_compare_hint(self, chosen: list[int]) -> None:
         """Say what the plot shows when several jobs are selected (hidden for one)."""
-        if len(chosen) < 2:
-            self.compare_label.setVisible(False)
-            return
-        left_out = [f"#{j}" for j in sorted(chosen) if j not in self.compared_jobs]
-        if self.compared_jobs:
-            runs = ", ".join(run_label(self.jobs_by_id[j]) for j in self.compared_jobs)
-            first = run_label(self.jobs_by_id[self.compared_jobs[0]])
-            text = (
-                f"Compare selected runs: {runs} overlaid, one colour per job, on the panels of {first}"
-                " (the loss, and the other curves every run logged)."
-            )
-            if left_out:
-                text += f" Not finished, so not shown: {', '.join(left_out)}."
-        else:
-            text = "Compare selected runs: select two or more finished jobs to overlay their plots."
-        self.compare_label.setText(text)
-        self.compare_label.setVisible(True)
+        text = compare_hint(chosen, self.compared_jobs, self.jobs_by_id)
+        self.compare_label.setText(text or "")
+        self.compare_label.setVisible(text is not None)
 
     async def _load_overlay(self, job_ids: tuple[int, ...]) -> None:
         runs = []
@@ -459,7 +380,7 @@ class TrainPage(QWidget):
         """Show ``job_id`` alone (a job just submitted), whatever was selected or overlaid before."""
         listed = any(self._job_id(row) == job_id for row in range(self.table.rowCount()))
         self.table.blockSignals(True)
-        self._select_rows([job_id] if listed else [], job_id)
+        self.table.select_jobs([job_id] if listed else [], job_id)
         self.table.blockSignals(False)
         self.selected_job = None if listed else job_id
         if listed:
