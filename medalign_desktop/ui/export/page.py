@@ -15,33 +15,31 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QDate, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QCheckBox,
-    QComboBox,
-    QDateEdit,
     QFileDialog,
-    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
-    QMenu,
-    QProgressBar,
-    QPushButton,
-    QTableView,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from medalign_desktop.store import PAIR_SOURCES, PairFilter
+from medalign_desktop.store import PairFilter
 from medalign_desktop.store.exports.export import ExportCancelled
 from medalign_desktop.ui.core import dialogs, labels
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.errors import EXPECTED_ERRORS, readable_message
 from medalign_desktop.ui.core.plain import plain
+from medalign_desktop.ui.export.form import (
+    DEFAULT_STEMS,
+    EXCLUDE_FLAGGED,
+    SUFFIXES,
+    ExportForm,
+    day,
+    describe_report,
+    plural,
+)
 from medalign_desktop.ui.export.preview import (
     PAIR_COLUMNS,
     SFT_COLUMNS,
@@ -51,15 +49,6 @@ from medalign_desktop.ui.export.preview import (
     shown_pair,
 )
 
-KINDS = (("pairs", "Preference pairs"), ("sft", "SFT answers (accepted and edited)"))
-FORMATS = (("jsonl", "JSONL file"), ("parquet", "Parquet file"), ("datasets", "datasets folder"))
-SUFFIXES = {"jsonl": ".jsonl", "parquet": ".parquet", "datasets": ""}
-DEFAULT_STEMS = {"pairs": "preference-pairs", "sft": "sft-answers"}
-SOURCE_LABELS = {"edit": "Edits", "comparison": "Comparisons", "reject": "Reject + better answer",
-                 "imported": "Imported"}  # fmt: skip
-NOUNS = {"pairs": ("preference pair", "preference pairs"), "sft": ("answer", "answers")}
-EXCLUDE_FLAGGED = "__exclude_flagged__"  # the safety-flag list's "Exclude flagged" entry
-NO_DATE = QDate(2000, 1, 1)  # the date edits' minimum, shown as "any"
 COUNT_DEBOUNCE_MS = 250
 PREVIEW_ROWS = 50
 # Writes that change what an export holds: any verdict or comparison, an import of pairs.
@@ -67,44 +56,7 @@ STORE_WRITES = frozenset({"record_verdict", "change_verdict", "withdraw_verdict"
                           "record_comparison", "withdraw_comparison", "import_preferences"})  # fmt: skip
 
 
-def plural(n: int, kind: str) -> str:
-    one, many = NOUNS[kind]
-    return f"{n:,} {one if n == 1 else many}"
-
-
-def describe_report(report: Any) -> str:
-    """The summary under the Export button: what was written, where, by source, what was masked."""
-    head = f"Exported {plural(report.n_records, report.kind)} to {report.path} in {report.duration_s:.1f} s."
-    lines = [head]
-    by_source = {k: v for k, v in dict(report.counts_by_source).items() if v}
-    if by_source:
-        lines.append("By source: " + ", ".join(f"{labels.code_label(k)} {v:,}" for k, v in by_source.items()))
-    masked = {k: v for k, v in dict(report.n_masked or {}).items() if v}
-    if report.n_masked and not masked:  # de-identification ran (it reports every kind) and found nothing
-        lines.append("De-identification found nothing to mask.")
-    if masked:
-        total = sum(masked.values())
-        kinds = ", ".join(f"{labels.code_label(k).lower()} {v:,}" for k, v in sorted(masked.items()))
-        lines.append(f"De-identification masked {total:,} identifier{'s' if total != 1 else ''}: {kinds}.")
-    lines.append(f"Manifest: {report.manifest_path}")
-    return "\n".join(lines)
-
-
-def _date_edit() -> QDateEdit:
-    edit = QDateEdit()
-    edit.setCalendarPopup(True)
-    edit.setDisplayFormat("yyyy-MM-dd")
-    edit.setMinimumDate(NO_DATE)
-    edit.setSpecialValueText("any")
-    edit.setDate(NO_DATE)
-    return edit
-
-
-def _day(edit: QDateEdit) -> date | None:
-    return None if edit.date() == NO_DATE else edit.date().toPython()
-
-
-class ExportPage(QWidget):
+class ExportPage(ExportForm, QWidget):
     counted = Signal(int)  # matching records after a filter change
     export_finished = Signal(object)  # the ExportReport, or None when cancelled or failed
 
@@ -148,126 +100,6 @@ class ExportPage(QWidget):
         layout.addWidget(self.result_label)
         self._kind_changed()
 
-    def _build_target(self) -> QGridLayout:
-        grid = QGridLayout()
-        grid.setHorizontalSpacing(10)
-        grid.setVerticalSpacing(8)
-        self.kind = self._combo(KINDS)
-        self.format = self._combo(FORMATS)
-        self.destination = QLineEdit()
-        self.destination.setObjectName("destinationEdit")
-        self.destination.setPlaceholderText("Where to write the export")
-        self.destination.setText(str(self._default_destination()))
-        self.browse_button = QPushButton("Choose...")
-        self.browse_button.clicked.connect(self.choose_destination)
-        self.deidentify = QCheckBox(
-            "De-identify (mask names, dates of birth, phone numbers, e-mails, record numbers)"
-        )
-        self.kind.currentIndexChanged.connect(self._kind_changed)
-        self.format.currentIndexChanged.connect(self._retarget_destination)
-        for column, (caption, widget) in enumerate((("Export", self.kind), ("Format", self.format))):
-            grid.addWidget(self._caption(caption), 0, 2 * column)
-            grid.addWidget(widget, 0, 2 * column + 1)
-        grid.addWidget(self._caption("Save to"), 0, 4)
-        grid.addWidget(self.destination, 0, 5)
-        grid.addWidget(self.browse_button, 0, 6)
-        grid.addWidget(self.deidentify, 1, 1, 1, 6)
-        grid.setColumnStretch(5, 1)
-        return grid
-
-    def _build_filters(self) -> QVBoxLayout:
-        rows = QVBoxLayout()
-        rows.setSpacing(8)
-        top, bottom = QHBoxLayout(), QHBoxLayout()
-        top.setSpacing(10)
-        bottom.setSpacing(10)
-        self.annotator = self._combo((), everything="All annotators")
-        self.model_version = self._combo((), everything="All model versions")
-        flags = [(EXCLUDE_FLAGGED, "Exclude flagged")]
-        flags += [(code, f"Flagged: {text.lower()}") for code, text in labels.safety_flags()]
-        self.flag = self._combo(flags, everything="Any safety flags")
-        self.date_from, self.date_to = _date_edit(), _date_edit()
-        self.held_out = QCheckBox("Include held-out questions")
-        self.held_out.setToolTip(
-            "Held-out questions are kept for evaluation and are left out of exports by default"
-        )
-        for widget in (self.annotator, self.model_version, self.flag):
-            widget.currentIndexChanged.connect(self.schedule_count)
-            top.addWidget(widget)
-        for caption, edit in (("From", self.date_from), ("To", self.date_to)):
-            edit.dateChanged.connect(self.schedule_count)
-            top.addWidget(QLabel(caption))
-            top.addWidget(edit)
-        top.addWidget(self.held_out)
-        top.addStretch(1)
-        self.held_out.toggled.connect(self.schedule_count)
-        bottom.addWidget(self._caption("Sources"))
-        self.source_boxes: dict[str, QCheckBox] = {}
-        for code in PAIR_SOURCES:
-            box = QCheckBox(SOURCE_LABELS.get(code, labels.code_label(code)))
-            box.setChecked(True)
-            box.toggled.connect(self._sources_changed)
-            self.source_boxes[code] = box
-            bottom.addWidget(box)
-        self.batch_button = QToolButton()
-        self.batch_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.batch_menu = QMenu(self.batch_button)
-        self.batch_button.setMenu(self.batch_menu)
-        bottom.addWidget(self.batch_button)
-        bottom.addStretch(1)
-        self._show_batch_text()
-        rows.addLayout(top)
-        rows.addLayout(bottom)
-        return rows
-
-    def _build_preview(self) -> QTableView:
-        self.preview = QTableView()
-        self.preview.setObjectName("exportPreview")
-        self.preview.setModel(self.preview_model)
-        self.preview.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.preview.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.preview.setAlternatingRowColors(True)
-        self.preview.setWordWrap(False)
-        self.preview.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.preview.verticalHeader().hide()
-        self.preview.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.preview.verticalHeader().setDefaultSectionSize(30)
-        self.preview.horizontalHeader().setHighlightSections(False)
-        return self.preview
-
-    def _build_run_row(self) -> QHBoxLayout:
-        row = QHBoxLayout()
-        row.setSpacing(10)
-        self.export_button = QPushButton("Export")
-        self.export_button.setObjectName("primaryButton")
-        self.export_button.clicked.connect(self.export_clicked)
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(True)
-        self.progress.hide()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel_export)
-        self.cancel_button.hide()
-        row.addWidget(self.export_button)
-        row.addWidget(self.progress, 1)
-        row.addWidget(self.cancel_button)
-        row.addStretch(0)
-        return row
-
-    @staticmethod
-    def _caption(text: str) -> QLabel:
-        label = QLabel(text)
-        label.setObjectName("fieldLabel")
-        return label
-
-    @staticmethod
-    def _combo(choices, everything: str | None = None) -> QComboBox:
-        combo = QComboBox()
-        if everything is not None:
-            combo.addItem(everything, None)
-        for code, text in choices:
-            combo.addItem(text, code)
-        return combo
-
     # ------------------------------------------------------------------ destination
     def _default_destination(self) -> Path:
         folder = Path(str(self.ctx.settings.qsettings.value("export/folder", str(Path.home()), type=str)))
@@ -309,8 +141,8 @@ class ExportPage(QWidget):
     def filters(self) -> PairFilter:
         flag = self.flag.currentData()
         return PairFilter(
-            date_from=_day(self.date_from),
-            date_to=_day(self.date_to),
+            date_from=day(self.date_from),
+            date_to=day(self.date_to),
             annotator=self.annotator.currentData(),
             model_version=self.model_version.currentData(),
             sources=tuple(code for code, box in self.source_boxes.items() if box.isChecked()),
