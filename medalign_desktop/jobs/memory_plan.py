@@ -86,6 +86,11 @@ def kind_defaults(kind: str) -> dict[str, Any]:
     return defaults(kind)
 
 
+def has_memory_estimate(kind: str) -> bool:
+    """Whether training/memory.py estimates jobs of ``kind`` (evaluate and score load a model only to read)."""
+    return kind in training_memory.KINDS
+
+
 def estimate_job_memory(kind: str, config: dict[str, Any], model_dir: str | Path, *, device: str) -> Any:
     """The training side's memory estimate (training/memory.py) of a job of ``kind``: the UI asks here, so
     only jobs/ speaks to the training programs' modules."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medalign_desktop.ui.train.loss_plot import PANELS, LossPlot, MetricBuffer
+from medalign_desktop.ui.train.loss_plot import PANELS, LossPlot, MetricBuffer, overlay_panels
 
 
 def test_buffer_keeps_every_metric_and_skips_missing_values():
@@ -41,3 +41,17 @@ def test_replay_switches_panels_and_draws_once(qtbot):
     plot.add_point(3, {"kl": 0.2})
     assert plot.curves["kl"].getData()[0].size == 2  # not drawn per event
     qtbot.waitUntil(lambda: plot.curves["kl"].getData()[0].size == 3, timeout=2000)
+
+
+@pytest.mark.parametrize("kind", ["evaluate", "score"])
+def test_a_job_that_trains_nothing_shows_no_empty_plot(qtbot, kind):
+    """evaluate and score log no loss: no empty 0.1-0.9 axes, a sentence instead (papercut)."""
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.show()
+    plot.show_series([], kind=kind)
+    assert plot.plots == [] and plot.curves == {}
+    assert not plot.canvas.isVisible() and plot.no_plot_note.isVisible()
+    assert overlay_panels(kind, [set(), set()]) == ()
+    plot.set_kind("hitl")  # the next job that trains gets its plots back
+    assert plot.canvas.isVisible() and not plot.no_plot_note.isVisible() and len(plot.plots) == 2

@@ -9,11 +9,13 @@ from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from PySide6.QtCore import Qt
 
 from medalign_desktop.engine.devices import DeviceMemory
 from medalign_desktop.jobs import memory_plan
 from medalign_desktop.jobs.memory_plan import FITS, MAY_NOT_FIT, UNLOAD, describe_bytes
+from medalign_desktop.jobs.requests import JobRequest
 from medalign_desktop.store import Store
 from medalign_desktop.ui.annotate.page import Phase
 from medalign_desktop.ui.core.plain import tip
@@ -194,7 +196,9 @@ def test_the_real_estimate_for_the_loaded_model_is_what_the_line_shows(qtbot, ma
     window = make_window(db=seeded_db)
     assert run(qtbot, window.start_task) is True
     planner = window.training.planner
-    assert planner.estimate is memory_plan.estimate_job_memory  # training/memory.py via jobs, nothing injected but the RAM
+    assert (
+        planner.estimate is memory_plan.estimate_job_memory
+    )  # training/memory.py via jobs, nothing injected but the RAM
 
     async def read_devices() -> list[DeviceMemory]:
         return cpu_with(64 * GiB)
@@ -277,3 +281,14 @@ def test_a_cpu_job_is_planned_against_system_ram_even_with_gpus():
     # a chosen GPU that has gone away: the first one is used
     _, plan = plan_on_devices("sft", {}, "/m", devices, gpu_index=5, loaded=None, estimate=estimate)
     assert plan.device_label == "GPU 0 (NVIDIA H100)" and not plan.unload
+
+
+@pytest.mark.parametrize("kind", ["evaluate", "score"])
+def test_a_job_without_a_memory_estimate_logs_nothing_about_memory(qtbot, make_window, tmp_path, kind):
+    """No internal "No memory estimate for job kind 'evaluate' (known: ...)" line in the job log (papercut)."""
+    window = make_window(model=None, start=False)
+    planner, lines = window.training.planner, []
+    window.training.jobs.log.connect(lambda _job, text: lines.append(text))
+    request = JobRequest(kind=kind, base_model=str(tmp_path), system_prompt="")
+    run(qtbot, window.ctx.tasks.start(planner.before_launch(7, request, tmp_path / "job-7")))
+    assert lines == []

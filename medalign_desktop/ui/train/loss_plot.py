@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from medalign_desktop.ui.core.style import colour_plot, plot_colours, theme_manager
 
@@ -92,7 +92,11 @@ PANELS: dict[str, tuple[Panel, ...]] = {
         Panel("clip fraction", (Curve("clip_fraction", "#5c7080", "clip fraction"),)),
         Panel("answer length", (Curve("answer_length", "#7b3fa0", "tokens"),)),
     ),
+    # evaluate and score train nothing: no curves to draw, so no plot (their progress bar and log say it all)
+    "evaluate": (),
+    "score": (),
 }  # fmt: skip
+NO_PLOT_TEXT = "This job trains nothing, so it draws no curves: its progress and log are below."
 
 
 def panels_for(kind: str | None) -> tuple[Panel, ...]:
@@ -102,6 +106,8 @@ def panels_for(kind: str | None) -> tuple[Panel, ...]:
 def overlay_panels(kind: str | None, metrics: list[set[str]]) -> tuple[Panel, ...]:
     """``kind``'s panels cut to what runs logging ``metrics`` (one set per run) can be compared on: the loss
     panel always (any run's loss curves), the others with the curves every run has, empty panels left out."""
+    if not panels_for(kind):
+        return ()
     loss, *others = panels_for(kind)
     logged_by_any = set().union(*metrics) if metrics else set()
     shared = set.intersection(*metrics) if metrics else set()
@@ -160,6 +166,12 @@ class LossPlot(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.canvas = pg.GraphicsLayoutWidget()
         layout.addWidget(self.canvas)
+        self.no_plot_note = QLabel(NO_PLOT_TEXT)
+        self.no_plot_note.setObjectName("hintLabel")
+        self.no_plot_note.setWordWrap(True)
+        self.no_plot_note.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.no_plot_note.setVisible(False)
+        layout.addWidget(self.no_plot_note)
         self.set_kind("hitl")
         self.apply_theme()
         if (themes := theme_manager()) is not None:
@@ -199,6 +211,8 @@ class LossPlot(QWidget):
         self._retired_plots = self.plots
         self.canvas.clear()
         self.curves, self.run_curves, self.plots, self.panels = {}, {}, [], panels
+        self.canvas.setVisible(bool(panels))
+        self.no_plot_note.setVisible(not panels)
         for index, panel in enumerate(panels):
             row, col = (0, 0) if index == 0 else (1 + (index - 1) // 2, (index - 1) % 2)
             plot = self.canvas.addPlot(row=row, col=col, colspan=2 if index == 0 else 1)

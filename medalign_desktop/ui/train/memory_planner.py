@@ -29,6 +29,7 @@ from medalign_desktop.jobs.memory_plan import (
     MemoryPlan,
     describe_bytes,
     estimate_job_memory,
+    has_memory_estimate,
     job_device,
     job_settings,
     kind_defaults,
@@ -129,6 +130,8 @@ class MemoryPlanner(QObject):
     async def before_launch(self, job_id: int, request: JobRequest, job_dir: Path) -> None:
         """JobManager's hook: estimate, compare, and unload the answering model when the job needs room."""
         await self.wait_reloaded()  # a reload under way finishes first, so the plan sees the model
+        if not has_memory_estimate(request.kind):
+            return  # evaluate, score: nothing a clinician could act on to say; the job starts as before
 
         def work():
             kind, settings, model_dir = job_settings(job_dir)
