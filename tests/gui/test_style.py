@@ -128,3 +128,33 @@ def test_rich_text_colours_follow_the_theme(themed):
     assert "color:#4a5260;" in _section("Verdict", "Edited")
     apply_style(themed, "dark")
     assert "color:#b4bec9;" in _section("Verdict", "Edited")  # the light grey would vanish on dark cards
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_spin_boxes_have_arrow_buttons_that_step(qtbot, themed, theme):
+    """The sheets' border removes the native spin buttons; they are drawn back, with arrows (papercut)."""
+    from PySide6.QtWidgets import QSpinBox, QStyle, QStyleOptionSpinBox
+
+    apply_style(themed, theme)
+    box = QSpinBox()
+    qtbot.addWidget(box)
+    box.setRange(0, 10)
+    box.resize(160, box.sizeHint().height())
+    box.show()
+    qtbot.waitExposed(box)
+    option = QStyleOptionSpinBox()
+    box.initStyleOption(option) if hasattr(box, "initStyleOption") else option.initFrom(box)
+    option.subControls = QStyle.SubControl.SC_SpinBoxUp | QStyle.SubControl.SC_SpinBoxDown
+    up = box.style().subControlRect(
+        QStyle.ComplexControl.CC_SpinBox, option, QStyle.SubControl.SC_SpinBoxUp, box
+    )
+    down = box.style().subControlRect(
+        QStyle.ComplexControl.CC_SpinBox, option, QStyle.SubControl.SC_SpinBoxDown, box
+    )
+    assert up.width() >= 16 and down.width() >= 16 and up.bottom() <= down.top()
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=up.center())
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=up.center())
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=down.center())
+    assert box.value() == 1
+    sheet = style_sheet_path(theme).read_text(encoding="utf-8")
+    assert "QSpinBox::up-arrow" in sheet and "QSpinBox::down-arrow" in sheet
