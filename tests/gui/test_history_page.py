@@ -95,3 +95,17 @@ def test_change_a_verdict_from_the_detail_dialog(qtbot, make_window, db_path):
         "reject", "unsafe", ("unsafe_advice",), 1)  # fmt: skip
     assert [e.action for e in detail.audit] == ["create", "change"]
     dialog.close()
+
+
+def test_the_question_and_answer_columns_take_the_free_width(qtbot, make_window, db_path):
+    """At 1,280 px the Question and Answer columns are the widest, not squeezed by the short ones (papercut)."""
+    seed_verdicts(db_path, 6)
+    window = make_window(db=db_path, model=None)
+    window.show_page(1)
+    page = window.history
+    qtbot.waitUntil(lambda: page.table.model().rowCount() == 6)
+    header = page.table.horizontalHeader()
+    widths = [header.sectionSize(c) for c in range(header.count())]
+    question, answer = widths[6], widths[7]
+    assert min(question, answer) > max(widths[:6] + widths[8:])
+    assert question + answer >= 0.35 * page.table.viewport().width()

@@ -21,7 +21,7 @@ from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.plain import tip
 
 PAGE_SIZE = 200
-COLUMNS = ("Time", "Annotator", "Verdict", "Rating", "Flags", "Model version", "Question", "Answer", "Reward")
+COLUMNS = ("Time", "Annotator", "Verdict", "Rating", "Flags", "Version", "Question", "Answer", "Reward")
 REWARD_COLUMN = 8  # the answer's score by the scoring reward model (settings), blank when unscored
 WITHDRAWN_COLOUR = QColor("#9aa1ab")
 Index = QModelIndex | QPersistentModelIndex

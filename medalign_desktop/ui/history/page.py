@@ -25,17 +25,17 @@ from medalign_desktop.ui.core import labels
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.history.detail_dialog import FeedbackDetailDialog, keep_open
-from medalign_desktop.ui.history.model import REWARD_COLUMN, HistoryTableModel
+from medalign_desktop.ui.history.model import COLUMNS, REWARD_COLUMN, HistoryTableModel
 
 SEARCH_DEBOUNCE_MS = 300
 NO_DATE = QDate(2000, 1, 1)
 VERDICT_WRITES = frozenset(
     {"record_verdict", "change_verdict", "withdraw_verdict", "undo_last_verdict"}
 )  # the date edits' minimum, shown as "any"
-# Widths of the short columns as sample texts; the question and answer columns share the rest.
-# Long flags and version names are elided (tooltips show them whole).
-COLUMN_SAMPLES = ("24 Sep 19:02", "Dr M. Lindqvist", "Rejected (with", "Rating", "Missing red fl",
-                  "SmolLM2-135M")  # fmt: skip
+# Widths of the short columns as sample texts; the question and answer columns share the rest, so at
+# 1,280 px they are the widest. Long names, flags and versions, and "(withdrawn)" (also struck out), are
+# elided (tooltips show them whole).
+COLUMN_SAMPLES = ("24 Sep 19:02", "Dr Lindqvist", "Accepted", "Rating", "Missing red", "B-iter-12")
 
 
 class HistoryTable(QTableView):
@@ -98,8 +98,9 @@ class HistoryPage(QWidget):
         bold = QFont(self.table.font())
         bold.setBold(True)  # the verdict and the header are bold: measure the way they are drawn
         metrics = QFontMetrics(bold)
-        for column, sample in enumerate(COLUMN_SAMPLES):
-            self.table.setColumnWidth(column, metrics.horizontalAdvance(sample) + 22)
+        for column, sample in enumerate(COLUMN_SAMPLES):  # the sample or the header, whichever is wider
+            width = max(metrics.horizontalAdvance(sample), metrics.horizontalAdvance(COLUMNS[column]))
+            self.table.setColumnWidth(column, width + 26)
         self.table.setColumnWidth(REWARD_COLUMN, metrics.horizontalAdvance("Reward") + 22)
         for column in (6, 7):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
