@@ -204,3 +204,16 @@ def test_a_question_longer_than_the_model_reads_is_refused_with_both_lengths(qtb
     assert not window.ctx.errors.shown  # said on the page, not in an error box
     page.actions.skip.click()  # the clinician moves on; the next question is answered as usual
     wait_answer(qtbot, page, QUESTIONS[0])
+
+
+def test_the_header_and_counter_show_their_whole_text_at_1280(qtbot, make_window, db_path):
+    """A fresh workspace at 1,280 px: "No questions in the queue" and the counter are not cut (papercut)."""
+    from medalign_desktop.ui.annotate.page import AnnotatePage
+
+    window = make_window(db=db_path, model=None)
+    page: AnnotatePage = window.annotate
+    qtbot.waitUntil(lambda: page.position.text() != "" and page.samples.text() != "")
+    qtbot.wait(50)
+    for label in (page.position, page.samples):
+        needed = label.fontMetrics().horizontalAdvance(label.text())
+        assert label.contentsRect().width() >= needed, (label.text(), label.width(), needed)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -123,10 +124,14 @@ class AnnotateView(QWidget):
         self.settings_button.setObjectName("secondaryButton")
         self.settings_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.settings_button.setToolTip(dialogs.describe_sampling(self._settings.sampling()))
+        # The title and the counter keep their whole text at 1,280 px ("No questions in the queu" before):
+        # Generation settings... sits in the ask row (see _build_ask_row), and the stretch gives way first.
+        for label in (self.position, self.samples):
+            label.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Preferred)
         for widget in (self.position, self.queue_filter, self.held_out):
             bar.addWidget(widget)
         bar.addStretch(1)
-        for widget in (self.samples, self.retrain_button, self.settings_button):
+        for widget in (self.samples, self.retrain_button):
             bar.addWidget(widget)
         return bar
 
@@ -139,4 +144,5 @@ class AnnotateView(QWidget):
         self.ask_button.setObjectName("secondaryButton")
         row.addWidget(self.ask_box, 1)
         row.addWidget(self.ask_button)
+        row.addWidget(self.settings_button)  # how answers are written, beside where questions are asked
         return row
