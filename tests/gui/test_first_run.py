@@ -236,3 +236,15 @@ def test_the_app_offers_the_dialog_only_when_no_model_is_configured(home, tiny_m
     first_run.save_choice(tiny_model_dir, "tiny")
     options, _ = startup_options(build_parser().parse_args([]))
     assert not options.first_run and options.model_dir == tiny_model_dir.resolve()
+
+
+def test_no_empty_band_under_the_title(qtbot, first_run_window):
+    """The title is one line tall and the dialog as tall as its content at its width (papercut)."""
+    from PySide6.QtWidgets import QLabel
+
+    dialog = first_run_window.first_run
+    qtbot.waitExposed(dialog)
+    title = next(w for w in dialog.findChildren(QLabel) if w.text().startswith("Choose the language model"))
+    assert title.height() <= 2 * title.fontMetrics().height()
+    layout = dialog.layout()
+    assert dialog.height() <= layout.totalHeightForWidth(dialog.width()) + layout.spacing()

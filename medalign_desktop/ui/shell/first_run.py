@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -125,12 +126,17 @@ class FirstRunDialog(QDialog):
         self.checked: FolderReport | None = None  # a folder that passed the check, waiting for "Use"
         self.task: asyncio.Task | None = None
         self._build()
+        # as tall as its text needs at its width (the size hint measures the wrapped text narrower)
+        self.resize(self.minimumWidth(), self.layout().totalHeightForWidth(self.minimumWidth()))
         self.step.connect(self._show_step)
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
         title = QLabel("Choose the language model to review")
         title.setObjectName("positionLabel")
+        # A title as tall as its line: a wrapped label below is measured at the dialog's narrower size hint,
+        # and the height it then did not need went to the title as a wide empty band.
+        title.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         intro = QLabel(
             "MedAlign answers with a model stored on this computer. Pick one of these; the choice is saved "
             "and loaded every time the app starts (change it later with File > Set up a model)."
@@ -184,6 +190,7 @@ class FirstRunDialog(QDialog):
         layout.addLayout(choices)
         layout.addWidget(self.details)
         layout.addWidget(self.progress)
+        layout.addStretch(1)  # any height to spare goes above the buttons
         layout.addLayout(buttons)
         self.folder_button.clicked.connect(self.choose_folder)
         self.gguf_button.clicked.connect(self.choose_gguf)
