@@ -187,7 +187,10 @@ def main() -> None:
     app = QApplication.instance() or QApplication([])
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    figures = loop.run_until_complete(measure(store, engine, workdir / "jobs", model_dir))
+    try:
+        figures = loop.run_until_complete(measure(store, engine, workdir / "jobs", model_dir))
+    finally:
+        loop.close()  # its executor threads end before the QApplication does
     figures["baseline_shell_run_s"] = round(baseline_run(figures.pop("job_dir")), 2)
     in_app = (
         figures["process_start_s"]

@@ -251,6 +251,7 @@ def measure_streaming_stall(workdir: Path, max_new_tokens: int = 128) -> dict[st
         window.close()
         loop.run_until_complete(window.wind_down())
         window.shutdown()
+        loop.close()  # stops the loop's executor threads before the QApplication goes (no "QThread: Destroyed")
     return {"streaming_stall_ms": max(gaps) * 1000, "streaming_heartbeats": float(len(gaps))}
 
 

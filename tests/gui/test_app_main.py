@@ -27,6 +27,7 @@ def test_quit_after_load_exits_zero_once_the_model_is_loaded(tmp_path, tiny_mode
     result = run_app(tmp_path, "--db", str(db), "--model", str(tiny_model_dir), "--dtype", "float32",
                      "--annotator", "Dr Smoke", "--quit-after-load")  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert "QThread: Destroyed" not in result.stderr  # every worker thread ended before the application
     assert db.exists()
     assert "Dr Smoke" in (tmp_path / "home" / "config" / "gui.ini").read_text()
 
