@@ -13,7 +13,6 @@ its files to 0600, whoever launched it.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
@@ -24,20 +23,12 @@ from typing import Any, TextIO
 from training import protocol
 from training.cancel import Cancelled, CancelToken
 from training.config import ConfigError, load_config
+from training.kinds import KINDS
 from training.oom import describe_oom, memory_kind
 
 # kind -> "module:function" taking (config, job_dir, cancel) and returning
 # {"adapter_path": str, "metrics": dict, "duration_s": float}. To add a kind (dpo, reward, ppo, evaluate):
 # give it a config class in training/config.py (CONFIG_CLASSES) and a program module here.
-PROGRAMS: dict[str, str] = {
-    "sft": "training.sft:run",
-    "hitl": "training.sft:run",
-    "dpo": "training.dpo:run",
-    "reward": "training.reward:run",
-    "ppo": "training.ppo.program:run",
-    "score": "training.score:run",
-    "evaluate": "training.evaluate:run",
-}
 
 QUIET_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -61,7 +52,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = _Parser(prog="python -m training", description="MedAlign training programs (LoRA).")
-    parser.add_argument("kind", choices=sorted(PROGRAMS), help="which program to run")
+    parser.add_argument("kind", choices=sorted(KINDS), help="which program to run")
     parser.add_argument("--job-dir", required=True, type=Path, help="folder with config.json and data/")
     parser.add_argument(
         "--resume",
@@ -106,7 +97,7 @@ def _write_failure_result(job_dir: Path | None, status: str, reason: str, advice
     if job_dir is None or not job_dir.is_dir() or not protocol.is_main_process():
         return
     try:
-        from training.sft import write_result
+        from training.runner import write_result
 
         write_result(job_dir, {"status": status, "reason": reason, "advice": advice})
     except OSError:
@@ -163,9 +154,7 @@ def _main(argv: list[str] | None, events: TextIO | None) -> int:
                     f"python -m training: a {kind} job keeps no checkpoints, so it cannot resume."
                 )
             config.resume = True
-        module, function = PROGRAMS[kind].split(":")
-        program: Any = getattr(importlib.import_module(module), function)
-        result = program(config, job_dir, cancel)
+        result = KINDS[kind].run(config, job_dir, cancel)
         protocol.emit(
             protocol.Finished(
                 adapter_path=result["adapter_path"],
@@ -184,7 +173,7 @@ def _main(argv: list[str] | None, events: TextIO | None) -> int:
             protocol.emit(
                 protocol.Failed(
                     reason=str(exc),
-                    advice=f"Usage: python -m training {{{','.join(sorted(PROGRAMS))}}} --job-dir DIR",
+                    advice=f"Usage: python -m training {{{','.join(sorted(KINDS))}}} --job-dir DIR",
                 )
             )
             return protocol.EXIT_USAGE

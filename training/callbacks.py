@@ -240,7 +240,7 @@ class EarlyStopping(TrainerCallback):
             if METRIC in entry:
                 last_step = int(entry.get("step", 0))
                 self._update(entry[METRIC], last_step)
-        # Only a checkpoint saved as the run stopped early can hold that many (training/sft.train_or_restore).
+        # Only a checkpoint saved as the run stopped early can hold that many (training/runner.train_or_restore).
         if self.bad_evaluations >= self.patience and 0 < last_step < int(state.max_steps):
             self.stopped_at = last_step
 

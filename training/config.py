@@ -19,17 +19,10 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from training.evaluate import EvaluateJobConfig  # stdlib only at import time, like PPOJobConfig
-from training.ppo.config import PPOJobConfig  # stdlib only, and no import of this module at load time
-from training.score import ScoreJobConfig  # stdlib only at import time, like PPOJobConfig
-
-LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-DEVICES = ("auto", "cpu", "cuda")
-QUANTIZATIONS = ("auto", "none", "4bit")
-
-
-class ConfigError(ValueError):
-    """config.json cannot be used; the message names the file and the key or field."""
+from training.config_base import DEVICES, LORA_TARGET_MODULES, QUANTIZATIONS, ConfigError
+from training.evaluate_config import EvaluateJobConfig
+from training.ppo.config import PPOJobConfig
+from training.score_config import ScoreJobConfig
 
 
 @dataclass

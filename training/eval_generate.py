@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from training.cancel import CancelToken
 
 if TYPE_CHECKING:
-    from training.evaluate import Version
+    from training.evaluate_config import Version
 
 
 def load_generator(base_model: str, plan: Any, versions: list[Version]) -> tuple[Any, dict[str, str | None]]:

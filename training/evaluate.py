@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,77 +32,12 @@ from training import protocol
 from training.cancel import CancelToken
 from training.data import DataError, read_json_lines
 from training.eval_generate import active_adapter, free_memory, generate_batch, load_generator
+from training.evaluate_config import EvaluateJobConfig, Version
 
 QUESTIONS_FILE = "data/questions.jsonl"
 CACHED_FILE = "data/cached.jsonl"
 ANSWERS_FILE = "answers.jsonl"
 RESULTS_FILE = "results.json"
-_DEVICES = ("auto", "cpu", "cuda")
-_QUANTIZATIONS = ("auto", "none", "4bit")
-_VERSION_KEYS = ("name", "adapter_path")
-
-
-@dataclass
-class EvaluateJobConfig:
-    """Evaluate model versions on held-out questions with fixed greedy settings."""
-
-    kind: str = "evaluate"
-    base_model: str = ""  # folder of the Hugging Face base every version's adapter was trained on
-    # [{"name": "B-iter-2", "adapter_path": "/versions/7/adapter"}, {"name": "base", "adapter_path": null}]
-    versions: list[dict] = field(default_factory=list)
-    reward_adapter: str | None = None  # a reward adapter (from the `reward` job) to score the answers
-    max_new_tokens: int = 256
-    system_prompt: str = ""  # "" for none
-    batch_size: int = 4  # questions per generate call
-    device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
-    quantization: str = "auto"  # "auto": 4-bit NF4 on CUDA with bitsandbytes; "none"; "4bit"
-    seed: int = 0  # greedy decoding does not sample; recorded with the settings
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def version_list(self) -> list[Version]:
-        return [Version(v["name"], v.get("adapter_path")) for v in self.versions]
-
-    def validate(self) -> None:
-        from training.config import ConfigError  # not at import time: training.config imports this module
-
-        def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"config field '{name}' {why} (got {getattr(self, name)!r}).")
-
-        if not self.base_model:
-            raise bad("base_model", "must name the base model folder")
-        if not self.versions:
-            raise bad("versions", "must list at least one model version")
-        seen: set[str] = set()
-        for i, version in enumerate(self.versions):
-            where = f"config field 'versions' item {i + 1}"
-            unknown = [k for k in version if k not in _VERSION_KEYS]
-            if unknown:
-                raise ConfigError(f"{where} has unknown key {unknown[0]!r} (expected name, adapter_path).")
-            name, path = version.get("name"), version.get("adapter_path")
-            if not isinstance(name, str) or not name.strip():
-                raise ConfigError(f"{where}: 'name' must be a non-empty string (got {name!r}).")
-            if name in seen:
-                raise ConfigError(f"{where}: version {name!r} is listed twice.")
-            seen.add(name)
-            if path is not None and (not isinstance(path, str) or not path):
-                raise ConfigError(f"{where}: 'adapter_path' must be a folder or null (got {path!r}).")
-        if self.reward_adapter == "":
-            raise bad("reward_adapter", "must name a folder or be null")
-        for name in ("max_new_tokens", "batch_size"):
-            if getattr(self, name) <= 0:
-                raise bad(name, "must be greater than 0")
-        if self.device not in _DEVICES:
-            raise bad("device", f"must be one of {', '.join(_DEVICES)}")
-        if self.quantization not in _QUANTIZATIONS:
-            raise bad("quantization", f"must be one of {', '.join(_QUANTIZATIONS)}")
-
-
-@dataclass(frozen=True)
-class Version:
-    name: str
-    adapter_path: str | None  # None: the base model alone
 
 
 @dataclass(frozen=True)
@@ -350,7 +285,7 @@ def run(config: EvaluateJobConfig, job_dir: str | Path, cancel: CancelToken | No
     import torch
 
     from training.lora import choose_device
-    from training.sft import log, write_result
+    from training.runner import log, write_result
 
     torch.manual_seed(config.seed)
     plan = choose_device(config.device, config.quantization)
@@ -429,7 +364,7 @@ def score_all(
 ) -> dict[tuple[str, int], float]:  # fmt: skip
     """Every answer (cached ones too) scored with the reward adapter, batch by batch."""
     from training.reward_score import load_reward_model, score_conversations
-    from training.sft import log
+    from training.runner import log
 
     keys = [(v.name, q.prompt_id) for v in versions for q in questions]
     by_id = {q.prompt_id: q for q in questions}

@@ -14,15 +14,14 @@ something else than what the clinician judged.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from training.cancel import CancelToken
 from training.config import RewardJobConfig
-from training.dpo import check_inputs, count_kept, dataset
-from training.lora import ModelError
-from training.sft import (
+from training.pair_training import check_inputs, count_kept, dataset
+from training.reward_score import check_reward_adapter
+from training.runner import (
     Prepared,
     device_args,
     log,
@@ -43,17 +42,6 @@ def build_reward_args(
     from trl import RewardConfig
 
     return RewardConfig(**trainer_arguments(config, job_dir, on_cpu, bf16, has_eval))
-
-
-def check_reward_adapter(folder: str | Path) -> None:
-    """A parent for a reward job must be a reward adapter (LoRA + score head), not a chat (causal LM) one."""
-    config_file = Path(folder) / "adapter_config.json"
-    task_type = json.loads(config_file.read_text(encoding="utf-8")).get("task_type")
-    if task_type != "SEQ_CLS":
-        raise ModelError(
-            f"Parent adapter {folder} is not a reward adapter (task_type {task_type!r} in {config_file}, "
-            "expected 'SEQ_CLS'); leave parent_adapter empty to train a new reward model."
-        )
 
 
 def prepare(config: RewardJobConfig, job_dir: str | Path, cancel: CancelToken | None = None) -> Prepared:

@@ -9,11 +9,11 @@ same question mean something. Used by the app to score answers, and reusable by 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from training.lora import check_adapter_folder, check_model_folder, load_tokenizer
-from training.reward import check_reward_adapter
+from training.lora import ModelError, check_adapter_folder, check_model_folder, load_tokenizer
 
 Conversation = list[dict[str, str]]
 
@@ -81,3 +81,14 @@ def score_texts(
     """Load base + reward adapter and return one scalar score per conversation (prompt messages + answer)."""
     model, tokenizer = load_reward_model(base_model_dir, adapter_dir, device)
     return score_conversations(model, tokenizer, conversations)
+
+
+def check_reward_adapter(folder: str | Path) -> None:
+    """A parent for a reward job must be a reward adapter (LoRA + score head), not a chat (causal LM) one."""
+    config_file = Path(folder) / "adapter_config.json"
+    task_type = json.loads(config_file.read_text(encoding="utf-8")).get("task_type")
+    if task_type != "SEQ_CLS":
+        raise ModelError(
+            f"Parent adapter {folder} is not a reward adapter (task_type {task_type!r} in {config_file}, "
+            "expected 'SEQ_CLS'); leave parent_adapter empty to train a new reward model."
+        )

@@ -19,48 +19,17 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from training import protocol
 from training.cancel import CancelToken
 from training.data import DataError, parse_messages, read_json_lines
+from training.score_config import ScoreJobConfig
 
 ANSWERS_FILE = "data/answers.jsonl"
 SCORES_FILE = "scores.jsonl"
-_DEVICES = ("auto", "cpu", "cuda")
-
-
-@dataclass
-class ScoreJobConfig:
-    """Score answers with a reward model: the base as a one-output classifier plus the reward adapter."""
-
-    kind: str = "score"
-    base_model: str = ""  # folder of the Hugging Face base the reward adapter was trained on
-    reward_adapter: str = ""  # folder of a reward adapter (LoRA + score head, task_type SEQ_CLS)
-    batch_size: int = 8  # answers per forward pass
-    device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
-    max_length: int = 2048  # tokens of prompt + answer; longer answers are left unscored
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def validate(self) -> None:
-        from training.config import ConfigError  # not at import time: training.config imports this module
-
-        def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"config field '{name}' {why} (got {getattr(self, name)!r}).")
-
-        if not self.base_model:
-            raise bad("base_model", "must name the base model folder")
-        if not self.reward_adapter:
-            raise bad("reward_adapter", "must name the reward adapter folder")
-        for name in ("batch_size", "max_length"):
-            if getattr(self, name) <= 0:
-                raise bad(name, "must be greater than 0")
-        if self.device not in _DEVICES:
-            raise bad("device", f"must be one of {', '.join(_DEVICES)}")
 
 
 @dataclass(frozen=True)
@@ -121,7 +90,7 @@ def run(config: ScoreJobConfig, job_dir: str | Path, cancel: CancelToken | None 
 
     from training.lora import choose_device
     from training.reward_score import load_reward_model, score_conversations
-    from training.sft import log, write_result
+    from training.runner import log, write_result
 
     plan = choose_device(config.device, "none")
     log(

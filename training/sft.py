@@ -14,77 +14,22 @@ the best by eval_loss stay in ``DIR/checkpoints``, training/checkpoints.py) -> s
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training import protocol
 from training.cancel import CancelToken
-from training.checkpoints import CHECKPOINTS_DIR, CheckpointInfo, find_best_and_last, list_checkpoints
 from training.config import SFTJobConfig
 from training.data import DataError, Examples, load_job_data, split_note
 from training.lora import check_adapter_folder, check_model_folder
-
-RESULT_FILE = "result.json"
-# Earlier versions' trainer folder; the trainer's output_dir is DIR/checkpoints now. Removed if found.
-TRAINER_DIR = "trainer-scratch"
-
-
-class CheckpointError(DataError):
-    """The job folder's checkpoints do not allow what was asked: resuming without one, or a fresh start
-    over an earlier start's ones. ``advice`` says what to do."""
-
-
-def schedule_steps(config: SFTJobConfig) -> float | int:
-    """``eval_steps`` as transformers takes it: a float share below 1, else a whole number of steps."""
-    return config.eval_steps if config.eval_steps < 1 else int(config.eval_steps)
-
-
-def trainer_arguments(config: SFTJobConfig, job_dir: Path, on_cpu: bool, bf16: bool, has_eval: bool) -> dict:
-    """The TRL config arguments every trainer-based program shares: our hyperparameters plus the settings the
-    event protocol needs (a log every ``logging_steps``, no console output) and the checkpoint schedule: an
-    evaluation (when there is an eval set) and a full checkpoint every ``eval_steps`` and at the last step,
-    into DIR/checkpoints, where CheckpointCallback prunes them (transformers' own rotation is off)."""
-    return dict(
-        output_dir=str(job_dir / CHECKPOINTS_DIR),
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
-        num_train_epochs=config.num_train_epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        per_device_eval_batch_size=config.per_device_eval_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm,
-        seed=config.seed,
-        data_seed=config.seed,
-        max_length=config.max_length,
-        gradient_checkpointing=config.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        use_cpu=on_cpu,
-        bf16=bf16,
-        fp16=False,
-        logging_strategy="steps",
-        logging_steps=config.logging_steps,
-        logging_first_step=True,
-        eval_strategy="steps" if has_eval else "no",
-        eval_steps=schedule_steps(config),
-        save_strategy="steps",
-        save_steps=schedule_steps(config),  # the same schedule: each checkpoint has its step's eval_loss
-        save_total_limit=None,
-        save_only_model=False,  # optimiser, scheduler and RNG states too: what resuming needs
-        load_best_model_at_end=False,  # the app chooses between best and last (training/checkpoints.py)
-        report_to="none",
-        disable_tqdm=True,
-        include_num_input_tokens_seen="non_padding",
-        dataloader_num_workers=0,
-    )
+from training.runner import (
+    Prepared,
+    device_args,
+    log,
+    make_trainer,
+    run_program,
+    seed_everything,
+    trainer_arguments,
+)
 
 
 def build_sft_args(config: SFTJobConfig, job_dir: Path, on_cpu: bool, bf16: bool, has_eval: bool) -> Any:
@@ -98,81 +43,10 @@ def build_sft_args(config: SFTJobConfig, job_dir: Path, on_cpu: bool, bf16: bool
     )
 
 
-def make_trainer(
-    trainer_class: Any,
-    args: Any,
-    config: SFTJobConfig,
-    plan: Any,
-    cancel: CancelToken,
-    *,
-    n_train: int,
-    n_eval: int,
-    **trainer_kwargs: Any,
-) -> tuple[Any, Any]:
-    """A TRL trainer reporting through the event protocol, keeping the contract's checkpoints and stopping
-    early when asked: (trainer, its EventCallback), console output removed."""
-    from training.callbacks import CheckpointCallback, EarlyStopping, EventCallback, remove_console_callbacks
-
-    events = EventCallback(config.kind, n_train, n_eval, plan.describe(), cancel=cancel)
-    callbacks = [events, CheckpointCallback()]
-    if config.early_stopping_patience > 0:
-        callbacks.append(EarlyStopping(config.early_stopping_patience, config.early_stopping_threshold, log))
-    trainer = trainer_class(args=args, callbacks=callbacks, **trainer_kwargs)
-    remove_console_callbacks(trainer)
-    return trainer, events
-
-
-def early_stopping(trainer: Any) -> Any:
-    """The trainer's EarlyStopping callback, or None."""
-    from training.callbacks import EarlyStopping
-
-    return next((c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStopping)), None)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch before the model is built: a fresh LoRA's (and score head's) random start
-    is then the same in every run of a config (the trainer seeds again, for the data order, at train())."""
-    from transformers import set_seed
-
-    set_seed(seed)
-
-
-def device_args(plan: Any, has_eval: bool) -> dict[str, bool]:
-    """The device keywords of the build_*_args functions, from the device plan."""
-    return {
-        "on_cpu": plan.device == "cpu",
-        "bf16": plan.device == "cuda" and plan.dtype == "bfloat16",
-        "has_eval": has_eval,
-    }
-
-
 def _dataset(examples: Examples | None) -> Any:
     from datasets import Dataset
 
     return None if examples is None else Dataset.from_dict(examples.columns())
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_result(job_dir: Path, data: dict[str, Any]) -> Path:
-    path = job_dir / RESULT_FILE
-    _write_json_atomic(path, data)
-    return path
-
-
-@dataclass
-class Prepared:
-    """A job ready to train: the trainer and what the events and result need."""
-
-    trainer: Any  # trl.SFTTrainer around the PeftModel
-    events: Any  # training.callbacks.EventCallback
-    n_train: int
-    n_eval: int
-    trainable_parameters: int
 
 
 def prepare(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | None = None) -> Prepared:
@@ -230,200 +104,3 @@ def prepare(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | Non
 def run(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | None = None) -> dict[str, Any]:
     """Train one LoRA adapter and save it; returns {adapter_path, metrics, duration_s}. Raises on failure."""
     return run_program(prepare, (), config, job_dir, cancel)
-
-
-def last_logged(trainer: Any, keys: tuple[str, ...], prefix: str = "") -> dict[str, float]:
-    """The latest logged value of each of ``prefix + key`` (TRL's names), from the trainer's log history."""
-    found: dict[str, float] = {}
-    for entry in reversed(trainer.state.log_history):
-        for key in keys:
-            name = prefix + key
-            if name in entry and name not in found:
-                found[name] = float(entry[name])
-    return found
-
-
-def remove_incomplete_checkpoints(job_dir: Path) -> None:
-    """Delete the folders a killed run left in DIR/checkpoints that are not complete checkpoints (half
-    written: no checkpoint.json yet; half deleted: renamed away); the trainer would otherwise write into them."""
-    root = job_dir / CHECKPOINTS_DIR
-    complete = {c.path for c in list_checkpoints(job_dir)}
-    if root.is_dir():
-        for folder in root.iterdir():
-            if folder.is_dir() and folder not in complete:
-                shutil.rmtree(folder, ignore_errors=True)
-
-
-def checkpoint_to_resume(config: SFTJobConfig, job_dir: Path) -> CheckpointInfo | None:
-    """The checkpoint a ``--resume`` run continues from (its last complete one), or None for a fresh start.
-    Raises CheckpointError when resuming has nothing to resume, or a fresh start would mix its checkpoints
-    with an earlier start's."""
-    root = job_dir / CHECKPOINTS_DIR
-    _, last = find_best_and_last(job_dir)
-    if config.resume and last is None:
-        raise CheckpointError(
-            f"Cannot resume: {root} holds no complete checkpoint (the job stopped before its first one).",
-            advice="Start the job again from the beginning.",
-        )
-    if not config.resume and last is not None:
-        raise CheckpointError(
-            f"{root} already holds checkpoints of an earlier start of this job (last: {last.describe()}); "
-            "refusing to mix a new run with them.",
-            advice="Resume the job (--resume) or start it in a new job folder.",
-        )
-    remove_incomplete_checkpoints(job_dir)
-    shutil.rmtree(job_dir / TRAINER_DIR, ignore_errors=True)
-    return last
-
-
-def checkpoint_summary(job_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(result.json's "checkpoints": best and last as {path, step, metric, value}, metrics best_step / best_eval_loss
-    when the checkpoints were evaluated)."""
-    best, last = find_best_and_last(job_dir)
-    described = {
-        name: {"path": str(c.path), "step": c.step, "metric": c.metric, "value": c.value}
-        for name, c in (("best", best), ("last", last))
-        if c is not None
-    }
-    if best is None or best.value is None:
-        return described, {}
-    return described, {"best_step": best.step, "best_eval_loss": best.value}
-
-
-def training_ended(checkpoint: Path) -> bool:
-    """Whether the trainer had decided to stop when it saved ``checkpoint`` (its last step, or an early stop):
-    transformers saves its control flags in trainer_state.json."""
-    try:
-        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
-        control = state.get("stateful_callbacks", {}).get("TrainerControl", {}).get("args", {})
-        return bool(control.get("should_training_stop")) or state["global_step"] >= state["max_steps"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
-
-
-def train_or_restore(trainer: Any, events: Any, resume_from: CheckpointInfo | None) -> int:
-    """Train (on from ``resume_from`` when given); returns the final global step.
-
-    A checkpoint saved when training had ended (a crash or cancel came between it and the adapter) is not
-    trained on: transformers would run one step past the end. Its weights and trainer state are loaded as
-    they are, the callbacks see a train begin (``started``; early stopping replays its evaluations)."""
-    if resume_from is None or not training_ended(resume_from.path):
-        folder = None if resume_from is None else str(resume_from.path)
-        return int(trainer.train(resume_from_checkpoint=folder).global_step)
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-    from transformers import TrainerState
-
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    set_peft_model_state_dict(model, load_file(str(resume_from.path / "adapter_model.safetensors")))
-    trainer.state = TrainerState.load_from_json(str(resume_from.path / "trainer_state.json"))
-    trainer.control = trainer.callback_handler.on_train_begin(trainer.args, trainer.state, trainer.control)
-    for entry in trainer.state.log_history:
-        events.last_metrics.update({k: float(entry[k]) for k in ("loss", "eval_loss") if k in entry})
-        if "eval_loss" in entry:
-            events.last_eval_step = int(entry["step"])
-    log(f"Training had ended at step {trainer.state.global_step}; the adapter is that checkpoint's weights.")
-    return int(trainer.state.global_step)
-
-
-def whole_run_train_loss(trainer: Any) -> dict[str, float]:
-    """{"train_loss": mean training loss of the whole run} from the log history, which a resumed run carries
-    from its checkpoint (the trainer's own train_loss covers only the steps of its last ``train()`` call)."""
-    losses = [float(entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
-    return {"train_loss": sum(losses) / len(losses)} if losses else {}
-
-
-def run_program(
-    prepare_job: Callable[[Any, Path, CancelToken], Prepared],
-    summary_keys: tuple[str, ...],
-    config: SFTJobConfig,
-    job_dir: str | Path,
-    cancel: CancelToken | None,
-    before_save: Callable[[Any], None] | None = None,
-) -> dict[str, Any]:
-    """Prepare, train (from the last checkpoint with ``config.resume``), evaluate once more at the end if
-    needed, save the adapter atomically, write result.json.
-
-    ``summary_keys``: logged numbers whose last training (and eval_) values go into the metrics.
-    ``before_save(model)``: a last change to the trained model before saving (DPO deletes "ref")."""
-    job_dir = Path(job_dir)
-    cancel = cancel or CancelToken()
-    started = time.monotonic()
-    resume_from = checkpoint_to_resume(config, job_dir)  # before the model loads: fail fast
-    job = prepare_job(config, job_dir, cancel)
-    if config.early_stopping_patience and not job.n_eval:
-        log("early_stopping_patience is set but there is no evaluation set: no early stopping.", "warning")
-    if resume_from is not None:
-        log(f"Resuming from the checkpoint at {resume_from.describe()}: {resume_from.path}.")
-    cancel.check()
-    cancel.deferred = True  # from here a signal stops training at the next step boundary
-    trainer, events = job.trainer, job.events
-    global_step = train_or_restore(trainer, events, resume_from)
-    if job.n_eval and events.last_eval_step != global_step:  # no evaluation at the very end yet
-        trainer.evaluate()  # logs eval_loss and the eval_ numbers through the callback
-    cancel.check()
-    stopper = early_stopping(trainer)
-    checkpoints, best = checkpoint_summary(job_dir)
-    metrics: dict[str, Any] = {
-        **{k: v for k, v in events.summary.items() if k != "epoch"},  # train_loss, train_runtime, ...
-        **({} if resume_from is None else whole_run_train_loss(trainer)),
-        "global_step": global_step,
-        "final_loss": events.last_metrics.get("loss"),  # the last logged training loss
-        **last_logged(trainer, summary_keys),
-        **({"eval_loss": events.last_metrics["eval_loss"]} if "eval_loss" in events.last_metrics else {}),
-        **(last_logged(trainer, summary_keys, "eval_") if job.n_eval else {}),
-        **best,
-        "stopped_early": stopper is not None and stopper.stopped_at is not None,
-        "n_train": job.n_train,
-        "n_eval": job.n_eval,
-        "trainable_parameters": job.trainable_parameters,
-    }
-    if before_save is not None:
-        before_save(trainer.accelerator.unwrap_model(trainer.model))
-    adapter_path = save_adapter(trainer, job_dir / config.output_name, cancel, config)
-    metrics["duration_s"] = round(time.monotonic() - started, 3)
-    if trainer.accelerator.is_main_process:
-        protocol.emit(protocol.Artifact(name="adapter", path=str(adapter_path)))
-        write_result(
-            job_dir,
-            {
-                "status": "finished",
-                "kind": config.kind,
-                "adapter_path": str(adapter_path),
-                "metrics": metrics,
-                "checkpoints": checkpoints,
-                "config": config.to_dict(),
-            },
-        )
-    return {"adapter_path": str(adapter_path), "metrics": metrics, "duration_s": metrics["duration_s"]}
-
-
-def save_adapter(trainer: Any, final_dir: Path, cancel: Any, config: SFTJobConfig) -> Path:
-    """Write the adapter to a temporary folder and rename it into place only when it is complete."""
-    accelerator = trainer.accelerator
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        tmp = final_dir.with_name(f"{final_dir.name}.tmp-{os.getpid()}")
-        try:
-            model = accelerator.unwrap_model(trainer.model)
-            model.save_pretrained(str(tmp), safe_serialization=True)
-            _write_json_atomic(
-                tmp / "training_info.json",
-                {
-                    "kind": config.kind,
-                    "base_model": config.base_model,
-                    "parent_adapter": config.parent_adapter,
-                },
-            )
-            cancel.check()  # last chance: after the rename the job counts as finished
-            cancel.deferred = True
-            os.rename(tmp, final_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    accelerator.wait_for_everyone()
-    return final_dir
-
-
-def log(message: str, level: str = "info") -> None:
-    protocol.emit(protocol.Log(level=level, message=message))

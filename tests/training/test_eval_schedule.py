@@ -15,7 +15,7 @@ from training.callbacks import EarlyStopping
 from training.checkpoints import find_best_and_last
 from training.config import ConfigError, config_from_dict, defaults
 from training.data import MIN_EVAL_SPLIT, load_job_data, split_note
-from training.dpo import check_inputs
+from training.pair_training import check_inputs
 
 from .conftest import parse_events
 

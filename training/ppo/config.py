@@ -1,7 +1,7 @@
 """``PPOJobConfig``: the settings of a `ppo` job (config.json), in the style of training/config.py.
 
-Standard library only, and no module-level import of training.config (which registers this class), so
-either module can be imported first without a cycle.
+Standard library only; shared choices come from training/config_base.py (training/config.py registers this
+class and imports this module, never the other way).
 
 Defaults: the research project's lr 1e-5, batch 16 rollouts per PPO step and mini-batch 1; the rest are the
 defaults of TRL's former PPOTrainer (which the research project used): 4 PPO epochs per batch, clip 0.2 for
@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from training.config_base import DEVICES, LORA_TARGET_MODULES, QUANTIZATIONS, ConfigError
+
 KL_ESTIMATORS = ("k1", "k3")  # k1: logp - ref_logp (TRL's default); k3: (r - 1) - log r, r = ref_p / p
 
 
 def _lora_targets() -> list[str]:
-    from training.config import LORA_TARGET_MODULES
-
     return list(LORA_TARGET_MODULES)
 
 
@@ -97,7 +97,6 @@ class PPOJobConfig:
 
     def validate(self) -> None:
         """Check values (types are checked when reading); raises ConfigError naming the field."""
-        from training.config import DEVICES, QUANTIZATIONS, ConfigError
 
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"config field '{name}' {why} (got {getattr(self, name)!r}).")

@@ -32,7 +32,7 @@ from training.checkpoints import CheckpointInfo, find_best_and_last
 from training.data import DataError
 from training.lora import ModelError, check_adapter_folder, check_model_folder
 from training.ppo.config import PPOJobConfig
-from training.sft import log, write_result
+from training.runner import log, write_result
 
 RawPrompts = list[tuple[str, list[dict[str, str]]]]
 
