@@ -182,7 +182,7 @@ async def capture_training(window, out: Path, until) -> None:
 
 async def capture_evaluation(window, out: Path, until) -> None:
     """The Compare page after a real evaluation of the base model and B-iter-1 and a scripted blind review,
-    then the report's first A4 page."""
+    then the report's first A4 (landscape) page."""
     from medalign_desktop.ui.compare.page import report_html
     from medalign_desktop.ui.compare.report_pdf import first_page_image
 

@@ -5,8 +5,11 @@ matrix, and the HTML and PDF reports, each checked against what the store record
 from __future__ import annotations
 
 import random
+import shutil
 import stat
+import subprocess
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
@@ -248,3 +251,72 @@ def test_report_pdf_draws_the_svg_plots_as_images(qapp, tmp_path):
     path = write_pdf(html, tmp_path / "plots.pdf")
     assert path.read_bytes()[:5] == b"%PDF-" and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["plots.pdf"]  # no temporary file left behind
+
+
+def _several_versions_report(tmp_path) -> str:
+    """A report of six versions (base and five HITL iterations), evaluated on three held-out questions."""
+    from medalign_desktop.report.document import render_html, report_data
+
+    def metrics(accuracy, correct):
+        return {"n_questions": 3, "n_mcq": 3, "mcq_correct": correct, "mcq_unparsed": 1, "accuracy": accuracy,
+                "n_with_reference": 3, "rouge_l": 0.41234, "bleu": 12.34, "reward_mean": 0.123,
+                "mean_length_tokens": 41.5, "n_generated": 3, "n_cached": 0}  # fmt: skip
+
+    with Store.open(tmp_path / "report.sqlite") as store:
+        parent, names = None, ["base"]
+        for i in range(1, 6):
+            parent = store.add_model_version(f"B-iter-{i}", "hitl", parent_id=parent, adapter_path=f"/b{i}")
+            names.append(f"B-iter-{i}")
+        ids = [store.add_prompt(f"Question {i}?") for i in range(3)]
+        store.set_split(ids, "held_out")
+        answers = [{"version": v, "prompt_id": p, "text": f"{v} says {p}", "n_tokens": 4,
+                    "finish_reason": "stop", "cached": False} for v in names for p in ids]  # fmt: skip
+        results = {"settings": {"max_new_tokens": 128, "temperature": 0, "system_prompt": "", "seed": 0},
+                   "versions": {v: metrics(0.1 * (k + 1), k % 3) for k, v in enumerate(names)}}  # fmt: skip
+        store.store_evaluation(None, results, answers)
+        return render_html(report_data(store))
+
+
+def _ppm_pixels(path) -> tuple[int, int, bytes]:
+    """(width, height, RGB bytes) of a binary PPM (P6) as pdftoppm writes it."""
+    data = path.read_bytes()
+    fields, position = [], 0
+    while len(fields) < 4:  # magic, width, height, maxval: separated by white space
+        while data[position : position + 1].isspace():
+            position += 1
+        end = position
+        while not data[end : end + 1].isspace():
+            end += 1
+        fields.append(data[position:end])
+        position = end
+    assert fields[0] == b"P6"
+    return int(fields[1]), int(fields[2]), data[position + 1 :]
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs poppler-utils (pdftoppm, pdftotext)")
+def test_report_pdf_pages_keep_inside_the_text_area_and_break_no_word(qapp, tmp_path):
+    """A4 landscape: the metrics table and the plots stay within the margins, headers and figures whole."""
+    from medalign_desktop.ui.compare.report_pdf import A4_MM, MARGIN_MM
+
+    path = write_pdf(_several_versions_report(tmp_path), tmp_path / "report.pdf")
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    )
+    for whole in ("Version", "Questions", "Unparsed", "strength", "10.0 % (0/3)", "60.0 % (2/3)", "B-iter-5"):
+        assert whole in text.stdout, whole
+    dpi = 40
+    subprocess.run(["pdftoppm", "-r", str(dpi), str(path), str(tmp_path / "page")], check=True)
+    pages = sorted(tmp_path.glob("page-*.ppm"))
+    assert len(pages) >= 2
+    inset = (MARGIN_MM - 2) / 25.4 * dpi  # the margin, less 2 mm of tolerance for anti-aliasing
+    for page in pages:
+        width, height, pixels = _ppm_pixels(page)
+        assert abs(width - A4_MM.width() / 25.4 * dpi) <= 2  # landscape
+        inked = [
+            (x, y)
+            for y in range(height)
+            for x in range(width)
+            if (x < inset or x >= width - inset or y < inset or y >= height - inset)
+            and min(pixels[3 * (y * width + x) : 3 * (y * width + x) + 3]) < 200
+        ]
+        assert not inked, f"{page.name}: {len(inked)} dark pixels in the margin, e.g. {inked[:5]}"
