@@ -33,8 +33,8 @@ from medalign_desktop.store import (
 )
 from medalign_desktop.store.db import LOCK_WAIT_S, connect, utc_now
 from medalign_desktop.store.errors import StoreError
-from medalign_desktop.store.imports import preferences, staging
-from medalign_desktop.store.imports.preferences import ImportBatch
+from medalign_desktop.store.import_batches import ImportBatch, list_import_batches
+from medalign_desktop.store.imports import staging
 from medalign_desktop.store.rows import (
     AuditEntry,
     CachedAnswer,
@@ -315,7 +315,7 @@ class Store:
     @_guarded
     def import_batches(self, kind: str | None = None) -> list[ImportBatch]:
         """Import batches newest first; ``kind``: 'questions', 'pairs' or None for both."""
-        return preferences.list_import_batches(self.db, kind)
+        return list_import_batches(self.db, kind)
 
     # history ------------------------------------------------------------------------------------------
 
