@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -36,11 +37,7 @@ from medalign_desktop.store.db import LOCK_WAIT_S, connect, utc_now
 from medalign_desktop.store.errors import StoreError
 from medalign_desktop.store.import_batches import ImportBatch, list_import_batches
 from medalign_desktop.store.imports import staging
-from medalign_desktop.store.rows import (
-    HistoryRow,
-    PairFilter,
-    PreferencePair,
-)
+from medalign_desktop.store.rows import HistoryRow, PairFilter, PreferencePair
 from medalign_desktop.store.schema import migrations
 
 P = ParamSpec("P")
@@ -73,10 +70,13 @@ def _delegate(fn: Callable[..., R], leading: int, doc: str | None) -> Callable[.
     """A guarded Store method named and signed like ``fn`` without its first ``leading`` parameters."""
     sig = inspect.signature(fn)
     params = list(sig.parameters.values())
-    if leading == 1:
-        method = lambda self, *args, **kwargs: fn(self.db, *args, **kwargs)  # noqa: E731
-    else:
-        method = lambda self, *args, **kwargs: fn(self.db, self.clock, *args, **kwargs)  # noqa: E731
+    module, name = sys.modules[fn.__module__], fn.__name__
+
+    def method(self: Store, *args: Any, **kwargs: Any) -> R:
+        # Looked up at each call, as a written-out method would, so a test can replace the module function.
+        leading_args = (self.db,) if leading == 1 else (self.db, self.clock)
+        return getattr(module, name)(*leading_args, *args, **kwargs)
+
     method.__name__ = fn.__name__
     method.__qualname__ = f"Store.{fn.__name__}"
     method.__doc__ = doc or fn.__doc__
@@ -85,17 +85,17 @@ def _delegate(fn: Callable[..., R], leading: int, doc: str | None) -> Callable[.
     return _guarded(method)
 
 
-def _reads(
+def _on_db(
     fn: Callable[Concatenate[Database, P], R], doc: str | None = None
 ) -> Callable[Concatenate[Store, P], R]:
     """A Store method that is ``fn(store.db, ...)``: the module function is the one implementation."""
     return _delegate(fn, 1, doc)
 
 
-def _writes(
+def _on_db_and_clock(
     fn: Callable[Concatenate[Database, Clock, P], R], doc: str | None = None
 ) -> Callable[Concatenate[Store, P], R]:
-    """A Store method that is ``fn(store.db, store.clock, ...)`` (a write that stamps the time)."""
+    """A Store method that is ``fn(store.db, store.clock, ...)`` (for functions that stamp the time)."""
     return _delegate(fn, 2, doc)
 
 
@@ -206,20 +206,20 @@ class Store:
             options=options, source=source, external_id=external_id, split=split,
         )  # fmt: skip
 
-    get_prompt = _reads(prompts.get_prompt)
-    queue = _reads(
+    get_prompt = _on_db(prompts.get_prompt)
+    queue = _on_db(
         prompts.queue,
         "Prompt ids to annotate, oldest first; 'unannotated' skips prompts with a live verdict.",
     )
-    set_split = _reads(prompts.set_split)
+    set_split = _on_db(prompts.set_split)
 
     # generations --------------------------------------------------------------------------------------
 
-    add_generation = _writes(
+    add_generation = _on_db_and_clock(
         generations.add_generation,
         "Record a model answer; ``model_version`` is a registered id, a name (e.g. 'base') or None.",
     )
-    get_generation = _reads(generations.get_generation)
+    get_generation = _on_db(generations.get_generation)
 
     # verdicts -----------------------------------------------------------------------------------------
 
@@ -247,7 +247,7 @@ class Store:
             safety_flags=safety_flags, notes=notes,
         )  # fmt: skip
 
-    change_verdict = _writes(
+    change_verdict = _on_db_and_clock(
         verdicts.change_verdict,
         """Correct a live verdict (audited); returns False when the fields change nothing.
 
@@ -260,12 +260,12 @@ class Store:
     def withdraw_verdict(self, feedback_id: int, *, annotator: str, reason: str | None = None) -> None:
         verdicts.withdraw_verdict(self.db, self.clock, feedback_id, annotator=annotator, reason=reason)
 
-    undo_last_verdict = _writes(verdicts.undo_last_verdict)
-    audit_trail = _reads(verdicts.audit_trail)
+    undo_last_verdict = _on_db_and_clock(verdicts.undo_last_verdict)
+    audit_trail = _on_db(verdicts.audit_trail)
 
     # comparisons and preference pairs ---------------------------------------------------------------
 
-    record_comparison = _writes(
+    record_comparison = _on_db_and_clock(
         comparisons.record_comparison,
         """Save a choice between two answers to one question (one transaction); return its id.
 
@@ -273,9 +273,9 @@ class Store:
         with first / second. StoreValidationError names a refused field.
         """,
     )
-    withdraw_comparison = _writes(comparisons.withdraw_comparison)
-    get_comparison = _reads(comparisons.get_comparison)
-    list_comparisons = _reads(comparisons.list_comparisons)
+    withdraw_comparison = _on_db_and_clock(comparisons.withdraw_comparison)
+    get_comparison = _on_db(comparisons.get_comparison)
+    list_comparisons = _on_db(comparisons.list_comparisons)
 
     @_guarded
     def preference_pairs(self, filters: PairFilter = pairs.ALL_PAIRS) -> list[PreferencePair]:
@@ -285,7 +285,7 @@ class Store:
         """
         return list(pairs.iter_pairs(self.db, filters))
 
-    count_pairs = _reads(pairs.count_pairs)
+    count_pairs = _on_db(pairs.count_pairs)
 
     @_guarded
     def import_batches(self, kind: str | None = None) -> list[ImportBatch]:
@@ -293,6 +293,17 @@ class Store:
         return list_import_batches(self.db, kind)
 
     # history ------------------------------------------------------------------------------------------
+
+    # (before ``history`` below, which hides the module of that name in the class body)
+    history_count = _on_db(
+        history.history_count,
+        "How many verdicts :meth:`history` would list with the same filters (no limit / offset).",
+    )
+    feedback_detail = _on_db(history.feedback_detail)
+    annotators = _on_db(history.annotators)
+    model_version_names = _on_db(history.model_version_names)
+    samples_since_last_retrain = _on_db(history.samples_since_last_retrain)
+    stats = _on_db(history.stats)
 
     @_guarded
     def history(
@@ -318,80 +329,70 @@ class Store:
             limit=limit, offset=offset, score_version_id=score_version_id,
         )  # fmt: skip
 
-    history_count = _reads(
-        history.history_count,
-        "How many verdicts :meth:`history` would list with the same filters (no limit / offset).",
-    )
-    feedback_detail = _reads(history.feedback_detail)
-    annotators = _reads(history.annotators)
-    model_version_names = _reads(history.model_version_names)
-    samples_since_last_retrain = _reads(history.samples_since_last_retrain)
-    stats = _reads(history.stats)
-
     # reward-model scores of answers --------------------------------------------------------------------
 
-    add_scores = _writes(
+    add_scores = _on_db_and_clock(
         scores.add_scores,
         """Store ``(generation_id, score)`` pairs of a reward version (one transaction, upsert); all or
         nothing, StoreValidationError names the bad item. Returns how many were stored.""",
     )
-    unscored_generations = _reads(
+    unscored_generations = _on_db(
         scores.unscored_generations,
         "(generation_id, question, answer) of the answers the reward version has not scored yet.",
     )
-    answer_scores = _reads(scores.answer_scores)
+    answer_scores = _on_db(scores.answer_scores)
 
     # model versions and jobs --------------------------------------------------------------------------
 
-    add_model_version = _writes(versions.add_model_version)
-    list_model_versions = _reads(versions.list_model_versions)
-    set_active_model_version = _reads(versions.set_active_model_version)
-    delete_model_version = _reads(
+    add_model_version = _on_db_and_clock(versions.add_model_version)
+    list_model_versions = _on_db(versions.list_model_versions)
+    set_active_model_version = _on_db(versions.set_active_model_version)
+    delete_model_version = _on_db(
         versions.delete_model_version,
         "Remove an unused version (not active, no children, no answers); StoreValidationError says why not.",
     )
-    active_model_version = _reads(versions.active_model_version)
-    create_job = _writes(versions.create_job)
-    get_job = _reads(versions.get_job)
-    list_jobs = _reads(versions.list_jobs)
-    set_job_state = _writes(versions.set_job_state)
-    update_job = _reads(versions.update_job)
-    reopen_job = _reads(
+    active_model_version = _on_db(versions.active_model_version)
+    create_job = _on_db_and_clock(versions.create_job)
+    get_job = _on_db(versions.get_job)
+    list_jobs = _on_db(versions.list_jobs)
+    set_job_state = _on_db_and_clock(versions.set_job_state)
+    update_job = _on_db(versions.update_job)
+    reopen_job = _on_db(
         versions.reopen_job,
         'A cancelled or failed job back to "queued" for resuming; its metrics after that step deleted.',
     )
-    add_job_metrics = _writes(
+    add_job_metrics = _on_db_and_clock(
         versions.add_job_metrics,
         'Rows: ``{"step", "name", "value", "time"?}`` dicts or ``(step, name, value)`` tuples.',
     )
-    job_metrics = _reads(versions.job_metrics)
+    job_metrics = _on_db(versions.job_metrics)
 
     # evaluation of model versions and blind review (issue 7) ---------------------------------------------
 
-    evaluation_cache = _reads(
+    evaluation_cache = _on_db(
         eval_results.evaluation_cache,
         """Answers already stored for these versions with exactly ``settings`` (see
         ``store.eval_results.evaluation_settings``): an evaluation job does not generate them again.""",
     )
-    store_evaluation = _writes(
+    store_evaluation = _on_db_and_clock(
         eval_results.store_evaluation,
         """Store an evaluation job's results.json and answers.jsonl in one transaction (all or nothing;
         StoreValidationError names the bad field, e.g. ``answers[3].prompt_id``).""",
     )
-    evaluation_results = _reads(eval_results.evaluation_results)
-    held_out_count = _reads(eval_results.held_out_count)
-    held_out_prompts = _reads(eval_results.held_out_prompts)
-    hold_out_share = _reads(
+    evaluation_results = _on_db(eval_results.evaluation_results)
+    held_out_count = _on_db(eval_results.held_out_count)
+    held_out_prompts = _on_db(eval_results.held_out_prompts)
+    hold_out_share = _on_db(
         eval_results.hold_out_share,
         """Move a seeded random share of an import batch's questions to held-out; returns how many moved.
         Questions with feedback may move: the training snapshots' guard keeps them out from then on.""",
     )
-    next_review_item = _reads(
+    next_review_item = _on_db(
         eval_results.next_review_item,
         "The next blind review for this annotator between two versions' evaluation answers, or None.",
     )
-    record_review = _writes(
+    record_review = _on_db_and_clock(
         eval_results.record_review,
         "Save a blind review (a comparison, mode 'versions') and each answer's safety flags; its id.",
     )
-    review_votes = _reads(eval_results.review_votes)
+    review_votes = _on_db(eval_results.review_votes)
