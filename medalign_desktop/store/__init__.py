@@ -6,8 +6,10 @@ Import what you need from here; the submodules are internal.
 from __future__ import annotations
 
 from medalign_desktop.store.errors import StoreError, StoreImportError, StoreValidationError
-from medalign_desktop.store.imports.preferences import ImportBatch, import_preferences
-from medalign_desktop.store.imports.questions import ImportIssue, ImportReport, import_questions
+from medalign_desktop.store.import_batches import ImportBatch
+from medalign_desktop.store.imports.base import ImportIssue, ImportReport
+from medalign_desktop.store.imports.preferences import import_preferences
+from medalign_desktop.store.imports.questions import import_questions
 from medalign_desktop.store.rows import (
     COMPARISON_CHOICES,
     PAIR_SOURCES,

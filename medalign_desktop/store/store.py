@@ -10,12 +10,14 @@ lock makes accidental concurrent use safe rather than corrupting.
 from __future__ import annotations
 
 import functools
+import inspect
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlite_utils import Database
 
@@ -33,25 +35,9 @@ from medalign_desktop.store import (
 )
 from medalign_desktop.store.db import LOCK_WAIT_S, connect, utc_now
 from medalign_desktop.store.errors import StoreError
-from medalign_desktop.store.imports import preferences, staging
-from medalign_desktop.store.imports.preferences import ImportBatch
-from medalign_desktop.store.rows import (
-    AuditEntry,
-    CachedAnswer,
-    Comparison,
-    EvaluationResult,
-    FeedbackDetail,
-    Generation,
-    HistoryRow,
-    Job,
-    JobMetric,
-    ModelVersion,
-    PairFilter,
-    PreferencePair,
-    Prompt,
-    ReviewItem,
-    Vote,
-)
+from medalign_desktop.store.import_batches import ImportBatch, list_import_batches
+from medalign_desktop.store.imports import staging
+from medalign_desktop.store.rows import HistoryRow, PairFilter, PreferencePair
 from medalign_desktop.store.schema import migrations
 
 P = ParamSpec("P")
@@ -75,6 +61,42 @@ def _guarded(method: Callable[P, R]) -> Callable[P, R]:
                 raise StoreError(f"Database {self.path}: {action} failed: {exc}") from exc
 
     return wrapper
+
+
+Clock = Callable[[], str]
+
+
+def _delegate(fn: Callable[..., R], leading: int, doc: str | None) -> Callable[..., R]:
+    """A guarded Store method named and signed like ``fn`` without its first ``leading`` parameters."""
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    module, name = sys.modules[fn.__module__], fn.__name__
+
+    def method(self: Store, *args: Any, **kwargs: Any) -> R:
+        # Looked up at each call, as a written-out method would, so a test can replace the module function.
+        leading_args = (self.db,) if leading == 1 else (self.db, self.clock)
+        return getattr(module, name)(*leading_args, *args, **kwargs)
+
+    method.__name__ = fn.__name__
+    method.__qualname__ = f"Store.{fn.__name__}"
+    method.__doc__ = doc or fn.__doc__
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__signature__ = sig.replace(parameters=[self_param, *params[leading:]])  # type: ignore[attr-defined]
+    return _guarded(method)
+
+
+def _on_db(
+    fn: Callable[Concatenate[Database, P], R], doc: str | None = None
+) -> Callable[Concatenate[Store, P], R]:
+    """A Store method that is ``fn(store.db, ...)``: the module function is the one implementation."""
+    return _delegate(fn, 1, doc)
+
+
+def _on_db_and_clock(
+    fn: Callable[Concatenate[Database, Clock, P], R], doc: str | None = None
+) -> Callable[Concatenate[Store, P], R]:
+    """A Store method that is ``fn(store.db, store.clock, ...)`` (for functions that stamp the time)."""
+    return _delegate(fn, 2, doc)
 
 
 class Store:
@@ -134,6 +156,13 @@ class Store:
     def schema_version(self) -> int:
         return migrations.user_version(self.db)
 
+    @_guarded
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` of this connection: it changes when another connection (a job,
+        the command line, another app) has committed to the file; this connection's own writes leave it
+        as it is. Compare two readings to notice writes made elsewhere."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
     def close(self) -> None:
         with self._lock:
             if self._db is not None:
@@ -153,6 +182,9 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
+
+    # The methods below are the module functions with the store's connection (and clock) filled in;
+    # the few written out in full add something (a signature narrower than the module's, or a conversion).
 
     # prompts ------------------------------------------------------------------------------------------
 
@@ -174,44 +206,20 @@ class Store:
             options=options, source=source, external_id=external_id, split=split,
         )  # fmt: skip
 
-    @_guarded
-    def get_prompt(self, prompt_id: int) -> Prompt:
-        return prompts.get_prompt(self.db, prompt_id)
-
-    @_guarded
-    def queue(self, *, mode: str = "unannotated", include_held_out: bool = False) -> list[int]:
-        """Prompt ids to annotate, oldest first; 'unannotated' skips prompts with a live verdict."""
-        return prompts.queue(self.db, mode=mode, include_held_out=include_held_out)
-
-    @_guarded
-    def set_split(self, prompt_ids: Iterable[int], split: str) -> None:
-        prompts.set_split(self.db, prompt_ids, split)
+    get_prompt = _on_db(prompts.get_prompt)
+    queue = _on_db(
+        prompts.queue,
+        "Prompt ids to annotate, oldest first; 'unannotated' skips prompts with a live verdict.",
+    )
+    set_split = _on_db(prompts.set_split)
 
     # generations --------------------------------------------------------------------------------------
 
-    @_guarded
-    def add_generation(
-        self,
-        prompt_id: int,
-        text: str,
-        *,
-        model_version: int | str | None = None,
-        settings: dict[str, Any],
-        time_to_first_token_s: float | None = None,
-        tokens_per_s: float | None = None,
-        n_tokens: int | None = None,
-        finish_reason: str | None = None,
-    ) -> int:
-        """Record a model answer; ``model_version`` is a registered id, a name (e.g. 'base') or None."""
-        return generations.add_generation(
-            self.db, self.clock, prompt_id, text, settings=settings, model_version=model_version,
-            time_to_first_token_s=time_to_first_token_s, tokens_per_s=tokens_per_s, n_tokens=n_tokens,
-            finish_reason=finish_reason,
-        )  # fmt: skip
-
-    @_guarded
-    def get_generation(self, generation_id: int) -> Generation:
-        return generations.get_generation(self.db, generation_id)
+    add_generation = _on_db_and_clock(
+        generations.add_generation,
+        "Record a model answer; ``model_version`` is a registered id, a name (e.g. 'base') or None.",
+    )
+    get_generation = _on_db(generations.get_generation)
 
     # verdicts -----------------------------------------------------------------------------------------
 
@@ -239,66 +247,35 @@ class Store:
             safety_flags=safety_flags, notes=notes,
         )  # fmt: skip
 
-    @_guarded
-    def change_verdict(self, feedback_id: int, *, annotator: str, **fields: Any) -> bool:
+    change_verdict = _on_db_and_clock(
+        verdicts.change_verdict,
         """Correct a live verdict (audited); returns False when the fields change nothing.
 
         Fields: verdict, edited_text, reject_reason, reject_note, rating, safety_flags, notes. When the
         verdict itself changes, the old verdict's edit / reject fields are dropped unless given again.
-        """
-        return verdicts.change_verdict(self.db, self.clock, feedback_id, annotator=annotator, **fields)
+        """,
+    )
 
     @_guarded
     def withdraw_verdict(self, feedback_id: int, *, annotator: str, reason: str | None = None) -> None:
         verdicts.withdraw_verdict(self.db, self.clock, feedback_id, annotator=annotator, reason=reason)
 
-    @_guarded
-    def undo_last_verdict(self, annotator: str) -> int | None:
-        return verdicts.undo_last_verdict(self.db, self.clock, annotator)
-
-    @_guarded
-    def audit_trail(self, feedback_id: int) -> list[AuditEntry]:
-        return verdicts.audit_trail(self.db, feedback_id)
+    undo_last_verdict = _on_db_and_clock(verdicts.undo_last_verdict)
+    audit_trail = _on_db(verdicts.audit_trail)
 
     # comparisons and preference pairs ---------------------------------------------------------------
 
-    @_guarded
-    def record_comparison(
-        self,
-        first_generation_id: int,
-        second_generation_id: int,
-        choice: str,
-        *,
-        annotator: str,
-        swapped: bool,
-        mode: str,
-        edited_text: str | None = None,
-        safety_flags: Iterable[str] = (),
-        notes: str | None = None,
-    ) -> int:
+    record_comparison = _on_db_and_clock(
+        comparisons.record_comparison,
         """Save a choice between two answers to one question (one transaction); return its id.
 
         ``choice``: first / second / tie / both_bad; ``edited_text`` (a correction of the winner) only
         with first / second. StoreValidationError names a refused field.
-        """
-        return comparisons.record_comparison(
-            self.db, self.clock, first_generation_id, second_generation_id, choice, annotator=annotator,
-            swapped=swapped, mode=mode, edited_text=edited_text, safety_flags=safety_flags, notes=notes,
-        )  # fmt: skip
-
-    @_guarded
-    def withdraw_comparison(self, comparison_id: int, *, annotator: str) -> None:
-        comparisons.withdraw_comparison(self.db, self.clock, comparison_id, annotator=annotator)
-
-    @_guarded
-    def get_comparison(self, comparison_id: int) -> Comparison:
-        return comparisons.get_comparison(self.db, comparison_id)
-
-    @_guarded
-    def list_comparisons(
-        self, *, prompt_id: int | None = None, include_withdrawn: bool = False
-    ) -> list[Comparison]:
-        return comparisons.list_comparisons(self.db, prompt_id=prompt_id, include_withdrawn=include_withdrawn)
+        """,
+    )
+    withdraw_comparison = _on_db_and_clock(comparisons.withdraw_comparison)
+    get_comparison = _on_db(comparisons.get_comparison)
+    list_comparisons = _on_db(comparisons.list_comparisons)
 
     @_guarded
     def preference_pairs(self, filters: PairFilter = pairs.ALL_PAIRS) -> list[PreferencePair]:
@@ -308,16 +285,25 @@ class Store:
         """
         return list(pairs.iter_pairs(self.db, filters))
 
-    @_guarded
-    def count_pairs(self, filters: PairFilter = pairs.ALL_PAIRS) -> int:
-        return pairs.count_pairs(self.db, filters)
+    count_pairs = _on_db(pairs.count_pairs)
 
     @_guarded
     def import_batches(self, kind: str | None = None) -> list[ImportBatch]:
         """Import batches newest first; ``kind``: 'questions', 'pairs' or None for both."""
-        return preferences.list_import_batches(self.db, kind)
+        return list_import_batches(self.db, kind)
 
     # history ------------------------------------------------------------------------------------------
+
+    # (before ``history`` below, which hides the module of that name in the class body)
+    history_count = _on_db(
+        history.history_count,
+        "How many verdicts :meth:`history` would list with the same filters (no limit / offset).",
+    )
+    feedback_detail = _on_db(history.feedback_detail)
+    annotators = _on_db(history.annotators)
+    model_version_names = _on_db(history.model_version_names)
+    samples_since_last_retrain = _on_db(history.samples_since_last_retrain)
+    stats = _on_db(history.stats)
 
     @_guarded
     def history(
@@ -343,180 +329,70 @@ class Store:
             limit=limit, offset=offset, score_version_id=score_version_id,
         )  # fmt: skip
 
-    @_guarded
-    def history_count(self, **filters: Any) -> int:
-        """How many verdicts :meth:`history` would list with the same filters (no limit / offset)."""
-        return history.history_count(self.db, **filters)
-
-    @_guarded
-    def feedback_detail(self, feedback_id: int) -> FeedbackDetail:
-        return history.feedback_detail(self.db, feedback_id)
-
-    @_guarded
-    def annotators(self) -> list[str]:
-        return history.annotators(self.db)
-
-    @_guarded
-    def model_version_names(self) -> list[str]:
-        return history.model_version_names(self.db)
-
-    @_guarded
-    def samples_since_last_retrain(self) -> int:
-        return history.samples_since_last_retrain(self.db)
-
-    @_guarded
-    def stats(self) -> dict[str, int]:
-        return history.stats(self.db)
-
     # reward-model scores of answers --------------------------------------------------------------------
 
-    @_guarded
-    def add_scores(self, version_id: int, values: Iterable[tuple[int, float]]) -> int:
+    add_scores = _on_db_and_clock(
+        scores.add_scores,
         """Store ``(generation_id, score)`` pairs of a reward version (one transaction, upsert); all or
-        nothing, StoreValidationError names the bad item. Returns how many were stored."""
-        return scores.add_scores(self.db, self.clock, version_id, values)
-
-    @_guarded
-    def unscored_generations(self, version_id: int) -> list[tuple[int, str, str]]:
-        """(generation_id, question, answer) of the answers the reward version has not scored yet."""
-        return scores.unscored_generations(self.db, version_id)
-
-    @_guarded
-    def answer_scores(self, version_id: int) -> dict[int, float | None]:
-        return scores.answer_scores(self.db, version_id)
+        nothing, StoreValidationError names the bad item. Returns how many were stored.""",
+    )
+    unscored_generations = _on_db(
+        scores.unscored_generations,
+        "(generation_id, question, answer) of the answers the reward version has not scored yet.",
+    )
+    answer_scores = _on_db(scores.answer_scores)
 
     # model versions and jobs --------------------------------------------------------------------------
 
-    @_guarded
-    def add_model_version(
-        self,
-        name: str,
-        kind: str,
-        *,
-        parent_id: int | None = None,
-        job_id: int | None = None,
-        base_model: str | None = None,
-        adapter_path: str | Path | None = None,
-        data_size: int | None = None,
-        metrics: dict[str, Any] | None = None,
-    ) -> int:
-        return versions.add_model_version(
-            self.db, self.clock, name, kind, parent_id=parent_id, job_id=job_id, base_model=base_model,
-            adapter_path=adapter_path, data_size=data_size, metrics=metrics,
-        )  # fmt: skip
-
-    @_guarded
-    def list_model_versions(self) -> list[ModelVersion]:
-        return versions.list_model_versions(self.db)
-
-    @_guarded
-    def set_active_model_version(self, version_id: int | None) -> None:
-        versions.set_active_model_version(self.db, version_id)
-
-    @_guarded
-    def delete_model_version(self, version_id: int) -> None:
-        """Remove an unused version (not active, no children, no answers); StoreValidationError says why not."""
-        versions.delete_model_version(self.db, version_id)
-
-    @_guarded
-    def active_model_version(self) -> ModelVersion | None:
-        return versions.active_model_version(self.db)
-
-    @_guarded
-    def create_job(self, kind: str, config: dict[str, Any], job_dir: str | Path | None = None) -> int:
-        return versions.create_job(self.db, self.clock, kind, config, job_dir)
-
-    @_guarded
-    def get_job(self, job_id: int) -> Job:
-        return versions.get_job(self.db, job_id)
-
-    @_guarded
-    def list_jobs(self, *, kind: str | None = None) -> list[Job]:
-        return versions.list_jobs(self.db, kind=kind)
-
-    @_guarded
-    def set_job_state(self, job_id: int, state: str, *, error: str | None = None) -> None:
-        versions.set_job_state(self.db, self.clock, job_id, state, error=error)
-
-    @_guarded
-    def update_job(
-        self, job_id: int, *, job_dir: str | Path | None = None, data_size: int | None = None
-    ) -> None:
-        versions.update_job(self.db, job_id, job_dir=job_dir, data_size=data_size)
-
-    @_guarded
-    def reopen_job(self, job_id: int, *, keep_through_step: int) -> int:
-        """A cancelled or failed job back to "queued" for resuming; its metrics after that step deleted."""
-        return versions.reopen_job(self.db, job_id, keep_through_step=keep_through_step)
-
-    @_guarded
-    def add_job_metrics(self, job_id: int, rows: Iterable[Any]) -> None:
-        """Rows: ``{"step", "name", "value", "time"?}`` dicts or ``(step, name, value)`` tuples."""
-        versions.add_job_metrics(self.db, self.clock, job_id, rows)
-
-    @_guarded
-    def job_metrics(self, job_id: int, name: str | None = None) -> list[JobMetric]:
-        return versions.job_metrics(self.db, job_id, name)
+    add_model_version = _on_db_and_clock(versions.add_model_version)
+    list_model_versions = _on_db(versions.list_model_versions)
+    set_active_model_version = _on_db(versions.set_active_model_version)
+    delete_model_version = _on_db(
+        versions.delete_model_version,
+        "Remove an unused version (not active, no children, no answers); StoreValidationError says why not.",
+    )
+    active_model_version = _on_db(versions.active_model_version)
+    create_job = _on_db_and_clock(versions.create_job)
+    get_job = _on_db(versions.get_job)
+    list_jobs = _on_db(versions.list_jobs)
+    set_job_state = _on_db_and_clock(versions.set_job_state)
+    update_job = _on_db(versions.update_job)
+    reopen_job = _on_db(
+        versions.reopen_job,
+        'A cancelled or failed job back to "queued" for resuming; its metrics after that step deleted.',
+    )
+    add_job_metrics = _on_db_and_clock(
+        versions.add_job_metrics,
+        'Rows: ``{"step", "name", "value", "time"?}`` dicts or ``(step, name, value)`` tuples.',
+    )
+    job_metrics = _on_db(versions.job_metrics)
 
     # evaluation of model versions and blind review (issue 7) ---------------------------------------------
 
-    @_guarded
-    def evaluation_cache(self, version_names: Iterable[str], settings: dict[str, Any]) -> list[CachedAnswer]:
+    evaluation_cache = _on_db(
+        eval_results.evaluation_cache,
         """Answers already stored for these versions with exactly ``settings`` (see
-        ``store.eval_results.evaluation_settings``): an evaluation job does not generate them again."""
-        return eval_results.evaluation_cache(self.db, version_names, settings)
-
-    @_guarded
-    def store_evaluation(self, job_id: int | None, results: dict[str, Any], answers: list[dict]) -> None:
+        ``store.eval_results.evaluation_settings``): an evaluation job does not generate them again.""",
+    )
+    store_evaluation = _on_db_and_clock(
+        eval_results.store_evaluation,
         """Store an evaluation job's results.json and answers.jsonl in one transaction (all or nothing;
-        StoreValidationError names the bad field, e.g. ``answers[3].prompt_id``)."""
-        eval_results.store_evaluation(self.db, self.clock, job_id, results, answers)
-
-    @_guarded
-    def evaluation_results(self, latest_only: bool = True) -> list[EvaluationResult]:
-        return eval_results.evaluation_results(self.db, latest_only=latest_only)
-
-    @_guarded
-    def held_out_count(self) -> int:
-        return eval_results.held_out_count(self.db)
-
-    @_guarded
-    def held_out_prompts(self) -> list[Prompt]:
-        return eval_results.held_out_prompts(self.db)
-
-    @_guarded
-    def hold_out_share(self, import_batch_id: int, fraction: float, seed: int) -> int:
+        StoreValidationError names the bad field, e.g. ``answers[3].prompt_id``).""",
+    )
+    evaluation_results = _on_db(eval_results.evaluation_results)
+    held_out_count = _on_db(eval_results.held_out_count)
+    held_out_prompts = _on_db(eval_results.held_out_prompts)
+    hold_out_share = _on_db(
+        eval_results.hold_out_share,
         """Move a seeded random share of an import batch's questions to held-out; returns how many moved.
-        Questions with feedback may move: the training snapshots' guard keeps them out from then on."""
-        return eval_results.hold_out_share(self.db, import_batch_id, fraction, seed)
-
-    @_guarded
-    def next_review_item(
-        self, version_a: str, version_b: str, *, annotator: str, rng_seed: int
-    ) -> ReviewItem | None:
-        """The next blind review for this annotator between two versions' evaluation answers, or None."""
-        return eval_results.next_review_item(
-            self.db, version_a, version_b, annotator=annotator, rng_seed=rng_seed
-        )
-
-    @_guarded
-    def record_review(
-        self,
-        first_generation_id: int,
-        second_generation_id: int,
-        choice: str,
-        *,
-        annotator: str,
-        swapped: bool,
-        answer_flags: dict[int, list[str]] | None = None,
-        notes: str | None = None,
-    ) -> int:
-        """Save a blind review (a comparison, mode 'versions') and each answer's safety flags; its id."""
-        return eval_results.record_review(
-            self.db, self.clock, first_generation_id, second_generation_id, choice, annotator=annotator,
-            swapped=swapped, answer_flags=answer_flags, notes=notes,
-        )  # fmt: skip
-
-    @_guarded
-    def review_votes(self) -> list[Vote]:
-        return eval_results.review_votes(self.db)
+        Questions with feedback may move: the training snapshots' guard keeps them out from then on.""",
+    )
+    next_review_item = _on_db(
+        eval_results.next_review_item,
+        "The next blind review for this annotator between two versions' evaluation answers, or None.",
+    )
+    record_review = _on_db_and_clock(
+        eval_results.record_review,
+        "Save a blind review (a comparison, mode 'versions') and each answer's safety flags; its id.",
+    )
+    review_votes = _on_db(eval_results.review_votes)

@@ -1,4 +1,4 @@
-"""Import preference pairs (UltraMedical-Preferences format) and list import batches.
+"""Import preference pairs (UltraMedical-Preferences format).
 
 The format: one record per line / row, ``{"prompt": str, "chosen": [{"role", "content"}, ...],
 "rejected": [...]}``; other keys (``id``, ``score`` ...) are ignored. The pair's texts are the last
@@ -20,47 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlite_utils import Database
-
 from medalign_desktop.store.errors import StoreImportError, StoreValidationError
-from medalign_desktop.store.imports.questions import Cancel, ImportIssue, ImportReport, Progress, run_import
-from medalign_desktop.store.imports.readers import RawItem, Reader, open_reader
+from medalign_desktop.store.imports.base import Cancel, ImportReport, Progress, run_import
+from medalign_desktop.store.imports.readers import open_reader
 from medalign_desktop.store.imports.records import ANSWER_ROLES, HUMAN_ROLES, RecordError, json_type
-from medalign_desktop.store.validation import check_choice, check_length, check_unicode
+from medalign_desktop.store.validation import check_length, check_unicode
 
 if TYPE_CHECKING:
     from medalign_desktop.store.store import Store
 
 PAIR_COLUMNS = ("chosen", "rejected")
-_PROGRESS_EVERY = 256
-
-BATCH_KINDS: tuple[str, ...] = ("questions", "pairs")
-
-
-@dataclass(frozen=True)
-class ImportBatch:
-    """One import, for choosing which imported data a job or an export uses."""
-
-    id: int
-    kind: str  # "questions" or "pairs"
-    source_path: str
-    format: str
-    n_imported: int
-    created_at: str
-
-
-def list_import_batches(db: Database, kind: str | None = None) -> list[ImportBatch]:
-    """Finished import batches newest first, of one kind if given (one still being written is left out)."""
-    # 'state' exists from schema v5 on (a test may open an older schema on purpose).
-    done = "state = 'done'" if "state" in db["import_batches"].columns_dict else "1"
-    where, params = f"WHERE {done}", []
-    if kind is not None:
-        where, params = f"WHERE {done} AND kind = ?", [check_choice("kind", kind, BATCH_KINDS)]
-    sql = f"""
-        SELECT id, kind, source_path, format, n_imported, created_at FROM import_batches {where}
-        ORDER BY id DESC
-    """
-    return [ImportBatch(*row) for row in db.execute(sql, params).fetchall()]
 
 
 @dataclass(frozen=True)
@@ -183,36 +152,5 @@ def import_preferences(
     now = store.clock()
     return run_import(
         store, reader, report, progress, cancel,
-        kind="pairs", read=lambda cancelled: _read_rows(reader, report, now, progress, cancelled),
+        kind="pairs", parse=lambda item: pair_row(parse_preference(item.record), now),
     )  # fmt: skip
-
-
-def _read_rows(
-    reader: Reader, report: ImportReport, now: str, progress: Progress | None, cancelled: Cancel
-) -> list[dict[str, Any]] | None:
-    """Parse and validate everything before writing; None when cancelled."""
-    rows: list[dict[str, Any]] = []
-    for count, item in enumerate(reader, start=1):
-        if count % _PROGRESS_EVERY == 0:
-            if cancelled():
-                return None
-            if progress:
-                progress(item.done, reader.total)
-        row = _row_for(item, report, now)
-        if row is not None:
-            rows.append(row)
-    return rows
-
-
-def _row_for(item: RawItem, report: ImportReport, now: str) -> dict[str, Any] | None:
-    if item.problem is not None:
-        report.errors.append(ImportIssue(item.line, item.field, item.problem))
-        return None
-    if item.empty:
-        report.skipped_empty += 1
-        return None
-    try:
-        return pair_row(parse_preference(item.record), now)
-    except RecordError as exc:
-        report.errors.append(ImportIssue(item.line, exc.field, exc.message))
-    return None

@@ -5,7 +5,8 @@ How an import behaves, and why:
 - Everything is read and validated first, holding no lock; then the rows are written in short
   transactions through :mod:`staging` (staged invisibly, then published chunk by chunk), so a verdict
   saved meanwhile from another connection never waits long, a cancelled import writes nothing at all,
-  and a crash never leaves a half-staged file visible (see :mod:`staging` for the recovery).
+  and a crash never leaves a half-staged file visible (see :mod:`staging` for the recovery). The driver
+  is :mod:`base`, shared with the preference-pair import; this module says how a record becomes a row.
 - Every invalid record is reported with its line (text files) or row (tables) and the field at fault;
   the valid ones are still imported. Empty lines are skipped silently (counted, not reported).
 - Prompts are deduplicated by content, so importing the same file twice adds nothing the second time.
@@ -17,84 +18,18 @@ How an import behaves, and why:
 from __future__ import annotations
 
 import random
-import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medalign_desktop.store.errors import StoreError, StoreValidationError
-from medalign_desktop.store.imports import staging
-from medalign_desktop.store.imports.readers import RawItem, Reader, open_reader, source_sha256
-from medalign_desktop.store.imports.records import RecordError, parse_record
+from medalign_desktop.store.errors import StoreValidationError
+from medalign_desktop.store.imports.base import Cancel, ImportReport, Parse, Progress, run_import
+from medalign_desktop.store.imports.readers import RawItem, Reader, open_reader
+from medalign_desktop.store.imports.records import parse_record
 from medalign_desktop.store.prompts import prompt_row
 from medalign_desktop.store.vocab import SPLITS
 
 if TYPE_CHECKING:
     from medalign_desktop.store.store import Store
-
-Progress = Callable[[int, int], None]
-Cancel = Callable[[], bool]
-
-_PROGRESS_EVERY = 256
-MAX_LISTED_ISSUES = 20
-
-
-@dataclass(frozen=True)
-class ImportIssue:
-    line: int  # 1-based line (JSONL, CSV) or record / row number (JSON array, Parquet, datasets)
-    field: str | None
-    message: str
-
-    def __str__(self) -> str:
-        if not self.line:  # about the whole file
-            return self.message
-        where = f"line {self.line}" + (f", field '{self.field}'" if self.field else "")
-        return f"{where}: {self.message}"
-
-
-@dataclass
-class ImportReport:
-    path: Path
-    format: str
-    imported: int = 0
-    duplicates: int = 0
-    skipped_empty: int = 0
-    errors: list[ImportIssue] = field(default_factory=list)
-    warnings: list[ImportIssue] = field(default_factory=list)
-    cancelled: bool = False
-    batch_id: int | None = None  # the import_batches row, when something was imported
-    noun: str = "question"  # what one record is, for the summary ("preference pair" for pair imports)
-
-    @property
-    def records(self) -> int:
-        """Records seen (valid or not), empty lines excluded."""
-        return self.imported + self.duplicates + len(self.errors)
-
-    def summary(self) -> str:
-        """A few lines for a dialog or the CLI."""
-        if self.cancelled:
-            return f"Import of {self.path.name} cancelled: nothing was imported."
-        head = (
-            f"Imported {self.imported} {self.noun}{'s' if self.imported != 1 else ''} from {self.path.name} "
-            f"({self.format}); {self.duplicates} already present, {self.skipped_empty} empty lines skipped, "
-            f"{len(self.errors)} invalid."
-        )
-        lines = [head] + _listed(self.errors)
-        if self.warnings:
-            lines += [f"{len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}:"]
-            lines += _listed(self.warnings)
-        return "\n".join(lines)
-
-    def warn(self, message: str, line: int = 0, field: str | None = None) -> None:
-        self.warnings.append(ImportIssue(line, field, message))
-
-
-def _listed(issues: list[ImportIssue]) -> list[str]:
-    lines = [f"  {issue}" for issue in issues[:MAX_LISTED_ISSUES]]
-    if len(issues) > MAX_LISTED_ISSUES:
-        lines.append(f"  ... and {len(issues) - MAX_LISTED_ISSUES} more")
-    return lines
 
 
 def _check_options(split: str | None, held_out_fraction: float) -> None:
@@ -129,126 +64,30 @@ def import_questions(
     path = Path(path).expanduser()
     reader = open_reader(path)
     report = ImportReport(path=path, format=reader.format)
+    seen_ids: dict[str, dict[str, int]] = {}
+    parse = _question_parser(report, seen_ids, store.clock(), reader, split, held_out_fraction, seed)
     return run_import(
-        store, reader, report, progress, cancel,
-        kind="questions",
-        read=lambda cancelled: _read_rows(
-            store, reader, report, progress, cancelled, split, held_out_fraction, seed
-        ),
+        store, reader, report, progress, cancel, kind="questions", parse=parse,
+        finish=lambda: _check_external_ids(store, report, seen_ids) if seen_ids else None,
     )  # fmt: skip
 
 
-def run_import(
-    store: Store,
-    reader: Reader,
+def _question_parser(
     report: ImportReport,
-    progress: Progress | None,
-    cancel: Cancel | None,
-    *,
-    kind: str,
-    read: Callable[[Cancel], list[dict[str, Any]] | None],
-) -> ImportReport:
-    """The shape every import shares: validate everything first (``read``; None when cancelled; no lock
-    held), then write through :mod:`staging` in short transactions; a cancel writes nothing."""
-    cancelled = cancel or (lambda: False)
-    rows = read(cancelled)
-    if rows is None or cancelled():
-        return _cancelled(report)
-    if not rows and not report.errors:
-        nouns = report.noun + "s"
-        report.warn(
-            f"{report.path.name} holds no {nouns}" + (" (only blank lines)" if report.skipped_empty else "")
-        )
-    if rows:
-        try:
-            _write(store, reader, report, kind, rows, cancelled)
-        except staging.StagingCancelled:
-            return _cancelled(report)
-        except sqlite3.Error as exc:
-            raise StoreError(
-                f"Database {store.path}: importing {report.path} failed: {exc}. Nothing was imported, "
-                "or, if the failure came while publishing, the rest is added on the next import or open."
-            ) from exc
-    if progress:
-        progress(reader.total, reader.total)
-    return report
-
-
-def _write(
-    store: Store,
+    seen_ids: dict[str, dict[str, int]],
+    now: str,
     reader: Reader,
-    report: ImportReport,
-    kind: str,
-    rows: list[dict[str, Any]],
-    cancelled: Cancel,
-) -> None:
-    batch = {
-        "source_path": str(reader.path.absolute()), "sha256": source_sha256(reader.path),
-        "format": reader.format, "created_at": store.clock(), "n_records": len(rows) + len(report.errors),
-        "n_errors": len(report.errors), "n_skipped_empty": report.skipped_empty,
-    }  # fmt: skip
-    with store.exclusive() as db:
-        staging.recover(db)
-        batch_id = staging.stage(db, kind, batch, rows, cancelled)
-        imported = staging.publish(db, batch_id) or 0
-    report.imported, report.duplicates = imported, len(rows) - imported
-    report.batch_id = batch_id if imported else None
-
-
-def _cancelled(report: ImportReport) -> ImportReport:
-    report.cancelled = True
-    report.imported = report.duplicates = 0
-    report.batch_id = None
-    return report
-
-
-def _read_rows(
-    store: Store,
-    reader: Reader,
-    report: ImportReport,
-    progress: Progress | None,
-    cancelled: Cancel,
     split: str | None,
     held_out_fraction: float,
     seed: int,
-) -> list[dict[str, Any]] | None:
-    """Parse and validate everything before writing; None when cancelled."""
+) -> Parse:
+    """How one record becomes a prompt row, noting its external id and drawing its split."""
     rng = random.Random(seed)
-    now = store.clock()
     source = f"import:{reader.path.name}"
-    rows: list[dict[str, Any]] = []
-    seen_ids: dict[str, dict[str, int]] = {}
-    for count, item in enumerate(reader, start=1):
-        if count % _PROGRESS_EVERY == 0:
-            if cancelled():
-                return None
-            if progress:
-                progress(item.done, reader.total)
-        row = _row_for(item, report, now, source)
-        if row is None:
-            continue
-        note_external_id(report, seen_ids, item.line, row)
-        draw = rng.random()  # drawn for every valid record, so the split of each is stable for a seed
-        if split is not None:
-            row["split"] = split
-        elif held_out_fraction:
-            row["split"] = "held_out" if draw < held_out_fraction else "train"
-        rows.append(row)
-    if seen_ids:
-        _check_external_ids(store, report, seen_ids)
-    return rows
 
-
-def _row_for(item: RawItem, report: ImportReport, now: str, source: str) -> dict[str, Any] | None:
-    if item.problem is not None:
-        report.errors.append(ImportIssue(item.line, item.field, item.problem))
-        return None
-    if item.empty:
-        report.skipped_empty += 1
-        return None
-    try:
+    def parse(item: RawItem) -> dict[str, Any]:
         record = parse_record(item.record)
-        return prompt_row(
+        row = prompt_row(
             record.text,
             created_at=now,
             reference_answer=record.reference_answer,
@@ -258,11 +97,15 @@ def _row_for(item: RawItem, report: ImportReport, now: str, source: str) -> dict
             external_id=record.external_id,
             split=record.split or item.split_hint or "train",
         )
-    except RecordError as exc:
-        report.errors.append(ImportIssue(item.line, exc.field, exc.message))
-    except StoreValidationError as exc:
-        report.errors.append(ImportIssue(item.line, exc.field, exc.message))
-    return None
+        note_external_id(report, seen_ids, item.line, row)
+        draw = rng.random()  # drawn for every valid record, so the split of each is stable for a seed
+        if split is not None:
+            row["split"] = split
+        elif held_out_fraction:
+            row["split"] = "held_out" if draw < held_out_fraction else "train"
+        return row
+
+    return parse
 
 
 def _check_external_ids(store: Store, report: ImportReport, seen: dict[str, dict[str, int]]) -> None:

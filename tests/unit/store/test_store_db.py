@@ -254,3 +254,12 @@ def test_a_raise_inside_the_transaction_is_not_retried(store: Store) -> None:
             raise sqlite3.OperationalError("database is locked")
     assert calls == [1]
     assert not store.db.conn.in_transaction
+
+
+def test_data_version_changes_when_another_connection_commits(store: Store) -> None:
+    before = store.data_version()
+    store.add_prompt("Own write: what is the normal range of serum sodium?")
+    assert store.data_version() == before  # this connection's own commit does not count
+    with Store.open(store.path) as other:
+        other.add_prompt("Another connection's write: what is a normal adult heart rate?")
+    assert store.data_version() != before
