@@ -7,12 +7,17 @@ threads and compare, and never a live cursor. JSON columns are decoded here.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
 def _loads(value: str | None) -> Any:
     return json.loads(value) if value is not None else None
+
+
+def _from_row(cls: type, row: dict[str, Any], **computed: Any) -> Any:
+    """An instance of the dataclass ``cls``: each field from the column of its name, unless ``computed``."""
+    return cls(**{f.name: computed[f.name] if f.name in computed else row[f.name] for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -30,18 +35,7 @@ class Prompt:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Prompt:
-        return cls(
-            id=row["id"],
-            text=row["text"],
-            reference_answer=row["reference_answer"],
-            answer_key=row["answer_key"],
-            options=_loads(row["options_json"]),
-            source=row["source"],
-            external_id=row["external_id"],
-            split=row["split"],
-            import_batch_id=row["import_batch_id"],
-            created_at=row["created_at"],
-        )
+        return _from_row(cls, row, options=_loads(row["options_json"]))
 
 
 @dataclass(frozen=True)
@@ -60,18 +54,8 @@ class Generation:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Generation:
-        return cls(
-            id=row["id"],
-            prompt_id=row["prompt_id"],
-            model_version_id=row["model_version_id"],
-            model_version=row["model_version_name"],
-            text=row["text"],
-            settings=_loads(row["settings_json"]) or {},
-            time_to_first_token_s=row["time_to_first_token_s"],
-            tokens_per_s=row["tokens_per_s"],
-            n_tokens=row["n_tokens"],
-            finish_reason=row["finish_reason"],
-            created_at=row["created_at"],
+        return _from_row(
+            cls, row, model_version=row["model_version_name"], settings=_loads(row["settings_json"]) or {}
         )
 
 
@@ -87,15 +71,7 @@ class AuditEntry:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> AuditEntry:
-        return cls(
-            id=row["id"],
-            feedback_id=row["feedback_id"],
-            action=row["action"],
-            old=_loads(row["old_json"]),
-            new=_loads(row["new_json"]),
-            annotator=row["annotator"],
-            created_at=row["created_at"],
-        )
+        return _from_row(cls, row, old=_loads(row["old_json"]), new=_loads(row["new_json"]))
 
 
 @dataclass(frozen=True)
@@ -161,18 +137,8 @@ class ModelVersion:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ModelVersion:
-        return cls(
-            id=row["id"],
-            name=row["name"],
-            kind=row["kind"],
-            parent_id=row["parent_id"],
-            job_id=row["job_id"],
-            base_model=row["base_model"],
-            adapter_path=row["adapter_path"],
-            data_size=row["data_size"],
-            metrics=_loads(row["metrics_json"]) or {},
-            created_at=row["created_at"],
-            is_active=bool(row["is_active"]),
+        return _from_row(
+            cls, row, metrics=_loads(row["metrics_json"]) or {}, is_active=bool(row["is_active"])
         )
 
 
@@ -191,18 +157,7 @@ class Job:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
-        return cls(
-            id=row["id"],
-            kind=row["kind"],
-            state=row["state"],
-            config=_loads(row["config_json"]) or {},
-            job_dir=row["job_dir"],
-            data_size=row["data_size"],
-            error=row["error"],
-            created_at=row["created_at"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-        )
+        return _from_row(cls, row, config=_loads(row["config_json"]) or {})
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from medalign_desktop.store.db import LOCK_WAIT_S, connect, utc_now
 from medalign_desktop.store.errors import StoreError
 from medalign_desktop.store.import_batches import ImportBatch, list_import_batches
 from medalign_desktop.store.imports import staging
-from medalign_desktop.store.rows import HistoryRow, PairFilter, PreferencePair
+from medalign_desktop.store.rows import PairFilter, PreferencePair
 from medalign_desktop.store.schema import migrations
 
 P = ParamSpec("P")
@@ -294,7 +294,7 @@ class Store:
 
     # history ------------------------------------------------------------------------------------------
 
-    # (before ``history`` below, which hides the module of that name in the class body)
+    # (before ``history`` below, which hides the module of that name in the rest of the class body)
     history_count = _on_db(
         history.history_count,
         "How many verdicts :meth:`history` would list with the same filters (no limit / offset).",
@@ -305,29 +305,12 @@ class Store:
     samples_since_last_retrain = _on_db(history.samples_since_last_retrain)
     stats = _on_db(history.stats)
 
-    @_guarded
-    def history(
-        self,
-        *,
-        search: str | None = None,
-        verdict: str | None = None,
-        annotator: str | None = None,
-        model_version: str | None = None,
-        flag: str | None = None,
-        date_from: Any = None,
-        date_to: Any = None,
-        include_withdrawn: bool = False,
-        limit: int = 200,
-        offset: int = 0,
-        score_version_id: int | None = None,
-    ) -> list[HistoryRow]:
-        """Verdicts newest first. Dates: ``date`` = whole UTC day (date_to inclusive), or aware datetimes.
-        ``score_version_id``: a reward version whose scores of the answers fill ``HistoryRow.reward_score``."""
-        return history.history(
-            self.db, search=search, verdict=verdict, annotator=annotator, model_version=model_version,
-            flag=flag, date_from=date_from, date_to=date_to, include_withdrawn=include_withdrawn,
-            limit=limit, offset=offset, score_version_id=score_version_id,
-        )  # fmt: skip
+    history = _on_db(
+        history.history,
+        """Verdicts newest first, filtered as :func:`history.build_filters` says. Dates: ``date`` = whole
+        UTC day (date_to inclusive), or aware datetimes. ``score_version_id``: a reward version whose
+        scores of the answers fill ``HistoryRow.reward_score``.""",
+    )
 
     # reward-model scores of answers --------------------------------------------------------------------
 

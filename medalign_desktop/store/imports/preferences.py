@@ -20,11 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medalign_desktop.store.errors import StoreImportError, StoreValidationError
+from medalign_desktop.store.errors import StoreImportError
 from medalign_desktop.store.imports.base import Cancel, ImportReport, Progress, run_import
 from medalign_desktop.store.imports.readers import open_reader
-from medalign_desktop.store.imports.records import ANSWER_ROLES, HUMAN_ROLES, RecordError, json_type
-from medalign_desktop.store.validation import check_length, check_unicode
+from medalign_desktop.store.imports.records import (
+    ANSWER_ROLES,
+    HUMAN_ROLES,
+    RecordError,
+    checked_text,
+    json_type,
+)
 
 if TYPE_CHECKING:
     from medalign_desktop.store.store import Store
@@ -55,10 +60,7 @@ def _text(field: str, value: Any) -> str:
         raise RecordError(field, f"missing field '{name}'")
     if not isinstance(value, str):
         raise RecordError(field, f"expected a string, got {json_type(value)}")
-    try:
-        return check_length(field, check_unicode(field, value))
-    except StoreValidationError as exc:
-        raise RecordError(field, exc.message) from None
+    return checked_text(field, value)
 
 
 def _messages(field: str, value: Any) -> list[dict[str, Any]]:

@@ -76,6 +76,11 @@ def _string(field: str, value: Any, *, allow_number: bool = False) -> str | None
         return str(value)
     if not isinstance(value, str):
         raise RecordError(field, f"expected a string, got {json_type(value)}")
+    return checked_text(field, value)
+
+
+def checked_text(field: str, value: str) -> str:
+    """``value`` if its length and characters are allowed, else RecordError naming ``field``."""
     try:
         return check_length(field, check_unicode(field, value))
     except StoreValidationError as exc:
