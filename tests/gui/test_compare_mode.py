@@ -12,6 +12,7 @@ from medalign_desktop.engine import EngineError
 from medalign_desktop.store import Store
 from medalign_desktop.ui.annotate.page import Phase
 from medalign_desktop.ui.annotate.view import AnnotateView
+from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.settings import AppSettings
 from medalign_desktop.ui.core.two_answers import CHOICE_LABELS
 from tests.gui.conftest import QUESTIONS, TEST_SAMPLING, run, wait_answer, wait_phase
@@ -36,7 +37,12 @@ def wait_pair(qtbot, page, prompt_text: str | None = None, timeout: int = 30000)
 
 
 def call(qtbot, window, name: str, *args, **kwargs):
-    return run(qtbot, window.ctx.tasks.start(window.ctx.store.call(name, *args, **kwargs)))
+    """Run the store operation ``name`` as a page would (a write reports its change); other Store methods
+    (the job manager's) directly."""
+    op = ops.all_operations().get(name)
+    store = window.ctx.store
+    work = store.run(op, *args, **kwargs) if op else store.call(getattr(Store, name), *args, **kwargs)
+    return run(qtbot, window.ctx.tasks.start(work))
 
 
 def choose(qtbot, page, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:

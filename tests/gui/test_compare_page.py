@@ -17,6 +17,7 @@ from medalign_desktop.store import Store
 from medalign_desktop.ui.compare.page import NO_HELD_OUT, NOT_EVALUATED, TOO_FEW
 from medalign_desktop.ui.compare.report_pdf import printable_html, write_pdf
 from medalign_desktop.ui.compare.results import metric_cells
+from medalign_desktop.ui.core import operations as ops
 from tests.gui.conftest import QUESTIONS, run, wait_answer
 
 MCQ = [
@@ -48,7 +49,12 @@ def press(qtbot, widget, key) -> None:
 
 
 def call(qtbot, window, name: str, *args, **kwargs):
-    return run(qtbot, window.ctx.tasks.start(window.ctx.store.call(name, *args, **kwargs)))
+    """Run the store operation ``name`` as a page would (a write reports its change); other Store methods
+    (the job manager's) directly."""
+    op = ops.all_operations().get(name)
+    store = window.ctx.store
+    work = store.run(op, *args, **kwargs) if op else store.call(getattr(Store, name), *args, **kwargs)
+    return run(qtbot, window.ctx.tasks.start(work))
 
 
 def test_h_holds_the_question_out_and_a_share_of_an_import_moves(qtbot, make_window, seeded_db):

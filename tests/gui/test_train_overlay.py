@@ -89,7 +89,7 @@ def test_selecting_finished_jobs_overlays_them_and_one_job_replays_alone(qtbot, 
     assert page.compare_label.isVisibleTo(page) and "Compare selected runs" in page.compare_label.text()
 
     # a queued job joins the selection: it is left out of the overlay and its live points draw nothing
-    queued = run(qtbot, window.ctx.tasks.start(window.ctx.store.call("create_job", "hitl", {})))
+    queued = run(qtbot, window.ctx.tasks.start(window.ctx.store.call(Store.create_job, "hitl", {})))
     page.refresh()
     qtbot.waitUntil(lambda: page.table.rowCount() == 3)
     assert page.compared_jobs == (sft, dpo) and page.plot.comparing

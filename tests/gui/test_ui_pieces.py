@@ -8,7 +8,7 @@ from PySide6.QtCore import QSettings
 
 from medalign_desktop.engine import SamplingSettings
 from medalign_desktop.store import AuditEntry, HistoryRow
-from medalign_desktop.ui.annotate.queue_cursor import QueueCursor
+from medalign_desktop.ui.annotate.session import QueueCursor
 from medalign_desktop.ui.core import labels
 from medalign_desktop.ui.core.dialogs import describe_sampling
 from medalign_desktop.ui.core.settings import AppSettings

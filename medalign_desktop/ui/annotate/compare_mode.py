@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from medalign_desktop.engine import GenerationResult, SamplingSettings
 from medalign_desktop.store import ModelVersion, Prompt, StoreValidationError
 from medalign_desktop.ui.annotate.host import AnnotateHost
-from medalign_desktop.ui.annotate.view import Phase
+from medalign_desktop.ui.annotate.session import Phase, ShownPair
+from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.two_answers import CHOICE_LABELS, COMPARE_HINT, PICK_HINT, SLOT_CHOICES
 
 SEED_LIMIT = 2**31 - 2  # a drawn seed and the seed after it both fit a 32-bit signed integer
@@ -42,17 +43,6 @@ class AnswerSource:
     version: ModelVersion | None = None  # None with ``switch``: the base model alone
 
 
-@dataclass(frozen=True)
-class ShownPair:
-    """Two stored answers on screen, in the order shown (index 0 is Answer 1)."""
-
-    prompt_id: int
-    generation_ids: tuple[int, int]
-    labels: tuple[str, str]  # where each came from, revealed once the choice is saved
-    swapped: bool
-    mode: str  # "seeds" or "versions"
-
-
 def blind_caption(result: GenerationResult) -> str:
     """An answer's caption that does not identify it: its length and how it ended, no speed."""
     ending = {"length": " · hit the token limit", "cancelled": " · stopped"}.get(result.finish_reason, "")
@@ -71,7 +61,6 @@ class CompareFlow:
         self.page = page
         self.ctx = page.ctx
         self.view = page.compare
-        self.pair: ShownPair | None = None
         self.streaming_slot: int | None = None
         self.saved: list[int] = []  # this session's comparison ids, newest last; Ctrl+Z withdraws them
         self.aborted = False  # a newer flow has taken over: write no further answer
@@ -80,9 +69,18 @@ class CompareFlow:
     def rng(self) -> random.Random:
         return self.page.rng
 
+    @property
+    def pair(self) -> ShownPair | None:
+        """The two answers on screen, once stored (kept in the page's session)."""
+        return self.page.session.pair
+
+    @pair.setter
+    def pair(self, pair: ShownPair | None) -> None:
+        self.page.session.pair = pair
+
     # ------------------------------------------------------------------ where the answers come from
     async def refresh_versions(self) -> list[ModelVersion]:
-        versions = await self.ctx.store.call("list_model_versions")
+        versions = await self.ctx.store.run(ops.list_model_versions)
         options = self.page.compare_options
         options.set_source(self.ctx.settings.compare_source)
         names = [v.name for v in versions if v.adapter_path]
@@ -179,8 +177,8 @@ class CompareFlow:
         )
 
     async def _store(self, prompt_id: int, source: AnswerSource, result: GenerationResult) -> int:
-        return await self.ctx.store.call(
-            "add_generation", prompt_id, result.text, model_version=result.adapter or result.model_label,
+        return await self.ctx.store.run(
+            ops.add_generation, prompt_id, result.text, model_version=result.adapter or result.model_label,
             settings=source.settings.to_dict(), time_to_first_token_s=result.time_to_first_token_s,
             tokens_per_s=result.tokens_per_s, n_tokens=result.n_tokens, finish_reason=result.finish_reason,
         )  # fmt: skip
@@ -247,7 +245,7 @@ class CompareFlow:
         page = self.page
         try:  # a busy database queues the comparison (saved later, in order) and the clinician moves on
             stored, comparison_id = await self.ctx.store.saving.save(
-                "record_comparison", pair.generation_ids[0], pair.generation_ids[1], choice,
+                ops.record_comparison, pair.generation_ids[0], pair.generation_ids[1], choice,
                 annotator=self.ctx.annotator, swapped=pair.swapped, mode=pair.mode,
                 edited_text=edited_text, safety_flags=tuple(flags), description="the comparison",
                 on_saved=self._saved_later,
@@ -283,10 +281,10 @@ class CompareFlow:
             page.recover()
             return
         comparison_id = self.saved.pop()
-        await self.ctx.store.call("withdraw_comparison", comparison_id, annotator=self.ctx.annotator)
-        comparison = await self.ctx.store.call("get_comparison", comparison_id)
+        await self.ctx.store.run(ops.withdraw_comparison, comparison_id, annotator=self.ctx.annotator)
+        comparison = await self.ctx.store.run(ops.get_comparison, comparison_id)
         ids = (comparison.first_generation_id, comparison.second_generation_id)
-        generations = [await self.ctx.store.call("get_generation", gid) for gid in ids]
+        generations = [await self.ctx.store.run(ops.get_generation, gid) for gid in ids]
         await page.refresh_counter()
         page.cursor.go_to(comparison.prompt_id)
         await page.show_current(generate=False)

@@ -12,8 +12,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from medalign_desktop.ui.annotate.queue_cursor import QueueCursor
-from medalign_desktop.ui.annotate.view import Phase
+from medalign_desktop.ui.annotate.session import AnnotateSession, Phase, QueueCursor
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.two_answers import CompareOptions, TwoAnswerView
 from medalign_desktop.ui.core.widgets import ReviewExtras
@@ -24,8 +23,9 @@ class AnnotateHost(Protocol):
 
     ctx: AppContext
     rng: random.Random  # the order of the two answers and their seeds; tests inject their own
-    cursor: QueueCursor
-    phase: Phase
+    session: AnnotateSession  # the queue, the phase and the answers shown
+    cursor: QueueCursor  # session.cursor
+    phase: Phase  # session.phase
     compare: TwoAnswerView
     compare_options: CompareOptions
     extras: ReviewExtras

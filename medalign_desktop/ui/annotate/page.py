@@ -21,17 +21,17 @@ import random
 from collections.abc import Awaitable, Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QWidget
 
 from medalign_desktop.engine.generation import ContextTooLong
-from medalign_desktop.store import Prompt
 from medalign_desktop.ui.annotate.compare_mode import CompareFlow
-from medalign_desktop.ui.annotate.queue_cursor import QueueCursor
+from medalign_desktop.ui.annotate.session import AnnotateSession, Phase, session_field
 from medalign_desktop.ui.annotate.verdicts import AnnotateVerdicts
-from medalign_desktop.ui.annotate.view import AnnotateView, Phase, describe_result
+from medalign_desktop.ui.annotate.view import AnnotateView, describe_result
 from medalign_desktop.ui.core import dialogs
+from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
+from medalign_desktop.ui.core.operations import Change
 from medalign_desktop.ui.core.widgets import typing_in_text_field
 
 __all__ = ["AnnotatePage", "Phase", "typing_in_text_field"]
@@ -49,6 +49,11 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
     answer_ready = Signal()  # a generation is stored and the verdict buttons are live
     verdict_saved = Signal(str)  # the verdict ("comparison" for a comparison), after the store call returned
     phase_changed = Signal(object)
+    # the session's fields, as the verdicts, compare mode and the tests use them
+    cursor = session_field("cursor")
+    phase = session_field("phase")
+    prompt = session_field("prompt")
+    generation_id = session_field("generation_id")
 
     def __init__(
         self, context: AppContext, parent: QWidget | None = None, *, rng: random.Random | None = None
@@ -56,10 +61,7 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
         super().__init__(context.settings, parent)
         self.ctx = context
         self.rng = rng or random.Random()  # compare mode's answer order (and seeds); tests inject their own
-        self.cursor = QueueCursor()
-        self.phase = Phase.EMPTY
-        self.prompt: Prompt | None = None
-        self.generation_id: int | None = None
+        self.session = AnnotateSession()  # the queue, the phase and what is shown: plain Python (session.py)
         self.no_model_text = NO_MODEL_TEXT  # shown where the answer goes while no model can answer
         self._flow: asyncio.Task | None = None
         self.compare_flow = CompareFlow(self)
@@ -96,6 +98,7 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
         self.mode_box.currentIndexChanged.connect(self._mode_changed)
         self.ctx.store.saving.state_changed.connect(self._saving_state)
         self.compare_options.changed.connect(self._compare_options_changed)
+        self.ctx.store.changed.connect(self._store_changed)
 
     def _install_shortcuts(self) -> None:
         letters = {"A": self.actions.accept, "R": self.actions.reject, "S": self.actions.skip,
@@ -115,12 +118,6 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
         self._shortcut("Ctrl+Return", self._save_edit)
         self._shortcut("Ctrl+Enter", self._save_edit)
         self._shortcut("Ctrl+Z", self._undo)
-
-    def _shortcut(self, key: str, handler: Callable[[], None]) -> QShortcut:
-        shortcut = QShortcut(QKeySequence(key), self)
-        shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        shortcut.activated.connect(handler)
-        return shortcut
 
     # ------------------------------------------------------------------ state
     def set_phase(self, phase: Phase) -> None:
@@ -221,11 +218,25 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
     async def _reload_queue(self) -> None:
         if self.compare_mode:
             await self.compare_flow.refresh_versions()
-        ids = await self.ctx.store.call(
-            "queue", mode=self.ctx.settings.queue_mode, include_held_out=self.ctx.settings.include_held_out
-        )
-        self.cursor.reset(ids)
+        self.cursor.reset(await self._read_queue())
         await self.show_current(generate=True)
+        await self.refresh_counter()
+
+    async def _read_queue(self) -> list[int]:
+        settings = self.ctx.settings
+        return await self.ctx.store.run(ops.queue, mode=settings.queue_mode, include_held_out=settings.include_held_out)
+
+    def _store_changed(self, changes: Change) -> None:
+        """Another process wrote (``medalign import`` while the app runs): new questions join the end of
+        the queue, shown at once if the queue had run out; the counter is read again."""
+        if changes & Change.EXTERNAL and self.ctx.store.is_open:
+            self.ctx.tasks.start(self._take_outside_questions(), "Reading new questions")
+
+    async def _take_outside_questions(self) -> None:
+        if self.session.queue_grew(await self._read_queue()):
+            self.run_flow(lambda: self.show_current(generate=True), "Showing the next question")
+        else:
+            self.position.setText(self.cursor.position_text())
         await self.refresh_counter()
 
     def _queue_options_changed(self) -> None:
@@ -235,7 +246,7 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
 
     async def show_current(self, *, generate: bool) -> None:
         self.extras.reset()
-        self.generation_id = self.compare_flow.pair = None
+        self.session.clear_answers()
         prompt_id = self.cursor.current
         if prompt_id is None:
             self.prompt = None
@@ -244,9 +255,9 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
             self._clear_answers()
             self.set_phase(Phase.EMPTY)
             return
-        self.prompt = await self.ctx.store.call("get_prompt", prompt_id)
+        self.prompt = await self.ctx.store.run(ops.get_prompt, prompt_id)
         self.question.show_prompt(
-            self.prompt.text, self.prompt.reference_answer, self.prompt.answer_key, self._question_meta()
+            self.prompt.text, self.prompt.reference_answer, self.prompt.answer_key, self.session.question_meta()
         )
         self._show_held_out()
         if generate and self.ctx.engine.loaded is not None:
@@ -254,13 +265,6 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
         else:
             self._clear_answers(self.no_model_text)
             self.set_phase(Phase.WAITING)
-
-    def _question_meta(self) -> str:
-        prompt = self.prompt
-        if prompt is None:
-            return ""
-        meta = "Typed question" if prompt.source == "typed" else (prompt.external_id or "")
-        return f"{meta} · held out".strip(" ·") if prompt.split == "held_out" else meta
 
     def _clear_answers(self, placeholder: str = "") -> None:
         self.answer.clear(placeholder)
@@ -272,7 +276,7 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
         await self.show_current(generate=True)
 
     async def refresh_counter(self) -> None:
-        count = await self.ctx.store.call("samples_since_last_retrain")
+        count = await self.ctx.store.run(ops.samples_since_last_retrain)
         self.samples.setText(f"{count:,} new sample{'s' if count != 1 else ''} since last retrain")
 
     # ------------------------------------------------------------------ generating
@@ -298,8 +302,8 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
         # The version is the adapter that actually wrote this answer (versions are loaded under their own
         # names), not whatever is active by the time the answer is saved: a hot-swap may happen meanwhile.
         version = result.adapter or result.model_label
-        self.generation_id = await self.ctx.store.call(
-            "add_generation", prompt.id, result.text, model_version=version,
+        self.generation_id = await self.ctx.store.run(
+            ops.add_generation, prompt.id, result.text, model_version=version,
             settings=result.settings.to_dict(), time_to_first_token_s=result.time_to_first_token_s,
             tokens_per_s=result.tokens_per_s, n_tokens=result.n_tokens, finish_reason=result.finish_reason,
         )  # fmt: skip
@@ -372,7 +376,7 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
         self.run_flow(lambda: self._ask_flow(text), "Asking your question")
 
     async def _ask_flow(self, text: str) -> None:
-        prompt_id = await self.ctx.store.call("add_prompt", text, source="typed")
+        prompt_id = await self.ctx.store.run(ops.add_prompt, text, source="typed")
         self.cursor.go_to(prompt_id)
         await self.show_current(generate=True)
 

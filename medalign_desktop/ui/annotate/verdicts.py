@@ -14,8 +14,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox
 
 from medalign_desktop.store import StoreValidationError
-from medalign_desktop.ui.annotate.view import Phase
+from medalign_desktop.ui.annotate.session import Phase
 from medalign_desktop.ui.core import dialogs, labels
+from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.saving_queue import BUSY_TEXT
 
 HELD_OUT_TIP = (
@@ -41,7 +42,7 @@ class AnnotateVerdicts:
     def _show_held_out(self) -> None:
         self.held_out_toggle.setChecked(self.prompt is not None and self.prompt.split == "held_out")
         self.held_out_toggle.setEnabled(self.prompt is not None)
-        self.question.meta.setText(self._question_meta())
+        self.question.meta.setText(self.session.question_meta())
 
     def toggle_held_out(self, held: bool | None = None) -> asyncio.Task | None:
         """Hold the question on screen out (``held``; None flips it). Not a flow: an answer being written
@@ -55,7 +56,7 @@ class AnnotateVerdicts:
 
         async def flow() -> None:
             try:
-                await self.ctx.store.call("set_split", [prompt.id], split)
+                await self.ctx.store.run(ops.set_split, [prompt.id], split)
                 if self.prompt is not None and self.prompt.id == prompt.id:
                     self.prompt = dataclasses.replace(self.prompt, split=split)
                     self.show_feedback(
@@ -95,7 +96,7 @@ class AnnotateVerdicts:
         label = labels.verdict_label(verdict).lower()
         try:  # a busy database queues the verdict (saved later, in order) and the clinician moves on
             stored, _ = await self.ctx.store.saving.save(
-                "record_verdict", generation_id, verdict, annotator=self.ctx.annotator,
+                ops.record_verdict, generation_id, verdict, annotator=self.ctx.annotator,
                 description=f"the verdict ({label})", on_saved=lambda _: self.saved_later(verdict), **fields,
             )  # fmt: skip
         except StoreValidationError as exc:
@@ -177,12 +178,12 @@ class AnnotateVerdicts:
             self.run_flow(self._undo_flow, "Undoing the last verdict")
 
     async def _undo_flow(self) -> None:
-        feedback_id = await self.ctx.store.call("undo_last_verdict", self.ctx.annotator)
+        feedback_id = await self.ctx.store.run(ops.undo_last_verdict, self.ctx.annotator)
         if feedback_id is None:
             self.show_feedback("Nothing to undo")
             self.recover()
             return
-        detail = await self.ctx.store.call("feedback_detail", feedback_id)
+        detail = await self.ctx.store.run(ops.feedback_detail, feedback_id)
         await self.refresh_counter()
         self.cursor.go_to(detail.prompt_id)
         await self.show_current(generate=False)

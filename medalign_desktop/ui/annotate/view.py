@@ -7,9 +7,10 @@ Widgets only; :mod:`medalign_desktop.ui.annotate.page` adds the behaviour (the q
 
 from __future__ import annotations
 
-from enum import Enum, auto
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -34,17 +35,6 @@ from medalign_desktop.ui.core.widgets import (
     RejectPanel,
     ReviewExtras,
 )
-
-
-class Phase(Enum):
-    WAITING = auto()  # a question is shown but no model is loaded yet
-    EMPTY = auto()  # nothing to annotate
-    STREAMING = auto()
-    SAVING = auto()  # a store call is in flight
-    READY = auto()  # the answer (or both answers) stored; waiting for a verdict
-    EDITING = auto()
-    REJECTING = auto()
-    PICKING = auto()  # compare mode, after E: waiting for 1 or 2, the answer to correct
 
 
 def describe_result(result: GenerationResult) -> str:
@@ -87,6 +77,13 @@ class AnnotateView(QWidget):
         layout.addWidget(self.actions)
         layout.addLayout(self._build_ask_row())
         self.show_compare(self._settings.annotate_mode == "compare")
+
+    def _shortcut(self, key: str, handler: Callable[[], None]) -> QShortcut:
+        """A key for this page only (active while the page or one of its widgets has focus)."""
+        shortcut = QShortcut(QKeySequence(key), self)
+        shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        shortcut.activated.connect(handler)
+        return shortcut
 
     def show_compare(self, compare: bool) -> None:
         """Lay the page out for one answer (accept / edit / reject) or for two answers side by side."""

@@ -50,6 +50,7 @@ from medalign_desktop.ui.compare.review_widgets import BlindReviewView
 from medalign_desktop.ui.core import labels
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.errors import EXPECTED_ERRORS, readable_message
+from medalign_desktop.ui.core.operations import Change, query
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.core.widgets import card
 
@@ -69,14 +70,16 @@ REVIEW_TIP = (
     "1 / 2 / T / B to vote, S to skip, Esc to end"
 )
 NO_VOTES = "No blind-review votes yet: choose two evaluated versions and press Start blind review."
-# Store writes after which the page's figures may have changed.
-STORE_WRITES = frozenset({"set_split", "hold_out_share", "record_review", "withdraw_comparison",
-                          "record_comparison", "import_questions"})  # fmt: skip
+# What the page's figures are made of: held-out questions, reviews and comparisons, versions and results.
+SHOWN = Change.QUESTIONS | Change.COMPARISONS | Change.VERSIONS | Change.EVALUATIONS
 
 
 def report_html(store) -> str:
     """On the store thread: the report's HTML, for the PDF."""
     return render_html(report_data(store))
+
+
+LOAD_DATA, REPORT_HTML, WRITE_REPORT = query(load_compare_data), query(report_html), query(write_report)
 
 
 class ComparePage(QWidget):
@@ -203,7 +206,7 @@ class ComparePage(QWidget):
         return self._loading
 
     async def _reload(self) -> None:
-        data = await self.ctx.store.call(load_compare_data)
+        data = await self.ctx.store.run(LOAD_DATA)
         self.show_data(data)
 
     def show_data(self, data: CompareData) -> None:
@@ -350,9 +353,9 @@ class ComparePage(QWidget):
         async def flow() -> None:
             try:
                 if path.suffix.lower() == ".pdf":
-                    write_pdf(await self.ctx.store.call(report_html), path)
+                    write_pdf(await self.ctx.store.run(REPORT_HTML), path)
                 else:
-                    await self.ctx.store.call(write_report, path)
+                    await self.ctx.store.run(WRITE_REPORT, path)
             except (ReportError, *EXPECTED_ERRORS) as exc:
                 self.show_status(f"The report was not written: {readable_message(exc)[0]}", problem=True)
                 return
@@ -371,17 +374,11 @@ class ComparePage(QWidget):
         self.status.style().polish(self.status)
 
     # ------------------------------------------------------------------ staying current
-    def _store_changed(self, what: str) -> None:
-        if what in STORE_WRITES and not self.review.active:  # a review refreshes after each vote itself
+    def _store_changed(self, changes: Change) -> None:
+        if changes & SHOWN and not self.review.active:  # a review refreshes after each vote itself
             self._stale = True
             if self.isVisible():
                 self.refresh()
-
-    def mark_stale(self) -> None:
-        """Model versions or results changed elsewhere (a job finished): re-read when next shown."""
-        self._stale = True
-        if self.isVisible():
-            self.refresh()
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
         super().showEvent(event)

@@ -24,6 +24,7 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from medalign_desktop.store import StoreValidationError
 from medalign_desktop.ui.compare.review_widgets import BlindReviewView
 from medalign_desktop.ui.core import dialogs
+from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.two_answers import CHOICE_LABELS
 from medalign_desktop.ui.core.widgets import typing_in_text_field
@@ -156,8 +157,8 @@ class BlindReview(QObject):
         a, b = self.versions
         for _ in range(MAX_DRAWS):
             seed = self.rng.randrange(SEED_LIMIT)  # the store draws the question and the order from it
-            item = await self.ctx.store.call(
-                "next_review_item", a, b, annotator=self.ctx.annotator, rng_seed=seed
+            item = await self.ctx.store.run(
+                ops.next_review_item, a, b, annotator=self.ctx.annotator, rng_seed=seed
             )
             if item is None or item.prompt.id not in self.skipped:
                 return item
@@ -197,8 +198,8 @@ class BlindReview(QObject):
     async def _save(self, shown: ShownReview, choice: str, flags: tuple[list[str], list[str]]) -> None:
         ids = shown.generation_ids
         try:
-            comparison_id = await self.ctx.store.call(
-                "record_review", ids[0], ids[1], choice, annotator=self.ctx.annotator,
+            comparison_id = await self.ctx.store.run(
+                ops.record_review, ids[0], ids[1], choice, annotator=self.ctx.annotator,
                 swapped=shown.swapped, answer_flags={ids[0]: flags[0], ids[1]: flags[1]},
             )  # fmt: skip
         except StoreValidationError as exc:

@@ -24,6 +24,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from medalign_desktop.store import StoreError, StoreValidationError
+from medalign_desktop.ui.core.operations import StoreOp
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ BUSY_WORDS = ("locked", "busy")
 
 
 class _Store(Protocol):
-    async def call(self, fn: str, /, *args: Any, **kwargs: Any) -> Any: ...
+    async def run(self, op: StoreOp, /, *args: Any, **kwargs: Any) -> Any: ...
 
 
 def is_busy_error(exc: BaseException) -> bool:
@@ -52,7 +53,7 @@ def is_busy_error(exc: BaseException) -> bool:
 
 @dataclass
 class PendingSave:
-    name: str
+    op: StoreOp
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     description: str
@@ -81,13 +82,13 @@ class SavingQueue(QObject):
         return len(self._pending)
 
     async def save(
-        self, name: str, /, *args: Any, description: str = "the verdict",
+        self, op: StoreOp, /, *args: Any, description: str = "the verdict",
         on_saved: Callable[[Any], None] | None = None, **kwargs: Any,
     ) -> tuple[bool, Any]:  # fmt: skip
-        """Run the store write ``name``: (True, result) when stored now, (False, None) when the database is
+        """Run the store write ``op``: (True, result) when stored now, (False, None) when the database is
         busy and the write was queued (``on_saved(result)`` runs once it is stored). Other errors raise."""
         if not self._pending:  # behind a queued save, a new one waits its turn (the order is kept)
-            call = asyncio.ensure_future(self._store.call(name, *args, **kwargs))
+            call = asyncio.ensure_future(self._store.run(op, *args, **kwargs))
             done, _ = await asyncio.wait({call}, timeout=self.busy_hint_s)
             slow = not done  # the store is retrying a locked write itself: say so meanwhile
             if slow:
@@ -104,7 +105,7 @@ class SavingQueue(QObject):
                 if slow:
                     self.state_changed.emit(SAVED_TEXT)
                 return True, result
-        self._pending.append(PendingSave(name, args, dict(kwargs), description, on_saved))
+        self._pending.append(PendingSave(op, args, dict(kwargs), description, on_saved))
         self.state_changed.emit(BUSY_TEXT)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.ensure_future(self._drain())
@@ -116,7 +117,7 @@ class SavingQueue(QObject):
             await asyncio.sleep(self.backoff[min(failures, len(self.backoff) - 1)])
             item = self._pending[0]
             try:
-                result = await self._store.call(item.name, *item.args, **item.kwargs)
+                result = await self._store.run(item.op, *item.args, **item.kwargs)
             except Exception as exc:
                 if is_busy_error(exc):
                     failures += 1

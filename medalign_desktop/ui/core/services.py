@@ -9,7 +9,7 @@ Both are awaited from coroutines running on the qasync loop::
 
     loaded = await engine_service.load(folder)
     result = await engine_service.generate(question, settings)
-    prompt = await store_service.call("get_prompt", prompt_id)
+    prompt = await store_service.run(ops.get_prompt, prompt_id)   # ui.core.operations as ops
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from medalign_desktop.engine import Engine, GenerationResult, LoadedModel, ReleasedModel, SamplingSettings
 from medalign_desktop.engine.devices import DeviceMemory, list_devices
@@ -41,11 +41,18 @@ from medalign_desktop.store import (
 from medalign_desktop.store.exports import sft_records
 from medalign_desktop.store.exports.export import ExportReport, export_pairs, export_sft
 from medalign_desktop.store.imports.preferences import import_preferences
+from medalign_desktop.ui.core.operations import Change, StoreOp, query, write
 from medalign_desktop.ui.core.saving_queue import SavingQueue
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
-EXPORTERS = {"pairs": export_pairs, "sft": export_sft}
+EXPORTERS = {"pairs": query(export_pairs), "sft": query(export_sft)}  # a file is written; the database is not
+IMPORT_QUESTIONS = write(import_questions, Change.QUESTIONS)
+# an imported pair is a question, two answers and a comparison
+IMPORT_PREFERENCES = write(import_preferences, Change.QUESTIONS | Change.ANSWERS | Change.COMPARISONS)
+WATCH_INTERVAL_MS = 2000  # how often writes by other processes are looked for (the issue asks "seconds")
 
 
 def preview_export(store: Store, kind: str, filters: PairFilter, limit: int) -> tuple[int, list[Any]]:
@@ -55,6 +62,9 @@ def preview_export(store: Store, kind: str, filters: PairFilter, limit: int) -> 
         if kind == "pairs":
             return pairs.count_pairs(db, filters), list(islice(pairs.iter_pairs(db, filters), limit))
         return sft_records.count_sft(db, filters), list(islice(sft_records.iter_sft(db, filters), limit))
+
+
+PREVIEW_EXPORT = query(preview_export)
 
 
 class EngineService(QObject):
@@ -250,32 +260,18 @@ class EngineService(QObject):
 
 
 class StoreService(QObject):
-    """Owns the Store on a dedicated thread; ``await call(...)`` runs one store method there."""
+    """Owns the Store on a dedicated thread; ``await run(op, ...)`` runs one operation there.
 
-    # the name of a write that has just completed (record_verdict, import_questions, ...)
-    changed = Signal(str)
+    Operations are the typed objects of ``ui.core.operations``; a write's :class:`Change` is emitted on
+    ``changed`` once it succeeded. ``watch()`` also notices writes by other processes (the command line, a
+    second app) through SQLite's ``data_version`` and emits ``Change.EVERYTHING | Change.EXTERNAL``.
+    """
+
+    changed = Signal(object)  # Change: what a write made here, a finished job or another process changed
     # (done, total) while importing; emitted on the store thread, delivered queued
     import_progress = Signal(int, int)
     # (done, total) while exporting; the same way
     export_progress = Signal(int, int)
-
-    WRITES = frozenset(
-        {
-            "add_prompt",
-            "add_generation",
-            "record_verdict",
-            "change_verdict",
-            "withdraw_verdict",
-            "undo_last_verdict",
-            "import_questions",
-            "import_preferences",
-            "record_comparison",
-            "withdraw_comparison",
-            "set_split",
-            "hold_out_share",
-            "record_review",
-        }
-    )
 
     def __init__(self, path: str | Path, parent=None) -> None:
         super().__init__(parent)
@@ -283,6 +279,10 @@ class StoreService(QObject):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medalign-store")
         self._store: Store | None = None
         self.saving = SavingQueue(self, self)  # verdict saves wait here while the database is busy
+        self._watch = QTimer(self)
+        self._watch.timeout.connect(self._check_outside_writes)
+        self._data_version: int | None = None
+        self._checking = False
 
     @property
     def is_open(self) -> bool:
@@ -295,32 +295,65 @@ class StoreService(QObject):
 
     async def open(self) -> None:
         self._store = await asyncio.get_running_loop().run_in_executor(self._executor, Store.open, self.path)
+        self._data_version = await self.call(Store.data_version)  # what "written elsewhere" is compared to
 
-    async def call(self, fn: str | Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Run ``store.<fn>(*args, **kwargs)`` (or ``fn(store, *args, **kwargs)``) on the store thread."""
+    async def run(self, op: StoreOp[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the operation on the store thread; after a write, emit the Change it made."""
+        result = await self.call(op.fn, *args, **kwargs)
+        if op.changes:
+            self.changed.emit(op.changes)
+        return result
+
+    async def call(self, fn: Callable[Concatenate[Store, P], R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run ``fn(store, *args, **kwargs)`` on the store thread and report nothing: for the job manager,
+        whose writes the training controller announces when a job ends (pages use :meth:`run`)."""
         store = self._store
         if store is None:
             raise StoreError(f"The database {self.path} is not open.")
-        name = fn if isinstance(fn, str) else getattr(fn, "__name__", "call")
-        target = getattr(store, fn) if isinstance(fn, str) else functools.partial(fn, store)
-        work = functools.partial(target, *args, **kwargs)
-        result = await asyncio.get_running_loop().run_in_executor(self._executor, work)
-        if name in self.WRITES:
-            self.changed.emit(name)
-        return result
+        work = functools.partial(fn, store, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    def announce(self, changes: Change) -> None:
+        """Tell the pages about a change made outside :meth:`run` (a job's outcome, stored by the manager)."""
+        if changes and self.is_open:
+            self.changed.emit(changes)
+
+    # ------------------------------------------------------------------ writes by other processes
+    def watch(self, interval_ms: int = WATCH_INTERVAL_MS) -> None:
+        """Check every ``interval_ms`` whether another process committed to the database."""
+        self._watch.start(interval_ms)
+
+    def _check_outside_writes(self) -> None:
+        if self._store is None or self._checking:  # one check at a time: a long import may hold the thread
+            return
+        self._checking = True
+        asyncio.ensure_future(self._compare_data_version())
+
+    async def _compare_data_version(self) -> None:
+        try:
+            version = await self.call(Store.data_version)
+        except Exception as exc:  # a closed or busy database: try again at the next tick
+            log.debug("Reading data_version failed: %s", exc)
+            return
+        finally:
+            self._checking = False
+        previous, self._data_version = self._data_version, version
+        if previous is not None and version != previous:
+            log.info("Another process wrote to %s; refreshing the pages", self.path)
+            self.announce(Change.EVERYTHING | Change.EXTERNAL)
 
     async def import_questions(
         self, path: str | Path, cancel: threading.Event, **options: Any
     ) -> ImportReport:
         """Import a question file; progress goes to ``import_progress``, ``cancel.set()`` stops it."""
-        return await self.call(
-            import_questions, Path(path), progress=self.import_progress.emit, cancel=cancel.is_set, **options
+        return await self.run(
+            IMPORT_QUESTIONS, Path(path), progress=self.import_progress.emit, cancel=cancel.is_set, **options
         )
 
     async def import_preferences(self, path: str | Path, cancel: threading.Event) -> ImportReport:
         """Import preference pairs (UltraMedical-Preferences); progress and cancel as for questions."""
-        return await self.call(
-            import_preferences, Path(path), progress=self.import_progress.emit, cancel=cancel.is_set
+        return await self.run(
+            IMPORT_PREFERENCES, Path(path), progress=self.import_progress.emit, cancel=cancel.is_set
         )
 
     async def export(
@@ -329,16 +362,17 @@ class StoreService(QObject):
     ) -> ExportReport:  # fmt: skip
         """Export ``kind`` ("pairs" or "sft") to ``dest``; progress goes to ``export_progress``.
         ``cancel.set()`` stops it with ExportCancelled and nothing written."""
-        return await self.call(
+        return await self.run(
             EXPORTERS[kind], Path(dest), fmt=fmt, filters=filters, deidentify=deidentify,
             progress=self.export_progress.emit, cancel=cancel.is_set,
         )  # fmt: skip
 
     async def preview_export(self, kind: str, filters: PairFilter, limit: int) -> tuple[int, list[Any]]:
-        return await self.call(preview_export, kind, filters, limit)
+        return await self.run(PREVIEW_EXPORT, kind, filters, limit)
 
     def shutdown(self) -> None:
         """Close the database on its own thread and end that thread (waits for a running call)."""
+        self._watch.stop()
         if self._store is not None:
             store, self._store = self._store, None
             try:

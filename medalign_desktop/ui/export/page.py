@@ -28,8 +28,10 @@ from PySide6.QtWidgets import (
 from medalign_desktop.store import PairFilter
 from medalign_desktop.store.exports.export import ExportCancelled
 from medalign_desktop.ui.core import dialogs, labels
+from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.errors import EXPECTED_ERRORS, readable_message
+from medalign_desktop.ui.core.operations import Change
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.export.form import (
     DEFAULT_STEMS,
@@ -51,9 +53,8 @@ from medalign_desktop.ui.export.preview import (
 
 COUNT_DEBOUNCE_MS = 250
 PREVIEW_ROWS = 50
-# Writes that change what an export holds: any verdict or comparison, an import of pairs.
-STORE_WRITES = frozenset({"record_verdict", "change_verdict", "withdraw_verdict", "undo_last_verdict",
-                          "record_comparison", "withdraw_comparison", "import_preferences"})  # fmt: skip
+# What changes what an export holds: any verdict or comparison (an import of pairs adds comparisons).
+EXPORTED = Change.VERDICTS | Change.COMPARISONS
 
 
 class ExportPage(ExportForm, QWidget):
@@ -193,8 +194,8 @@ class ExportPage(ExportForm, QWidget):
         self.ctx.tasks.start(self._refresh_choices(), "Loading the export filters")
 
     async def _refresh_choices(self) -> None:
-        names = await self.ctx.store.call("annotators")
-        versions = await self.ctx.store.call("model_version_names")
+        names = await self.ctx.store.run(ops.annotators)
+        versions = await self.ctx.store.run(ops.model_version_names)
         for combo, values in ((self.annotator, names), (self.model_version, versions)):
             current = combo.currentData()
             combo.blockSignals(True)
@@ -204,7 +205,7 @@ class ExportPage(ExportForm, QWidget):
                 combo.addItem(value, value)
             combo.setCurrentIndex(max(0, combo.findData(current)))
             combo.blockSignals(False)
-        self._fill_batches(await self.ctx.store.call("import_batches", "pairs"))
+        self._fill_batches(await self.ctx.store.run(ops.import_batches, "pairs"))
         self.refresh_count()
 
     def _fill_batches(self, batches: list[Any]) -> None:
@@ -345,8 +346,8 @@ class ExportPage(ExportForm, QWidget):
         self.result_label.style().polish(self.result_label)
 
     # ------------------------------------------------------------------ staying current
-    def _store_changed(self, what: str) -> None:
-        if what in STORE_WRITES:
+    def _store_changed(self, changes: Change) -> None:
+        if changes & EXPORTED:
             self._stale = True
             if self.isVisible():
                 self.refresh()

@@ -22,16 +22,16 @@ from PySide6.QtWidgets import (
 )
 
 from medalign_desktop.ui.core import labels
+from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
+from medalign_desktop.ui.core.operations import Change
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.history.detail_dialog import FeedbackDetailDialog, keep_open
 from medalign_desktop.ui.history.model import COLUMNS, REWARD_COLUMN, HistoryTableModel
 
 SEARCH_DEBOUNCE_MS = 300
 NO_DATE = QDate(2000, 1, 1)
-VERDICT_WRITES = frozenset(
-    {"record_verdict", "change_verdict", "withdraw_verdict", "undo_last_verdict"}
-)  # the date edits' minimum, shown as "any"
+# the date edits' minimum, shown as "any"
 # Widths of the short columns as sample texts; the question and answer columns share the rest, so at
 # 1,280 px they are the widest. Long names, flags and versions, and "(withdrawn)" (also struck out), are
 # elided (tooltips show them whole).
@@ -196,8 +196,8 @@ class HistoryPage(QWidget):
         return self.apply_filters()
 
     async def _refresh_choices(self) -> None:
-        names = await self.ctx.store.call("annotators")
-        versions = await self.ctx.store.call("model_version_names")
+        names = await self.ctx.store.run(ops.annotators)
+        versions = await self.ctx.store.run(ops.model_version_names)
         for combo, values in ((self.annotator, names), (self.model_version, versions)):
             current = combo.currentData()
             combo.blockSignals(True)
@@ -211,9 +211,9 @@ class HistoryPage(QWidget):
     def _show_count(self, total: int) -> None:
         self.count.setText(f"{total:,} verdict{'s' if total != 1 else ''}")
 
-    def _store_changed(self, what: str) -> None:
+    def _store_changed(self, changes: Change) -> None:
         # Reload now if the clinician is looking at the page, else when it is next shown.
-        if what in VERDICT_WRITES:
+        if changes & (Change.VERDICTS | Change.SCORES):
             self._stale = True
             if self.isVisible():
                 self.refresh()

@@ -29,6 +29,7 @@ from medalign_desktop.jobs.retrain_policy import RetrainPolicy
 from medalign_desktop.ui.annotate.page import AnnotatePage
 from medalign_desktop.ui.compare.page import ComparePage
 from medalign_desktop.ui.core import dialogs
+from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.errors import ErrorReporter, readable_message
 from medalign_desktop.ui.core.saving_queue import hold_close
@@ -133,7 +134,6 @@ class MainWindow(ImportActions, QMainWindow):
         self.training.evaluation_status.connect(
             lambda text, problem: self.compare.show_status(text, problem=problem)
         )
-        self.training.jobs.version_ready.connect(lambda _version: self.compare.mark_stale())
         pages = (
             ("Annotate", self.annotate),
             ("History", self.history),
@@ -208,6 +208,7 @@ class MainWindow(ImportActions, QMainWindow):
             self.ctx.errors.report(exc, "Opening the database")
             return False
         notice = privacy_notice(self.ctx.store.tightened)
+        self.ctx.store.watch()  # writes by the command line or another app reach the pages (Change.EXTERNAL)
         await self.refresh_status()
         await self.training.start()
         self.annotate.reload_queue()
@@ -252,7 +253,7 @@ class MainWindow(ImportActions, QMainWindow):
         self.annotate.model_ready()
         return True
 
-    def _store_changed(self, _what: str) -> None:
+    def _store_changed(self, _changes: object) -> None:  # any write may change the counts
         if self.ctx.store.is_open:  # not after shutdown: the refresh would outlive the event loop
             self._status_timer.start()
 
@@ -280,7 +281,7 @@ class MainWindow(ImportActions, QMainWindow):
 
     async def refresh_status(self) -> None:
         if self.ctx.store.is_open:
-            self.status.set_database(self.ctx.store.path, await self.ctx.store.call("stats"))
+            self.status.set_database(self.ctx.store.path, await self.ctx.store.run(ops.stats))
 
     # ------------------------------------------------------------------ menu actions
     def choose_model_folder(self) -> None:

@@ -18,17 +18,15 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from medalign_desktop.jobs.command import DEFAULT_LAUNCHER
-from medalign_desktop.jobs.evaluation import DEFAULT_MAX_NEW_TOKENS, EvaluationError, evaluation_request
+from medalign_desktop.jobs.evaluation import DEFAULT_MAX_NEW_TOKENS, EvaluationError
 from medalign_desktop.jobs.manager import JobManager
 from medalign_desktop.jobs.memory_plan import kind_defaults
 from medalign_desktop.jobs.requests import (
     RequestError,
-    ppo_job_inputs,
-    preference_job_inputs,
-    training_request,
 )
 from medalign_desktop.jobs.retrain_policy import RetrainPolicy
-from medalign_desktop.jobs.scoring import ScoringError, score_request, unscored_count
+from medalign_desktop.jobs.scoring import ScoringError
+from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.models.page import ModelsPage
 from medalign_desktop.ui.train.job_dialogs import (
@@ -80,6 +78,9 @@ class TrainingController(QObject):
         self.jobs.job_changed.connect(lambda _job: self.ctx.tasks.start(self._after_job_change(), "Jobs"))
         self.models_page.score_requested.connect(self._on_score_requested)
         self.jobs.results_ready.connect(self._on_results_ready)
+        # the manager stores a job's outcome itself (ctx.store.call): the pages hear of it from here
+        self.jobs.results_ready.connect(lambda _job_id, kind: ctx.store.announce(ops.after_job(kind)))
+        self.jobs.version_ready.connect(lambda version: ctx.store.announce(ops.after_job(version.kind)))
 
     async def start(self) -> None:
         """After the database opened: fail jobs a crash left running, then show the lists."""
@@ -93,7 +94,7 @@ class TrainingController(QObject):
 
     async def restore_active_version(self) -> str | None:
         """After the base model loaded: put the workspace's active version's adapter on it again."""
-        active = await self.ctx.store.call("active_model_version")
+        active = await self.ctx.store.run(ops.active_model_version)
         if active is None or not active.adapter_path:
             return None
         await self.ctx.engine.activate_adapter(active.adapter_path, active.name)
@@ -110,11 +111,11 @@ class TrainingController(QObject):
     async def choose_job_data(self, kind: str) -> None:
         """Read what the job could learn from, then ask which (the dialog is modal but never blocks)."""
         if kind == "ppo":
-            rewards, n_all, n_unannotated = await self.ctx.store.call(ppo_job_inputs)
+            rewards, n_all, n_unannotated = await self.ctx.store.run(ops.ppo_job_inputs)
             choices = [RewardChoice(v.id, v.name, v.metrics.get("eval_accuracy")) for v in rewards]
             dialog = PPOJobDialog(choices, n_all, n_unannotated, self.train_page)
         else:
-            n_feedback, batches = await self.ctx.store.call(preference_job_inputs)
+            n_feedback, batches = await self.ctx.store.run(ops.preference_job_inputs)
             imported = [
                 ImportedBatch(b["id"], b["source_path"], b.get("n_imported") or 0, b["created_at"])
                 for b in batches
@@ -132,8 +133,8 @@ class TrainingController(QObject):
         if base_model is None:
             raise ValueError("Load a model first: training starts from the loaded base model.")
         try:
-            request = await self.ctx.store.call(
-                training_request, kind=kind, base_model=base_model,
+            request = await self.ctx.store.run(
+                ops.training_request, kind=kind, base_model=base_model,
                 system_prompt=self.ctx.settings.sampling().system_prompt, trigger=trigger,
                 overrides=self.overrides_for(kind), **options,
             )  # fmt: skip
@@ -157,7 +158,7 @@ class TrainingController(QObject):
 
     async def on_verdict_saved(self) -> None:
         """The auto-retrain rule, checked after every verdict."""
-        count = await self.ctx.store.call("samples_since_last_retrain")
+        count = await self.ctx.store.run(ops.samples_since_last_retrain)
         self.train_page.show_counter(count)
         if (
             self.policy.should_retrain(count, job_active=self.jobs.busy)
@@ -179,8 +180,8 @@ class TrainingController(QObject):
         """Start a score job for the answers the reward version (None: the newest) has not scored yet."""
         base_model = self.planner.base_model_path()
         try:
-            request = await self.ctx.store.call(
-                score_request, base_model=base_model or "",
+            request = await self.ctx.store.run(
+                ops.score_request, base_model=base_model or "",
                 system_prompt=self.ctx.settings.sampling().system_prompt, reward_version_id=reward_version_id,
             )  # fmt: skip
         except ScoringError as exc:
@@ -189,7 +190,7 @@ class TrainingController(QObject):
         if not request.base_model:
             self.status_message.emit("Load a model first: the reward model scores on its base model.")
             return None
-        if await self.ctx.store.call(unscored_count, request.reward_version_id) == 0:
+        if await self.ctx.store.run(ops.unscored_count, request.reward_version_id) == 0:
             self.status_message.emit("Every answer is scored already by this reward model.")
             return None
         request.overrides.update(self.kind_overrides.get("score", {}))
@@ -213,8 +214,8 @@ class TrainingController(QObject):
             return None
         overrides = dict(self.kind_overrides.get("evaluate", {}))
         try:
-            request = await self.ctx.store.call(
-                evaluation_request, tuple(version_names), base_model,
+            request = await self.ctx.store.run(
+                ops.evaluation_request, tuple(version_names), base_model,
                 self.ctx.settings.sampling().system_prompt,
                 overrides.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS),
                 reward_version_id=self.ctx.settings.scoring_reward_version,
@@ -261,7 +262,7 @@ class TrainingController(QObject):
             else:
                 await self.ctx.engine.activate_adapter(version.adapter_path, version.name)
         self.ctx.model_version = version.name if version else (loaded.label if loaded else None)
-        await self.ctx.store.call("set_active_model_version", version.id if version else None)
+        await self.ctx.store.run(ops.set_active_model_version, version.id if version else None)
         name = version.name if version else "base model"
         self.models_page.refresh()
         self.version_activated.emit(name)

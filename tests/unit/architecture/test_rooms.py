@@ -5,11 +5,13 @@
 - Arrows between rooms point one way (``ALLOWED``).
 - A page package (ui/annotate, ui/history, ...) never imports another page package.
 - No module over 400 lines.
+- Pages reach the store through typed operations, never by a method name.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,3 +208,17 @@ def test_no_module_over_400_lines():
         if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_pages_call_the_store_through_typed_operations():
+    """No page names a store method by a string (``store.call("name")``), nor calls a function of the store
+    without saying whether it writes: pages use ``ctx.store.run(op)`` with ui.core.operations' objects."""
+    pattern = re.compile(r"\.call\(\s*[\"']|store\.call\(")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for name, path in MODULES.items()
+        if name.startswith("medalign_desktop.ui.") and not name.endswith(".core.services")
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == [], offenders
