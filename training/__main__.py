@@ -97,9 +97,10 @@ def _write_failure_result(job_dir: Path | None, status: str, reason: str, advice
     if job_dir is None or not job_dir.is_dir() or not protocol.is_main_process():
         return
     try:
+        from training.job_folder import ended_result
         from training.runner import write_result
 
-        write_result(job_dir, {"status": status, "reason": reason, "advice": advice})
+        write_result(job_dir, ended_result(status, reason, advice))
     except OSError:
         pass
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CHECKPOINTS_DIR = "checkpoints"
-INFO_FILE = "checkpoint.json"
+from training.job_folder import CHECKPOINT_INFO_FILE as INFO_FILE
+from training.job_folder import CHECKPOINTS_DIR
 
 
 @dataclass(frozen=True)

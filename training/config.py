@@ -21,6 +21,7 @@ from typing import Any
 
 from training.config_base import DEVICES, LORA_TARGET_MODULES, QUANTIZATIONS, ConfigError
 from training.evaluate_config import EvaluateJobConfig
+from training.job_folder import CONFIG_FILE
 from training.ppo.config import PPOJobConfig
 from training.score_config import ScoreJobConfig
 
@@ -289,7 +290,7 @@ def config_from_dict(
 
 def load_config(job_dir: str | Path, kind: str | None = None) -> SFTJobConfig:
     """Read ``job_dir/config.json``; raises ConfigError naming the file and the problem."""
-    path = Path(job_dir) / "config.json"
+    path = Path(job_dir) / CONFIG_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

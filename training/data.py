@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
+from training.job_folder import EVAL_FILE, TRAIN_FILE
+
 ROLES = ("system", "user", "assistant")
 
 
@@ -162,8 +164,8 @@ def split_note(n_train: int, fraction: float, n_eval: int, noun: str = "examples
 def load_job_data(job_dir: str | Path, eval_fraction: float, seed: int) -> tuple[Examples, Examples | None]:
     """(train, eval or None) of a job folder: ``data/eval.jsonl`` when present, else a held-out fraction
     (none below MIN_EVAL_SPLIT examples)."""
-    data_dir = Path(job_dir) / "data"
-    train = load_examples(data_dir / "train.jsonl")
-    if (data_dir / "eval.jsonl").exists():
-        return train, load_examples(data_dir / "eval.jsonl")
+    job_dir = Path(job_dir)
+    train = load_examples(job_dir / TRAIN_FILE)
+    if (job_dir / EVAL_FILE).exists():
+        return train, load_examples(job_dir / EVAL_FILE)
     return split_eval(train, eval_fraction, seed, MIN_EVAL_SPLIT)

@@ -33,11 +33,7 @@ from training.cancel import CancelToken
 from training.data import DataError, read_json_lines
 from training.eval_generate import active_adapter, free_memory, generate_batch, load_generator
 from training.evaluate_config import EvaluateJobConfig, Version
-
-QUESTIONS_FILE = "data/questions.jsonl"
-CACHED_FILE = "data/cached.jsonl"
-ANSWERS_FILE = "answers.jsonl"
-RESULTS_FILE = "results.json"
+from training.job_folder import ANSWERS_FILE, CACHED_FILE, QUESTIONS_FILE, RESULTS_FILE, finished_result
 
 
 @dataclass(frozen=True)
@@ -310,11 +306,7 @@ def run(config: EvaluateJobConfig, job_dir: str | Path, cancel: CancelToken | No
         "n_cached": len(rows) - len(pending),
         "duration_s": round(time.monotonic() - started, 3),
     }
-    write_result(
-        job_dir,
-        {"status": "finished", "kind": config.kind, "adapter_path": str(path), "metrics": metrics,
-         "config": config.to_dict()},
-    )  # fmt: skip
+    write_result(job_dir, finished_result(config.kind, str(path), metrics, config.to_dict()))
     return {"adapter_path": str(path), "metrics": metrics, "duration_s": metrics["duration_s"]}
 
 

@@ -21,6 +21,8 @@ renamed). Both sides import these names from this module, so a file name is writ
 
 from __future__ import annotations
 
+from typing import Any, TypedDict
+
 CONFIG_FILE = "config.json"
 SNAPSHOT_FILE = "snapshot.json"
 RESULT_FILE = "result.json"
@@ -40,3 +42,45 @@ SCORES_FILE = "scores.jsonl"
 # resumable state
 CHECKPOINTS_DIR = "checkpoints"
 CHECKPOINT_INFO_FILE = "checkpoint.json"
+
+
+# -- result.json: the outcome a program writes last (training/runner.py's write_result) -----------------------
+STATUS_FINISHED = "finished"  # a failed run writes "failed" or "cancelled" (training/__main__.py)
+
+
+class JobResult(TypedDict, total=False):
+    """result.json's fields. A finished run: status, kind, adapter_path (score and evaluate: their output file),
+    metrics, config, and checkpoints for the kinds that keep them ({"best"|"last": {path, step, metric, value}}).
+    A run that did not finish: status, reason, advice."""
+
+    status: str
+    kind: str
+    adapter_path: str
+    metrics: dict[str, Any]
+    checkpoints: dict[str, dict[str, Any]]
+    config: dict[str, Any]
+    reason: str
+    advice: str
+
+
+RESULT_FIELDS = tuple(JobResult.__annotations__)
+
+
+def finished_result(
+    kind: str,
+    adapter_path: str,
+    metrics: dict[str, Any],
+    config: dict[str, Any],
+    checkpoints: dict[str, dict[str, Any]] | None = None,
+) -> JobResult:
+    """result.json of a finished run (``checkpoints`` only for a kind that keeps them)."""
+    result = JobResult(status=STATUS_FINISHED, kind=kind, adapter_path=adapter_path, metrics=metrics)
+    if checkpoints is not None:
+        result["checkpoints"] = checkpoints
+    result["config"] = config
+    return result
+
+
+def ended_result(status: str, reason: str, advice: str) -> JobResult:
+    """result.json of a run that did not finish: "failed" or "cancelled", why, and what to do."""
+    return JobResult(status=status, reason=reason, advice=advice)

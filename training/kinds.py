@@ -6,7 +6,7 @@
 Adding a kind: its config (a dataclass registered in training/config.py's CONFIG_CLASSES, standard library
 only so the app can import it), its program module with ``run`` (heavy imports inside it), and one row here.
 The programs share training/runner.py and never import each other; only training/__main__.py imports this
-table. The app's side of the same kind lives in medalign_desktop/jobs/.
+table. The app's side of the same kind: its row of medalign_desktop/jobs/kinds' APP_KINDS.
 """
 
 from __future__ import annotations

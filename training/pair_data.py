@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from training.data import MIN_EVAL_SPLIT, ROLES, DataError, parse_messages, read_json_lines, split_eval
+from training.job_folder import EVAL_FILE, TRAIN_FILE
 
 Messages = list[dict[str, str]]
 
@@ -92,10 +93,10 @@ def load_pairs(path: str | Path) -> Pairs:
 def load_pair_data(job_dir: str | Path, eval_fraction: float, seed: int) -> tuple[Pairs, Pairs | None]:
     """(train, eval or None) of a job folder: ``data/eval.jsonl`` when present, else a held-out fraction
     (none below MIN_EVAL_SPLIT pairs)."""
-    data_dir = Path(job_dir) / "data"
-    train = load_pairs(data_dir / "train.jsonl")
-    if (data_dir / "eval.jsonl").exists():
-        return train, load_pairs(data_dir / "eval.jsonl")
+    job_dir = Path(job_dir)
+    train = load_pairs(job_dir / TRAIN_FILE)
+    if (job_dir / EVAL_FILE).exists():
+        return train, load_pairs(job_dir / EVAL_FILE)
     return split_eval(train, eval_fraction, seed, MIN_EVAL_SPLIT)
 
 

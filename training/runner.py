@@ -21,9 +21,7 @@ from training.cancel import CancelToken
 from training.checkpoints import CHECKPOINTS_DIR, CheckpointInfo, find_best_and_last, list_checkpoints
 from training.config import SFTJobConfig
 from training.data import DataError
-
-RESULT_FILE = "result.json"
-
+from training.job_folder import RESULT_FILE, JobResult, finished_result
 
 # Earlier versions' trainer folder; the trainer's output_dir is DIR/checkpoints now. Removed if found.
 TRAINER_DIR = "trainer-scratch"
@@ -135,7 +133,7 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def write_result(job_dir: Path, data: dict[str, Any]) -> Path:
+def write_result(job_dir: Path, data: JobResult) -> Path:
     path = job_dir / RESULT_FILE
     _write_json_atomic(path, data)
     return path
@@ -305,15 +303,7 @@ def run_program(
     if trainer.accelerator.is_main_process:
         protocol.emit(protocol.Artifact(name="adapter", path=str(adapter_path)))
         write_result(
-            job_dir,
-            {
-                "status": "finished",
-                "kind": config.kind,
-                "adapter_path": str(adapter_path),
-                "metrics": metrics,
-                "checkpoints": checkpoints,
-                "config": config.to_dict(),
-            },
+            job_dir, finished_result(config.kind, str(adapter_path), metrics, config.to_dict(), checkpoints)
         )
     return {"adapter_path": str(adapter_path), "metrics": metrics, "duration_s": metrics["duration_s"]}
 

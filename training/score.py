@@ -26,10 +26,8 @@ from typing import Any
 from training import protocol
 from training.cancel import CancelToken
 from training.data import DataError, parse_messages, read_json_lines
+from training.job_folder import SCORE_INPUT_FILE, SCORES_FILE, finished_result
 from training.score_config import ScoreJobConfig
-
-ANSWERS_FILE = "data/answers.jsonl"
-SCORES_FILE = "scores.jsonl"
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ def parse_answer(data: Any, where: str) -> Answer:
 
 
 def load_answers(job_dir: Path) -> list[Answer]:
-    path = job_dir / ANSWERS_FILE
+    path = job_dir / SCORE_INPUT_FILE
     answers = [parse_answer(data, where) for data, where, _ in read_json_lines(path)]
     if not answers:
         raise DataError(f"{path} has no answers to score.", advice="Every answer is scored already.")
@@ -134,9 +132,5 @@ def run(config: ScoreJobConfig, job_dir: str | Path, cancel: CancelToken | None 
         "duration_s": round(time.monotonic() - started, 3),
     }
     protocol.emit(protocol.Artifact(name="scores", path=str(path)))
-    write_result(
-        job_dir,
-        {"status": "finished", "kind": config.kind, "adapter_path": str(path), "metrics": metrics,
-         "config": config.to_dict()},
-    )  # fmt: skip
+    write_result(job_dir, finished_result(config.kind, str(path), metrics, config.to_dict()))
     return {"adapter_path": str(path), "metrics": metrics, "duration_s": metrics["duration_s"]}

@@ -18,7 +18,6 @@ from pathlib import Path
 DEFAULT_LAUNCHER = "python -m training"
 # The bundled executable's first argument that makes it a training program instead of the GUI.
 FROZEN_TRAINING_FLAG = "--run-training"
-JOB_KINDS = ("sft", "hitl", "dpo", "reward", "ppo", "evaluate", "score")
 
 # Variables passed through from the app's environment; everything else is dropped so a job never
 # depends on what happened to be set in the shell that started the app.
@@ -53,8 +52,10 @@ def build_command(
     whether this process is one) that is the app's executable with ``--run-training``."""
     if frozen is None:
         frozen = bool(getattr(sys, "frozen", False))
-    if kind not in JOB_KINDS:
-        raise ValueError(f"Unknown job kind '{kind}' (known: {', '.join(JOB_KINDS)}).")
+    from medalign_desktop.jobs.kinds import APP_KINDS  # here: app.py imports this module, and stays light
+
+    if kind not in APP_KINDS:
+        raise ValueError(f"Unknown job kind '{kind}' (known: {', '.join(APP_KINDS)}).")
     try:
         words = shlex.split(launcher)
     except ValueError as exc:

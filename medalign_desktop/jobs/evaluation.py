@@ -14,18 +14,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-from medalign_desktop.jobs.requests import JobRequest
+from medalign_desktop.jobs.job_types import JobRequest
 from medalign_desktop.store import Store, StoreValidationError
 from medalign_desktop.store.eval_results import evaluation_settings
 from medalign_desktop.store.rows import CachedAnswer, Prompt
+from training.job_folder import ANSWERS_FILE, RESULTS_FILE  # what training/evaluate.py writes
 
-QUESTIONS_FILE = "data/questions.jsonl"  # what training/evaluate.py reads
-CACHED_FILE = "data/cached.jsonl"
-ANSWERS_FILE = "answers.jsonl"  # what it writes
-RESULTS_FILE = "results.json"
 BASE = "base"  # the bare base model's version name
 DEFAULT_MAX_NEW_TOKENS = 256
-ANSWERING_KINDS = ("sft", "hitl", "dpo", "ppo")  # versions that answer questions (a reward model does not)
+# versions that answer questions (a reward model does not): jobs/kinds' kinds with ``answers`` (this module
+# sits below that table, which imports it; tests/unit/jobs/test_kinds.py checks the two agree)
+ANSWERING_KINDS = ("sft", "hitl", "dpo", "ppo")
 NO_HELD_OUT = (
     "Mark questions as held out first (select questions and choose Hold out, or hold out a share of an "
     "import); evaluation answers only held-out questions."

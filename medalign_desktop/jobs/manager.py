@@ -8,8 +8,8 @@ A stopped job of a kind that keeps checkpoints can be resumed (``resume``): it i
 runs with ``--resume``. A successful job's version comes from its best or its last checkpoint (``version_from``)
 and the other can become a version too (``add_checkpoint_version``); jobs/resume.py holds those rules.
 
-A job kind in ``RESULT_KINDS`` (``score``, ``evaluate``) makes no model version: on success its result files
-are stored instead (jobs/scoring.py, jobs/evaluation.py) and ``results_ready`` is emitted.
+A kind with ``store_results`` in jobs/kinds' APP_KINDS (``score``, ``evaluate``) makes no model version: on
+success its result files are stored instead and ``results_ready`` is emitted.
 
 Every database call goes through ``store_call`` (the app's single store thread), so the GUI thread never
 waits on SQLite. QtCore only: no widgets, so the queue runs in tests without a window.
@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from medalign_desktop.jobs.command import DEFAULT_LAUNCHER, build_command, build_environment
-from medalign_desktop.jobs.evaluation import EvaluationError, store_evaluation_results
+from medalign_desktop.jobs.kinds import APP_KINDS
 from medalign_desktop.jobs.process import JobProcess
 from medalign_desktop.jobs.requests import JobRequest
 from medalign_desktop.jobs.resume import (
@@ -44,7 +44,6 @@ from medalign_desktop.jobs.resume import (
     version_name,  # noqa: F401 - re-exported: the name rule lived here first
     version_source,
 )
-from medalign_desktop.jobs.scoring import ScoringError, store_scores
 from medalign_desktop.jobs.snapshot import SnapshotError, SnapshotRequest, write_snapshot
 from medalign_desktop.store import Store
 from training import protocol
@@ -56,8 +55,10 @@ METRIC_FIELDS = ("loss", "learning_rate", "grad_norm", "tokens_per_s", "eval_los
 FLUSH_INTERVAL_MS = 1000
 INTERRUPTED = "Interrupted: the app closed or crashed while this job was running."
 # kind -> what stores a successful job's results (on the store thread) instead of registering a version
-RESULT_KINDS: dict[str, Callable[..., Any]] = {"score": store_scores, "evaluate": store_evaluation_results}
-RESULT_ERRORS = (ScoringError, EvaluationError)  # a result that cannot be stored fails its job with this
+RESULT_KINDS: dict[str, Callable[..., Any]] = {
+    name: spec.store_results for name, spec in APP_KINDS.items() if spec.store_results is not None
+}
+RESULT_ERRORS = tuple(s.result_error for s in APP_KINDS.values() if s.result_error)  # fail the job with it
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Any
 
 from training import memory as training_memory
 from training.config import CONFIG_CLASSES, defaults
+from training.job_folder import CONFIG_FILE
 
 FITS, UNLOAD, MAY_NOT_FIT = "fits", "unload", "may_not_fit"
 # Room asked for beyond the estimate: the estimate is checked to within 25 % of measured peaks, and the
@@ -121,7 +122,7 @@ def plan_job_memory(
 def job_settings(job_dir: str | Path) -> tuple[str, dict[str, Any], str]:
     """(kind, settings, base model folder) of a snapshot job folder: the kind's defaults updated with
     config.json, as the training program will read them. ValueError names the file when it cannot."""
-    path = Path(job_dir) / "config.json"
+    path = Path(job_dir) / CONFIG_FILE
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -11,29 +11,12 @@ Which adapter a new job starts from, per kind:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from medalign_desktop.jobs.job_types import JobRequest  # lives below every job module
+from medalign_desktop.jobs.kinds import kinds_where
 from medalign_desktop.store import Store
 
-POLICY_KINDS = ("sft", "hitl", "dpo", "ppo")  # versions that answer questions (and can be activated)
-CONTINUES_FROM_ACTIVE = ("hitl", "dpo", "ppo")
-
-
-@dataclass
-class JobRequest:
-    kind: str
-    base_model: str
-    system_prompt: str
-    parent_version_id: int | None = None
-    parent_adapter: str | None = None
-    overrides: dict = field(default_factory=dict)
-    trigger: str = "manual"  # "manual" or "auto"
-    import_batch_ids: tuple[int, ...] = ()  # dpo / reward: imported pair batches chosen by the user
-    reward_adapter: str | None = None  # ppo: the chosen reward model's adapter
-    prompt_scope: str = "all"  # ppo: which train-split questions to answer
-    max_prompts: int | None = None
-    reward_version_id: int | None = None  # score: the reward model version that gives the scores
-    eval_versions: tuple[str, ...] = ()  # evaluate: version names to evaluate ("base" for the base model)
+POLICY_KINDS = kinds_where(answers=True)  # versions that answer questions (and can be activated)
+CONTINUES_FROM_ACTIVE = kinds_where(continues_from_active=True)
 
 
 class RequestError(ValueError):
@@ -71,7 +54,7 @@ def training_request(
         parent_version_id=active.id if continues else None,
         parent_adapter=active.adapter_path if continues else None,
         overrides=dict(overrides or {}), trigger=trigger,
-        import_batch_ids=tuple(import_batch_ids) if kind in ("dpo", "reward") else (),
+        import_batch_ids=tuple(import_batch_ids) if kind in kinds_where(uses_pair_batches=True) else (),
         reward_adapter=reward_adapter, prompt_scope=prompt_scope, max_prompts=max_prompts,
     )  # fmt: skip
 

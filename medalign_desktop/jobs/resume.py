@@ -20,15 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medalign_desktop.jobs.requests import JobRequest
+from medalign_desktop.jobs.job_types import JobRequest
+from medalign_desktop.jobs.kinds import APP_KINDS, kinds_where
 from training import checkpoints
 from training.checkpoints import CheckpointInfo
+from training.job_folder import CHECKPOINTS_DIR, CONFIG_FILE
 
 if TYPE_CHECKING:
     from medalign_desktop.store import Store
 
-VERSION_PREFIX = {"hitl": "B-iter", "sft": "A-sft", "dpo": "D-dpo", "reward": "R-reward", "ppo": "C-ppo"}
-RESUMABLE_KINDS = ("sft", "hitl", "dpo", "reward", "ppo")  # the kinds whose programs keep checkpoints
+VERSION_PREFIX = {name: spec.version_prefix for name, spec in APP_KINDS.items() if spec.version_prefix}
+RESUMABLE_KINDS = kinds_where(resumable=True)  # the kinds whose programs keep checkpoints
 VERSION_SOURCES = ("best", "last")
 # keys the manager adds to a job's stored config beside the request's overrides
 REQUEST_KEYS = (
@@ -171,10 +173,10 @@ def resume_plan(store: Store, job_id: int) -> ResumePlan:
     _best, last = checkpoints.find_best_and_last(job.job_dir)
     if last is None:
         raise ResumeError(
-            f"Job #{job_id} stopped before its first checkpoint ({Path(job.job_dir) / 'checkpoints'} has "
+            f"Job #{job_id} stopped before its first checkpoint ({Path(job.job_dir) / CHECKPOINTS_DIR} has "
             "none), so there is nothing to resume from; start a new job instead."
         )
-    config_file = Path(job.job_dir) / "config.json"
+    config_file = Path(job.job_dir) / CONFIG_FILE
     try:
         job_config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -12,11 +12,9 @@ import json
 import math
 from pathlib import Path
 
-from medalign_desktop.jobs.requests import JobRequest
+from medalign_desktop.jobs.job_types import JobRequest
 from medalign_desktop.store import Store, StoreValidationError
-
-ANSWERS_FILE = "data/answers.jsonl"  # what training/score.py reads
-SCORES_FILE = "scores.jsonl"  # what it writes
+from training.job_folder import SCORES_FILE  # what training/score.py writes (it reads SCORE_INPUT_FILE)
 
 
 class ScoringError(Exception):

@@ -17,15 +17,13 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from training.job_folder import EVAL_PROMPTS_FILE
 from training.ppo.config import PPOJobConfig
 from training.ppo.rollout import Prompt, collate, reward_inputs, sample_answers
-
-EVAL_PROMPTS_FILE = Path("data") / "eval_prompts.jsonl"
 
 
 @dataclass(frozen=True)

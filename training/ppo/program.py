@@ -30,6 +30,7 @@ from training import protocol
 from training.cancel import CancelToken
 from training.checkpoints import CheckpointInfo, find_best_and_last
 from training.data import DataError
+from training.job_folder import EVAL_PROMPTS_FILE, finished_result
 from training.lora import ModelError, check_adapter_folder, check_model_folder
 from training.ppo.config import PPOJobConfig
 from training.runner import log, write_result
@@ -39,7 +40,6 @@ RawPrompts = list[tuple[str, list[dict[str, str]]]]
 
 def check_inputs(config: PPOJobConfig, job_dir: Path) -> tuple[RawPrompts, RawPrompts | None]:
     """Cheap checks that fail fast, before torch loads; returns the prompts and data/eval_prompts.jsonl's."""
-    from training.ppo.evaluation import EVAL_PROMPTS_FILE
     from training.ppo.rollout import read_prompts
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -149,17 +149,8 @@ def run(config: PPOJobConfig, job_dir: str | Path, cancel: CancelToken | None = 
     metrics.update(n_prompts=len(split.train), n_eval_prompts=len(split.eval), n_skipped=skipped)
     metrics.update(trainable_parameters=trainable)
     protocol.emit(protocol.Artifact(name="adapter", path=str(adapter_path)))
-    write_result(
-        job_dir,
-        {
-            "status": "finished",
-            "kind": config.kind,
-            "adapter_path": str(adapter_path),
-            "metrics": metrics,
-            "checkpoints": best_and_last_summary(job_dir),
-            "config": config.to_dict(),
-        },
-    )
+    summary = best_and_last_summary(job_dir)
+    write_result(job_dir, finished_result(config.kind, str(adapter_path), metrics, config.to_dict(), summary))
     return {"adapter_path": str(adapter_path), "metrics": metrics, "duration_s": metrics["duration_s"]}
 
 

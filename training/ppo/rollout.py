@@ -16,8 +16,7 @@ from typing import Any
 import torch
 
 from training.data import ROLES, DataError, parse_messages, read_json_lines
-
-PROMPTS_FILE = Path("data") / "prompts.jsonl"
+from training.job_folder import PROMPTS_FILE
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ class Batch:
     answer_mask: torch.Tensor  # (B, R) float, 1.0 on answer tokens: the mask of every per-token PPO tensor
 
 
-def read_prompts(job_dir: Path, file: Path = PROMPTS_FILE) -> list[tuple[str, list[dict[str, str]]]]:
+def read_prompts(job_dir: Path, file: str | Path = PROMPTS_FILE) -> list[tuple[str, list[dict[str, str]]]]:
     """(id, messages) of each line of data/prompts.jsonl (or ``file``); raises DataError naming file and line."""
     path = job_dir / file
     prompts = []

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medalign_desktop.jobs.kinds import APP_KINDS
 from medalign_desktop.jobs.requests import POLICY_KINDS
 from medalign_desktop.report.stats import (
     WinRate,
@@ -51,10 +52,7 @@ METRIC_TIPS = (
 )  # fmt: skip
 METHOD_SHORT = {
     "base": "base model",
-    "sft": "A · SFT",
-    "hitl": "B · HITL",
-    "dpo": "D · DPO",
-    "ppo": "C · PPO",
+    **{name: spec.short_label for name, spec in APP_KINDS.items() if spec.short_label},
 }
 RANK_COLUMNS = ("#", "Version", "Strength", "Flagged")
 DASH = "–"

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from medalign_desktop.jobs.kinds import APP_KINDS
 from medalign_desktop.store import REJECT_REASONS, SAFETY_FLAGS, VERDICTS
 
-# Training methods by job / version kind, with the research project's model letter first.
-METHOD_LABELS = {
-    "hitl": "B  incremental LoRA",
-    "sft": "A  SFT",
-    "dpo": "D  DPO",
-    "ppo": "C  PPO",
-    "reward": "C  reward model",
-}
+# Training methods by job / version kind, with the research project's model letter first (jobs/kinds' table).
+METHOD_LABELS = {name: spec.label for name, spec in APP_KINDS.items()}
 VERDICT_LABELS = {"accept": "Accepted", "edit": "Edited", "reject": "Rejected"}
 # The colours of the verdict buttons, reused in the History table so a verdict reads the same everywhere.
 VERDICT_COLOURS = {"accept": "#2e7d32", "edit": "#1565c0", "reject": "#c62828"}

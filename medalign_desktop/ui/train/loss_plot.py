@@ -19,83 +19,21 @@ panels of the first job's method - the loss always, the other panels only for th
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from medalign_desktop.jobs.job_types import Curve, Panel
+from medalign_desktop.jobs.kinds import APP_KINDS
 from medalign_desktop.ui.core.style import colour_plot, plot_colours, theme_manager
 
 REDRAW_MS = 250
 # one colour per overlaid run, in order; readable on the light and the dark canvas
 RUN_COLOURS = ("#2f6fb3", "#d9822b", "#1e7b34", "#b42318", "#7b3fa0", "#0f8b8d", "#8c564b", "#c2185b")
-
-
-@dataclass(frozen=True)
-class Curve:
-    metric: str  # the name in the job's metric events (TRL's names are kept: "rewards/accuracies")
-    colour: str
-    legend: str
-    dots: bool = False  # evaluation values come every few steps: show the points
-
-
-@dataclass(frozen=True)
-class Panel:
-    title: str
-    curves: tuple[Curve, ...]
-
-
-LOSS = Panel(
-    "loss", (Curve("loss", "#2f6fb3", "training"), Curve("eval_loss", "#d9822b", "evaluation", True))
-)
-LEARNING_RATE = Panel("learning rate", (Curve("learning_rate", "#5c7080", "learning rate"),))
-PANELS: dict[str, tuple[Panel, ...]] = {
-    "sft": (LOSS, LEARNING_RATE),
-    "hitl": (LOSS, LEARNING_RATE),
-    "dpo": (
-        LOSS,
-        Panel("reward accuracy", (
-            Curve("rewards/accuracies", "#1e7b34", "training"),
-            Curve("eval_rewards/accuracies", "#d9822b", "evaluation", True),
-        )),
-        Panel("reward margin", (
-            Curve("rewards/margins", "#7b3fa0", "training"),
-            Curve("eval_rewards/margins", "#d9822b", "evaluation", True),
-        )),
-    ),
-    "reward": (
-        LOSS,
-        Panel("pairwise accuracy", (
-            Curve("accuracy", "#1e7b34", "training"),
-            Curve("eval_accuracy", "#d9822b", "held-back slice", True),
-        )),
-        Panel("reward margin", (
-            Curve("margin", "#7b3fa0", "training"),
-            Curve("eval_margin", "#d9822b", "held-back slice", True),
-        )),
-    ),
-    "ppo": (
-        LOSS,
-        Panel("mean reward", (
-            Curve("reward_mean", "#1e7b34", "training"),
-            Curve("eval_reward_mean", "#d9822b", "evaluation", True),
-        )),
-        Panel("KL to reference", (
-            Curve("kl", "#b42318", "training"),
-            Curve("eval_kl", "#d9822b", "evaluation", True),
-        )),
-        Panel("policy / value loss", (
-            Curve("policy_loss", "#2f6fb3", "policy"),
-            Curve("value_loss", "#d9822b", "value"),
-        )),
-        Panel("clip fraction", (Curve("clip_fraction", "#5c7080", "clip fraction"),)),
-        Panel("answer length", (Curve("answer_length", "#7b3fa0", "tokens"),)),
-    ),
-    # evaluate and score train nothing: no curves to draw, so no plot (their progress bar and log say it all)
-    "evaluate": (),
-    "score": (),
-}  # fmt: skip
+# Each kind's panels are data in its row of jobs/kinds' APP_KINDS (() for a kind that trains nothing:
+# evaluate and score draw no plot, their progress bar and log say it all); this module draws them.
+PANELS: dict[str, tuple[Panel, ...]] = {name: spec.panels for name, spec in APP_KINDS.items()}
 NO_PLOT_TEXT = "This job trains nothing, so it draws no curves: its progress and log are below."
 
 

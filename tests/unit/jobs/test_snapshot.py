@@ -102,13 +102,13 @@ def test_sft_snapshot_uses_reference_answers_of_the_train_split(store, tmp_path)
 def test_held_out_guard_refuses_a_leak(store, tmp_path, monkeypatch):
     answer(store, "Q", "A", "accept")
     held = store.add_prompt("Marked held out later", split="held_out")
-    from medalign_desktop.jobs import snapshot
+    from medalign_desktop.jobs.kinds import sft
     from medalign_desktop.store.training_data import TrainingExample
 
     leak = TrainingExample(held, "Marked held out later", "x", "accept", 99, "train", "2099")
-    real = snapshot.select_examples
+    real = sft.select_examples
     monkeypatch.setattr(
-        snapshot, "select_examples", lambda s, r: (lambda ex, info: (ex + [leak], info))(*real(s, r))
+        sft, "select_examples", lambda s, r: (lambda ex, info: (ex + [leak], info))(*real(s, r))
     )
     with pytest.raises(SnapshotError, match=f"Held-out questions would be trained on \\(ids \\[{held}\\]\\)"):
         write_snapshot(store, SnapshotRequest("hitl", "/m", SYSTEM), tmp_path / "job")
