@@ -13,50 +13,25 @@ from training.cancel import CancelToken
 
 if TYPE_CHECKING:
     from training.evaluate_config import Version
+    from training.model_loading import LoadPlan
 
 
-def load_generator(base_model: str, plan: Any, versions: list[Version]) -> tuple[Any, dict[str, str | None]]:
-    """The base causal LM for inference (4-bit NF4 on CUDA with bitsandbytes) with one named peft adapter per
-    version that has one; returns (model, version name -> adapter name, None for the base alone)."""
-    import torch
-    from transformers import AutoModelForCausalLM
+def load_generator(
+    base_model: str, plan: LoadPlan, versions: list[Version]
+) -> tuple[Any, dict[str, str | None]]:
+    """The base causal LM for inference, loaded by the shared loader (4-bit NF4 on CUDA with bitsandbytes), with
+    one named peft adapter per version that has one; returns (model, version name -> adapter name, None for the
+    base alone)."""
+    from training.model_loading import attach_adapter, load_base_model
 
-    from training.lora import ModelError
-    from training.model_check import from_pretrained_checked
-
-    kwargs: dict[str, Any] = {
-        "trust_remote_code": False,
-        "use_safetensors": True,
-        "dtype": getattr(torch, plan.dtype),
-    }
-    if plan.quantization == "nf4":
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=kwargs["dtype"],
-        )  # fmt: skip
-        kwargs["device_map"] = {"": 0}
-    try:  # a tensor missing or left over at load is an error, never a random init
-        model = from_pretrained_checked(AutoModelForCausalLM, base_model, **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"Base model {base_model} cannot be loaded: {exc}") from exc
-    if plan.device == "cuda" and plan.quantization == "none":
-        model = model.to("cuda")
-    from peft import PeftModel
-
+    model = load_base_model(base_model, plan)
     adapters: dict[str, str | None] = {}
     for i, version in enumerate(versions):
         if version.adapter_path is None:
             adapters[version.name] = None
             continue
         name = f"v{i}"  # peft adapter names must not contain dots; version names may
-        if isinstance(model, PeftModel):
-            model.load_adapter(version.adapter_path, adapter_name=name, is_trainable=False)
-        else:
-            model = PeftModel.from_pretrained(
-                model, version.adapter_path, adapter_name=name, is_trainable=False
-            )
+        model = attach_adapter(model, version.adapter_path, name)
         adapters[version.name] = name
     return model.eval(), adapters
 

@@ -179,21 +179,13 @@ def check_inputs(
     for version in config.version_list():
         if version.adapter_path is None:
             continue
-        try:
-            folder = check_adapter_folder(version.adapter_path)
-        except ModelError as exc:
-            raise ModelError(
-                str(exc).replace("Parent adapter", f"Adapter of version {version.name!r}")
-            ) from None
+        folder = check_adapter_folder(version.adapter_path, f"Adapter of version {version.name!r}")
         if _task_type(folder) == "SEQ_CLS":
             raise ModelError(
                 f"Adapter {folder} of version {version.name!r} is a reward model, not a chat model."
             )
     if config.reward_adapter:
-        try:
-            folder = check_adapter_folder(config.reward_adapter)
-        except ModelError as exc:
-            raise ModelError(str(exc).replace("Parent adapter", "Reward adapter")) from None
+        folder = check_adapter_folder(config.reward_adapter, "Reward adapter")
         if _task_type(folder) != "SEQ_CLS":
             raise ModelError(
                 f"Reward adapter {folder} is not a reward adapter (train one with the `reward` job)."
@@ -361,7 +353,7 @@ def score_all(
     keys = [(v.name, q.prompt_id) for v in versions for q in questions]
     by_id = {q.prompt_id: q for q in questions}
     log(f"Scoring {len(keys)} answers with the reward model {config.reward_adapter}.")
-    model, tokenizer = load_reward_model(config.base_model, str(config.reward_adapter), plan.device)
+    model, tokenizer = load_reward_model(config.base_model, str(config.reward_adapter), plan)
     cancel.check()
     scores: dict[tuple[str, int], float] = {}
     for start in range(0, len(keys), config.batch_size):

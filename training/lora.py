@@ -1,60 +1,26 @@
-"""Base model + LoRA loading shared by the training kinds.
+"""Base model + LoRA for the training kinds, on top of the shared loader (training/model_loading.py).
 
-On CUDA with bitsandbytes the base is loaded in 4-bit NF4 with double quantisation and bf16 compute and
-prepared with ``peft.prepare_model_for_kbit_training`` (QLoRA, as in the research project); on CUDA without
-it in bf16; on the CPU in fp32 (bf16 runs about 2x slower on CPUs without native bf16). LoRA is either fresh
-(r, alpha, dropout, target modules from the config) or the parent adapter loaded trainable.
+The plan and the load are the shared loader's (on CUDA with bitsandbytes 4-bit NF4 with double quantisation; on
+the CPU fp32); what is training's own is here: a 4-bit base prepared with ``peft.prepare_model_for_kbit_training``
+(QLoRA, as in the research project), the KV cache off, a tokenizer that must have a chat template, and the LoRA:
+either fresh (r, alpha, dropout, target modules from the config) or the parent adapter loaded trainable.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from training.model_loading import LoadPlan, ModelError, plan_load
 
 if TYPE_CHECKING:
     from training.config import SFTJobConfig
 
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
-
-class ModelError(ValueError):
-    """The base model or the parent adapter cannot be used; the message names the path."""
-
-
-@dataclass(frozen=True)
-class DevicePlan:
-    device: str  # "cpu" or "cuda"
-    quantization: str  # "none" or "nf4"
-    dtype: str  # parameter dtype, or the compute dtype when quantised
-    n_gpus: int = 0
-
-    def describe(self) -> str:
-        if self.device == "cpu":
-            return f"cpu ({self.dtype})"
-        what = "4-bit NF4, bf16 compute" if self.quantization == "nf4" else self.dtype
-        return f"cuda x{self.n_gpus} ({what})"
-
-
-def choose_device(device: str, quantization: str) -> DevicePlan:
-    """Where and how to load the model; raises ModelError when the request cannot be met."""
-    import torch
-
-    cuda = torch.cuda.is_available()
-    if device == "cuda" and not cuda:
-        raise ModelError("device 'cuda' was asked for but torch sees no CUDA device.")
-    if device == "cpu" or not cuda:
-        if quantization == "4bit":
-            raise ModelError("4-bit training needs a CUDA device (set quantization to 'none' or 'auto').")
-        return DevicePlan("cpu", "none", "float32")
-    has_bnb = importlib.util.find_spec("bitsandbytes") is not None
-    if quantization == "4bit" and not has_bnb:
-        raise ModelError("4-bit training needs the bitsandbytes package (pip install '.[cuda]').")
-    dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    quant = "nf4" if quantization in ("auto", "4bit") and has_bnb else "none"
-    return DevicePlan("cuda", quant, dtype, torch.cuda.device_count())
+def choose_device(device: str, quantization: str) -> LoadPlan:
+    """Where and how to load the model for training (training/model_loading.py's rules: on the CPU in fp32);
+    raises ModelError when the request cannot be met."""
+    return plan_load(device, quantization=quantization, for_training=True)
 
 
 def check_model_folder(path: str | Path) -> Path:
@@ -69,24 +35,22 @@ def check_model_folder(path: str | Path) -> Path:
         raise ModelError(f"Base model: {exc}") from exc
 
 
-def check_adapter_folder(path: str | Path) -> Path:
-    folder = Path(path)
-    missing = [name for name in ADAPTER_FILES if not (folder / name).is_file()]
-    if missing:
-        raise ModelError(f"Parent adapter folder {folder} is missing {', '.join(missing)}.")
+def check_adapter_folder(path: str | Path, role: str = "Parent adapter") -> Path:
+    """An adapter folder checked by the app's rules (model_check.check_adapter_folder); the message starts
+    with ``role``."""
+    from training.model_check import ModelCheckError
+    from training.model_check import check_adapter_folder as check_folder
+
     try:
-        json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"Parent adapter {folder / 'adapter_config.json'} cannot be read ({exc}).") from exc
-    return folder
+        return check_folder(path, role)
+    except ModelCheckError as exc:
+        raise ModelError(str(exc)) from exc
 
 
 def load_tokenizer(base_model: str | Path) -> Any:
-    from transformers import AutoTokenizer
+    from training.model_loading import load_tokenizer as load
 
-    tokenizer = AutoTokenizer.from_pretrained(str(base_model), trust_remote_code=False)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load(base_model)
     if not tokenizer.chat_template:
         raise ModelError(
             f"The tokenizer of {base_model} has no chat template; conversational training needs one."
@@ -95,35 +59,14 @@ def load_tokenizer(base_model: str | Path) -> Any:
 
 
 def load_base_model(
-    base_model: str | Path, plan: DevicePlan, gradient_checkpointing: bool, scorer: bool = False
+    base_model: str | Path, plan: LoadPlan, gradient_checkpointing: bool, scorer: bool = False
 ) -> Any:
-    """The base causal LM, or with ``scorer`` the same base with a fresh one-output score head (reward models)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    """The base causal LM, or with ``scorer`` the same base with a fresh one-output score head (reward models),
+    loaded by the shared loader and made ready for training: a 4-bit base is prepared for k-bit training
+    (QLoRA: norms in fp32, input grads, gradient checkpointing), and the KV cache is off."""
+    from training.model_loading import load_base_model as load
 
-    from training.model_check import from_pretrained_checked
-
-    auto_class = AutoModelForSequenceClassification if scorer else AutoModelForCausalLM
-    kwargs: dict[str, Any] = {"trust_remote_code": False, "use_safetensors": True}
-    if scorer:
-        kwargs["num_labels"] = 1
-    kwargs["dtype"] = getattr(torch, plan.dtype)
-    if plan.quantization == "nf4":
-        from accelerate import PartialState
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=kwargs["dtype"],
-        )
-        kwargs["device_map"] = {"": PartialState().local_process_index}  # one full copy per GPU
-    allowed = {"allow_missing": ("score.",), "allow_unexpected": ("lm_head.",)} if scorer else {}
-    try:  # a tensor missing or left over at load is an error, never a random init
-        model = from_pretrained_checked(auto_class, base_model, **allowed, **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"Base model {base_model} cannot be loaded: {exc}") from exc
+    model = load(base_model, plan, head="score" if scorer else "causal")
     if plan.quantization == "nf4":
         from peft import prepare_model_for_kbit_training
 
@@ -138,11 +81,12 @@ def load_base_model(
 
 def add_lora(model: Any, config: SFTJobConfig) -> Any:
     """Wrap the base in a trainable LoRA: the parent adapter's weights when given, else a fresh one."""
-    from peft import PeftModel, get_peft_model
+    from peft import get_peft_model
+
+    from training.model_loading import attach_adapter
 
     if config.parent_adapter:
-        folder = check_adapter_folder(config.parent_adapter)
-        return PeftModel.from_pretrained(model, str(folder), is_trainable=True)
+        return attach_adapter(model, check_adapter_folder(config.parent_adapter), trainable=True)
     return get_peft_model(model, lora_config(config))
 
 

@@ -20,8 +20,15 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from training.model_headers import FolderContents, ModelCheckError, inspect_model_folder
+from training.model_headers import (
+    FolderContents,
+    ModelCheckError,
+    inspect_model_folder,
+    read_json,
+    read_safetensors_header,
+)
 
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 SHOWN = 5  # tensor names quoted in a message before "... and N more"
 _passed: OrderedDict[str, None] = OrderedDict()  # fingerprints of folders that passed the complete check
 _PASSED_LIMIT = 32
@@ -46,6 +53,26 @@ def check_model_folder(path: str | Path, *, complete: bool = True) -> FolderCont
             while len(_passed) > _PASSED_LIMIT:
                 _passed.popitem(last=False)
     return contents
+
+
+def check_adapter_folder(path: str | Path, role: str = "Adapter") -> Path:
+    """Validate a LoRA adapter folder; raise ModelCheckError whose message starts with ``role`` ("Parent
+    adapter", "Reward adapter", ...) and names the file. The folder exists; adapter_config.json and
+    adapter_model.safetensors are both there (all missing ones named at once); the config is a readable JSON
+    object; the weights' safetensors header is whole (read_safetensors_header)."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        what = "is a file, not an adapter folder" if folder.exists() else "does not exist"
+        raise ModelCheckError(f"{role} folder {folder} {what}.")
+    missing = [name for name in ADAPTER_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ModelCheckError(f"{role} folder {folder} is missing {', '.join(missing)}.")
+    try:
+        read_json(folder / ADAPTER_FILES[0], "the adapter configuration")
+        read_safetensors_header(folder / ADAPTER_FILES[1])
+    except ModelCheckError as exc:
+        raise ModelCheckError(f"{role}: {exc}") from None
+    return folder
 
 
 def _fingerprint(contents: FolderContents) -> str:

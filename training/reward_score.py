@@ -10,38 +10,33 @@ same question mean something. Used by the app to score answers, and reusable by 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from training.lora import ModelError, check_adapter_folder, check_model_folder, load_tokenizer
+from training.model_loading import LoadPlan
 
 Conversation = list[dict[str, str]]
 
 
 def load_reward_model(
-    base_model_dir: str | Path, adapter_dir: str | Path, device: str = "cpu"
+    base_model_dir: str | Path, adapter_dir: str | Path, plan: LoadPlan | None = None
 ) -> tuple[Any, Any]:
-    """(model, tokenizer) of a reward adapter on its base, in eval mode on ``device`` ("cpu" or "cuda")."""
+    """(model, tokenizer) of a reward adapter on its base, in eval mode, loaded by the shared loader with
+    ``plan``'s device and dtype (default: the CPU in fp32). Never quantised: the scores are compared across
+    answers, and the model is small next to the generator it follows."""
+    from training.model_loading import attach_adapter, load_base_model
+
+    plan = replace(plan or LoadPlan("cpu", "float32", "none"), quantization="none")
     check_model_folder(base_model_dir)
-    check_adapter_folder(adapter_dir)
-    check_reward_adapter(adapter_dir)
-
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForSequenceClassification
-
-    from training.model_check import from_pretrained_checked
-
+    folder = check_adapter_folder(adapter_dir, "Reward adapter")
+    check_reward_adapter(folder)
     tokenizer = load_tokenizer(base_model_dir)
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    # The fresh head transformers adds here is replaced by the adapter's trained one (modules_to_save).
-    base = from_pretrained_checked(  # the causal head is unused, the fresh score head replaced just below
-        AutoModelForSequenceClassification, base_model_dir, allow_missing=("score.",),
-        allow_unexpected=("lm_head.",), num_labels=1, dtype=dtype, trust_remote_code=False, use_safetensors=True,
-    )  # fmt: skip
+    # The fresh head the loader adds here is replaced by the adapter's trained one (modules_to_save).
+    base = load_base_model(base_model_dir, plan, head="score")
     base.config.pad_token_id = tokenizer.pad_token_id
-    model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=False)
-    return model.to(device).eval(), tokenizer
+    return attach_adapter(base, folder).to(plan.target).eval(), tokenizer
 
 
 def score_conversations(
@@ -76,10 +71,10 @@ def score_texts(
     base_model_dir: str | Path,
     adapter_dir: str | Path,
     conversations: list[Conversation],
-    device: str = "cpu",
+    plan: LoadPlan | None = None,
 ) -> list[float]:
     """Load base + reward adapter and return one scalar score per conversation (prompt messages + answer)."""
-    model, tokenizer = load_reward_model(base_model_dir, adapter_dir, device)
+    model, tokenizer = load_reward_model(base_model_dir, adapter_dir, plan)
     return score_conversations(model, tokenizer, conversations)
 
 

@@ -94,7 +94,7 @@ def run(config: ScoreJobConfig, job_dir: str | Path, cancel: CancelToken | None 
     log(
         f"{len(answers)} answers; loading {config.base_model} + {config.reward_adapter} on {plan.describe()}."
     )
-    model, tokenizer = load_reward_model(config.base_model, config.reward_adapter, plan.device)
+    model, tokenizer = load_reward_model(config.base_model, config.reward_adapter, plan)
     cancel.check()
     kept = [a for a in answers if _token_count(tokenizer, a.messages) <= config.max_length]
     if len(kept) < len(answers):

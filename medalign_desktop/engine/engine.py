@@ -22,9 +22,9 @@ from medalign_desktop.engine.generation import (
     build_messages,
     make_stop_criteria,
 )
-from medalign_desktop.engine.load_plan import LoadPlan, choose_load_plan
 from medalign_desktop.engine.model_folder import ModelFolderInfo, check_adapter_folder, check_model_folder
 from medalign_desktop.engine.offline import enforce_offline
+from training.model_loading import LoadPlan
 
 Progress = Callable[[str], None]
 
@@ -102,14 +102,6 @@ def free_unreferenced_memory() -> None:
     trim_heap()
 
 
-def _bitsandbytes_available() -> bool:
-    try:
-        import bitsandbytes  # noqa: F401
-    except Exception:  # it raises more than ImportError on machines without CUDA libraries
-        return False
-    return True
-
-
 class Engine:
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -134,52 +126,25 @@ class Engine:
         """Load a base model folder, replacing any loaded model. Raises EngineError with a clear message."""
         folder = check_model_folder(model_dir)
         enforce_offline()
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-
-        from training.model_check import ModelCheckError, from_pretrained_checked
+        from training.model_check import ModelCheckError
+        from training.model_loading import ModelError, load_base_model, load_tokenizer, plan_load
 
         try:
-            plan = choose_load_plan(
-                device=device,
-                dtype=dtype,
-                quantization=quantization,
-                cuda_available=torch.cuda.is_available(),
-                bitsandbytes_available=torch.cuda.is_available() and _bitsandbytes_available(),
-            )
-        except ValueError as exc:
+            plan = plan_load(device, dtype, quantization, for_training=False)  # model_loading's rules
+        except ModelError as exc:
             raise EngineError(str(exc)) from exc
         if progress:
             progress(f"Loading {folder.path.name}: {plan.reason}")
         started = time.perf_counter()
-        kwargs = dict(
-            dtype=getattr(torch, plan.dtype),
-            local_files_only=True,
-            trust_remote_code=False,
-            use_safetensors=True,
-        )
-        if plan.quantization == "nf4":
-            kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=torch.bfloat16,
-            )
-            kwargs["device_map"] = {"": plan.device}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(
-                folder.path, local_files_only=True, trust_remote_code=False
-            )
-            model = from_pretrained_checked(AutoModelForCausalLM, folder.path, **kwargs)  # never random weights
-        except ModelCheckError as exc:
-            raise ModelFolderError(str(exc)) from exc
+            tokenizer = load_tokenizer(folder.path)
+            model = load_base_model(folder.path, plan)  # never random weights (from_pretrained_checked)
+        except ModelError as exc:
+            error = ModelFolderError if isinstance(exc.__cause__, ModelCheckError) else EngineError
+            raise error(str(exc)) from exc
         except Exception as exc:  # transformers raises OSError, ValueError, RuntimeError... for bad folders
             raise EngineError(f"{folder.path}: the model could not be loaded ({exc}).") from exc
-        if plan.quantization == "none":
-            model.to(plan.device)
         model.eval()
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
         with self._lock:
             self.unload()
             self.model, self.tokenizer = model, tokenizer
@@ -262,15 +227,9 @@ class Engine:
             if name in self.adapters:
                 raise AdapterError(f"An adapter named '{name}' is already loaded.")
             try:
-                from peft import PeftModel
+                from training.model_loading import attach_adapter
 
-                if isinstance(model, PeftModel):
-                    model.load_adapter(str(folder), adapter_name=name, is_trainable=False)
-                else:
-                    self.model = PeftModel.from_pretrained(
-                        model, str(folder), adapter_name=name, is_trainable=False
-                    )
-                    self.model.eval()
+                self.model = attach_adapter(model, folder, name).eval()
             except Exception as exc:  # shape mismatch, wrong base, unreadable config
                 raise AdapterError(f"{folder}: the adapter does not fit the loaded model ({exc}).") from exc
             self._adapter_dirs[name] = folder

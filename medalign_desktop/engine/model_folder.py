@@ -79,16 +79,9 @@ def check_model_folder(path: str | Path, *, complete: bool = True) -> ModelFolde
 
 
 def check_adapter_folder(path: str | Path) -> Path:
-    """Validate a LoRA adapter folder (adapter_config.json + adapter_model.safetensors)."""
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise ModelFolderError(f"{folder}: the adapter folder does not exist.")
+    """Validate a LoRA adapter folder by training/model_check.py's rules (the folder, adapter_config.json a JSON
+    object, adapter_model.safetensors with a whole header); raise ModelFolderError naming the file."""
     try:
-        model_headers.read_json(folder / "adapter_config.json", "the adapter configuration")
+        return model_check.check_adapter_folder(path)
     except ModelCheckError as exc:
         raise ModelFolderError(str(exc)) from exc
-    weights = folder / "adapter_model.safetensors"
-    if not weights.exists():
-        raise ModelFolderError(f"{folder}: adapter weights are missing (adapter_model.safetensors).")
-    read_safetensors_header(weights)
-    return folder

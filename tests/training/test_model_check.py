@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from training.lora import DevicePlan, ModelError, check_model_folder, load_base_model
+from training.lora import LoadPlan, ModelError, check_model_folder, load_base_model
 from training.model_check import ModelCheckError, from_pretrained_checked
 
 
@@ -52,9 +52,9 @@ def test_the_load_guard_refuses_missing_tensors(broken_copy):
 
 def test_load_base_model_refuses_missing_tensors(broken_copy):
     with pytest.raises(ModelError, match="cannot be loaded: .*4 tensors missing"):
-        load_base_model(broken_copy, DevicePlan("cpu", "none", "float32"), gradient_checkpointing=False)
+        load_base_model(broken_copy, LoadPlan("cpu", "float32", "none"), gradient_checkpointing=False)
 
 
 def test_a_reward_model_may_lack_its_fresh_score_head(tiny_model_dir):
-    model = load_base_model(tiny_model_dir, DevicePlan("cpu", "none", "float32"), False, scorer=True)
+    model = load_base_model(tiny_model_dir, LoadPlan("cpu", "float32", "none"), False, scorer=True)
     assert model.score.weight.shape[0] == 1

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from training.lora import DevicePlan, ModelError, add_lora, check_adapter_folder, load_base_model
+from training.lora import LoadPlan, ModelError, add_lora, check_adapter_folder, load_base_model
 from training.ppo.config import PPOJobConfig
 from training.ppo.core import response_logprobs
 
@@ -205,11 +205,9 @@ class PPOModels:
         self.value_head.load_state_dict(load_file(folder / VALUE_HEAD_FILE, device=str(self.device)))
 
 
-def load_models(config: PPOJobConfig, plan: DevicePlan) -> PPOModels:
+def load_models(config: PPOJobConfig, plan: LoadPlan) -> PPOModels:
     """Load the base once, then the policy (trainable), reference and reward adapters and the two heads."""
-    base = load_base_model(config.base_model, plan, config.gradient_checkpointing)
-    if plan.device == "cuda" and plan.quantization == "none":
-        base = base.to("cuda")  # 4-bit loads straight onto the GPU; bf16 loads on the CPU
+    base = load_base_model(config.base_model, plan, config.gradient_checkpointing)  # on the plan's device
     if config.gradient_checkpointing and plan.quantization == "none":  # 4-bit: prepared by load_base_model
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     peft_model = add_lora(base, config)  # adapter "default" = POLICY
@@ -239,10 +237,7 @@ def load_reward_adapter(peft_model: Any, folder: str | Path) -> torch.Tensor:
     from peft import LoraConfig
     from peft.utils import load_peft_weights, set_peft_model_state_dict
 
-    try:
-        folder = check_adapter_folder(folder)
-    except ModelError as exc:
-        raise ModelError(str(exc).replace("Parent adapter", "Reward adapter")) from None
+    folder = check_adapter_folder(folder, "Reward adapter")
     settings = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
     if settings.get("peft_type") != "LORA":
         raise ModelError(

@@ -52,10 +52,7 @@ def check_inputs(config: PPOJobConfig, job_dir: Path) -> tuple[RawPrompts, RawPr
     check_model_folder(config.base_model)
     if config.parent_adapter:
         check_adapter_folder(config.parent_adapter)
-    try:
-        check_adapter_folder(config.reward_adapter)
-    except ModelError as exc:
-        raise ModelError(str(exc).replace("Parent adapter", "Reward adapter")) from None
+    check_adapter_folder(config.reward_adapter, "Reward adapter")
     has_eval_file = (job_dir / EVAL_PROMPTS_FILE).is_file()
     return read_prompts(job_dir), read_prompts(job_dir, EVAL_PROMPTS_FILE) if has_eval_file else None
 

@@ -122,7 +122,7 @@ def test_adapter_errors_are_clear(engine, tiny_adapters, tmp_path):
     engine.load_adapter(tiny_adapters[0], "a")
     with pytest.raises(AdapterError, match="already loaded"):
         engine.load_adapter(tiny_adapters[0], "a")
-    with pytest.raises(EngineError, match="adapter folder does not exist"):
+    with pytest.raises(EngineError, match="Adapter folder .* does not exist"):
         engine.load_adapter(tmp_path / "missing")
 
 
