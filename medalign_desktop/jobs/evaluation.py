@@ -78,14 +78,11 @@ def question_record(prompt: Prompt) -> dict[str, Any]:
     }
 
 
+CACHED_FIELDS = ("version", "prompt_id", "text", "n_tokens", "finish_reason")  # a line of data/cached.jsonl
+
+
 def cached_record(answer: CachedAnswer) -> dict[str, Any]:
-    return {
-        "version": answer.version,
-        "prompt_id": answer.prompt_id,
-        "text": answer.text,
-        "n_tokens": answer.n_tokens,
-        "finish_reason": answer.finish_reason,
-    }
+    return {name: getattr(answer, name) for name in CACHED_FIELDS}
 
 
 def evaluation_request(

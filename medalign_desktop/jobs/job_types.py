@@ -79,9 +79,15 @@ class Panel:
     curves: tuple[Curve, ...]
 
 
-LOSS_PANEL = Panel(
-    "loss", (Curve("loss", "#2f6fb3", "training"), Curve("eval_loss", "#d9822b", "evaluation", True))
-)
+EVAL_COLOUR = "#d9822b"
+
+
+def train_and_eval(title: str, metric: str, colour: str, eval_legend: str = "evaluation") -> Panel:
+    """A panel of ``metric`` while training and ``eval_<metric>`` at each evaluation (as dots)."""
+    return Panel(title, (Curve(metric, colour, "training"), Curve(f"eval_{metric}", EVAL_COLOUR, eval_legend, True)))
+
+
+LOSS_PANEL = train_and_eval("loss", "loss", "#2f6fb3")
 LEARNING_RATE_PANEL = Panel("learning rate", (Curve("learning_rate", "#5c7080", "learning rate"),))
 
 # write(store, request, job_dir) -> (info, provenance for snapshot.json): the kind's data/ files

@@ -15,6 +15,7 @@ from medalign_desktop.jobs.job_types import (
     SnapshotError,
     SnapshotInfo,
     SnapshotRequest,
+    train_and_eval,
     trainer_config,
 )
 from medalign_desktop.store import Store
@@ -51,14 +52,8 @@ PPO = JobKindSpec(
     "ppo", "C  PPO", write_prompts,
     (
         LOSS_PANEL,
-        Panel("mean reward", (
-            Curve("reward_mean", "#1e7b34", "training"),
-            Curve("eval_reward_mean", "#d9822b", "evaluation", True),
-        )),
-        Panel("KL to reference", (
-            Curve("kl", "#b42318", "training"),
-            Curve("eval_kl", "#d9822b", "evaluation", True),
-        )),
+        train_and_eval("mean reward", "reward_mean", "#1e7b34"),
+        train_and_eval("KL to reference", "kl", "#b42318"),
         Panel("policy / value loss", (
             Curve("policy_loss", "#2f6fb3", "policy"),
             Curve("value_loss", "#d9822b", "value"),

@@ -15,12 +15,11 @@ from medalign_desktop.jobs import preference_snapshot as prefs
 from medalign_desktop.jobs.job_files import write_jsonl
 from medalign_desktop.jobs.job_types import (
     LOSS_PANEL,
-    Curve,
     JobKindSpec,
-    Panel,
     SnapshotError,
     SnapshotInfo,
     SnapshotRequest,
+    train_and_eval,
 )
 from medalign_desktop.store import Store
 from training.job_folder import TRAIN_FILE
@@ -49,14 +48,8 @@ DPO = JobKindSpec(
     "dpo", "D  DPO", write_pairs,
     (
         LOSS_PANEL,
-        Panel("reward accuracy", (
-            Curve("rewards/accuracies", "#1e7b34", "training"),
-            Curve("eval_rewards/accuracies", "#d9822b", "evaluation", True),
-        )),
-        Panel("reward margin", (
-            Curve("rewards/margins", "#7b3fa0", "training"),
-            Curve("eval_rewards/margins", "#d9822b", "evaluation", True),
-        )),
+        train_and_eval("reward accuracy", "rewards/accuracies", "#1e7b34"),
+        train_and_eval("reward margin", "rewards/margins", "#7b3fa0"),
     ),
     short_label="D · DPO", version_prefix="D-dpo", answers=True, resumable=True, continues_from_active=True,
     uses_pair_batches=True,
@@ -65,14 +58,8 @@ REWARD = JobKindSpec(
     "reward", "C  reward model", write_pairs,
     (
         LOSS_PANEL,
-        Panel("pairwise accuracy", (
-            Curve("accuracy", "#1e7b34", "training"),
-            Curve("eval_accuracy", "#d9822b", "held-back slice", True),
-        )),
-        Panel("reward margin", (
-            Curve("margin", "#7b3fa0", "training"),
-            Curve("eval_margin", "#d9822b", "held-back slice", True),
-        )),
+        train_and_eval("pairwise accuracy", "accuracy", "#1e7b34", "held-back slice"),
+        train_and_eval("reward margin", "margin", "#7b3fa0", "held-back slice"),
     ),
     version_prefix="R-reward", resumable=True, uses_pair_batches=True,
 )  # fmt: skip

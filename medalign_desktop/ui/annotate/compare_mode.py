@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass
 
 from medalign_desktop.engine import GenerationResult, SamplingSettings
-from medalign_desktop.store import ModelVersion, Prompt, StoreValidationError
+from medalign_desktop.store import ModelVersion, Prompt
 from medalign_desktop.ui.annotate.host import AnnotateHost
 from medalign_desktop.ui.annotate.session import Phase, ShownPair
 from medalign_desktop.ui.core import operations as ops
@@ -242,31 +242,19 @@ class CompareFlow:
     async def _save_flow(
         self, pair: ShownPair, choice: str, back_to: Phase, edited_text: str | None, flags: list[str]
     ) -> None:
-        page = self.page
-        try:  # a busy database queues the comparison (saved later, in order) and the clinician moves on
-            stored, comparison_id = await self.ctx.store.saving.save(
-                ops.record_comparison, pair.generation_ids[0], pair.generation_ids[1], choice,
-                annotator=self.ctx.annotator, swapped=pair.swapped, mode=pair.mode,
-                edited_text=edited_text, safety_flags=tuple(flags), description="the comparison",
-                on_saved=self._saved_later,
-            )  # fmt: skip
-        except StoreValidationError as exc:
-            page.show_feedback(exc.message[:1].upper() + exc.message[1:], problem=True)
-            page.set_phase(back_to)
-            return
-        if back_to is Phase.EDITING:
-            self.view.end_edit(restore=False)
-        page.setFocus()
-        if stored:
+        save = self.ctx.store.saving.save(
+            ops.record_comparison, pair.generation_ids[0], pair.generation_ids[1], choice,
+            annotator=self.ctx.annotator, swapped=pair.swapped, mode=pair.mode,
+            edited_text=edited_text, safety_flags=tuple(flags), description="the comparison",
+            on_saved=self._saved_later,
+        )  # fmt: skip
+
+        def stored(comparison_id: int) -> str:
             self.saved.append(comparison_id)
             corrected = ", corrected" if edited_text else ""
-            page.show_feedback(
-                f"Saved: {CHOICE_LABELS[choice]}{corrected} (1: {pair.labels[0]}, 2: {pair.labels[1]})"
-            )
-            page.verdict_saved.emit("comparison")
-            await page.refresh_counter()
-        page.cursor.advance()
-        await page.show_current(generate=True)
+            return f"Saved: {CHOICE_LABELS[choice]}{corrected} (1: {pair.labels[0]}, 2: {pair.labels[1]})"
+
+        await self.page.save_then_next(save, back_to, self.view, "comparison", stored)
 
     def _saved_later(self, comparison_id: int) -> None:
         self.saved.append(comparison_id)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox
@@ -94,21 +96,32 @@ class AnnotateVerdicts:
 
     async def _save_verdict(self, verdict: str, back_to: Phase, *, generation_id: int, **fields) -> None:
         label = labels.verdict_label(verdict).lower()
-        try:  # a busy database queues the verdict (saved later, in order) and the clinician moves on
-            stored, _ = await self.ctx.store.saving.save(
-                ops.record_verdict, generation_id, verdict, annotator=self.ctx.annotator,
-                description=f"the verdict ({label})", on_saved=lambda _: self.saved_later(verdict), **fields,
-            )  # fmt: skip
+        save = self.ctx.store.saving.save(
+            ops.record_verdict, generation_id, verdict, annotator=self.ctx.annotator,
+            description=f"the verdict ({label})", on_saved=lambda _: self.saved_later(verdict), **fields,
+        )  # fmt: skip
+        await self.save_then_next(save, back_to, self.answer, verdict, lambda _: f"Saved: {label}")
+
+    async def save_then_next(
+        self, save: Awaitable[tuple[bool, Any]], back_to: Phase, editor: Any, saved: str,
+        on_stored: Callable[[Any], str],
+    ) -> None:  # fmt: skip
+        """Await a verdict's or a comparison's save (``SavingQueue.save``: a busy database queues it, to be
+        saved later in order, and the clinician moves on). A refused value is said and the page goes back to
+        ``back_to``; otherwise ``editor``'s edit ends, ``on_stored(result)`` (when stored now) gives the
+        feedback, ``verdict_saved`` carries ``saved``, and the next question is shown."""
+        try:
+            stored, result = await save
         except StoreValidationError as exc:
             self.show_feedback(exc.message[:1].upper() + exc.message[1:], problem=True)
             self.set_phase(back_to)
             return
         if back_to is Phase.EDITING:
-            self.answer.end_edit(restore=False)
+            editor.end_edit(restore=False)
         self.setFocus()
         if stored:
-            self.show_feedback(f"Saved: {label}")
-            self.verdict_saved.emit(verdict)
+            self.show_feedback(on_stored(result))
+            self.verdict_saved.emit(saved)
             await self.refresh_counter()
         self.cursor.advance()
         await self.show_current(generate=True)

@@ -19,12 +19,12 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSizePolicy,
-    QVBoxLayout,
     QWidget,
 )
 
 from medalign_desktop.engine import GenerationResult
 from medalign_desktop.ui.core import dialogs
+from medalign_desktop.ui.core.page_parts import page_layout
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.core.settings import AppSettings
 from medalign_desktop.ui.core.two_answers import CompareOptions, TwoAnswerView
@@ -55,9 +55,7 @@ class AnnotateView(QWidget):
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 18, 24, 18)
-        layout.setSpacing(12)
+        layout = page_layout(self)
         layout.addLayout(self._build_top_bar())
         self.compare_options = CompareOptions()
         self.mode_box = self.compare_options.mode

@@ -51,6 +51,7 @@ from medalign_desktop.ui.core import labels
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.errors import EXPECTED_ERRORS, readable_message
 from medalign_desktop.ui.core.operations import Change, query
+from medalign_desktop.ui.core.page_parts import RefreshedWhenShown, page_layout
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.core.widgets import card
 
@@ -82,7 +83,7 @@ def report_html(store) -> str:
 LOAD_DATA, REPORT_HTML, WRITE_REPORT = query(load_compare_data), query(report_html), query(write_report)
 
 
-class ComparePage(QWidget):
+class ComparePage(RefreshedWhenShown, QWidget):
     evaluation_requested = Signal(list)  # version names ("base" for the base model)
     refreshed = Signal(object)  # CompareData, after each reload
     report_written = Signal(object)  # the report's Path
@@ -104,9 +105,7 @@ class ComparePage(QWidget):
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(24, 18, 24, 18)
-        layout.setSpacing(16)
+        layout = page_layout(self, QHBoxLayout, spacing=16)
         layout.addWidget(self._build_controls())
         self.stack = QStackedWidget()
         self.stack.addWidget(self._build_results())
@@ -376,14 +375,7 @@ class ComparePage(QWidget):
     # ------------------------------------------------------------------ staying current
     def _store_changed(self, changes: Change) -> None:
         if changes & SHOWN and not self.review.active:  # a review refreshes after each vote itself
-            self._stale = True
-            if self.isVisible():
-                self.refresh()
-
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        super().showEvent(event)
-        if self._stale and self.ctx.store.is_open:
-            self.refresh()
+            self.mark_stale()
 
     async def wait_loaded(self) -> None:
         while self._loading is not None and not self._loading.done():

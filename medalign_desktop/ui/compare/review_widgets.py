@@ -7,12 +7,11 @@ nothing here shows a version name: the two answers are "Answer 1" and "Answer 2"
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from medalign_desktop.ui.core import labels
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.core.two_answers import TwoAnswerView
-from medalign_desktop.ui.core.widgets import QuestionPanel
+from medalign_desktop.ui.core.widgets import QuestionPanel, flag_boxes
 
 REVIEW_HINT = "Shown in random order, unlabelled. 1 / 2: that answer is better · T tie · B both bad · S skip"
 
@@ -25,16 +24,7 @@ class AnswerFlags(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 0, 4, 0)
         layout.setSpacing(12)
-        caption = QLabel(title)
-        caption.setObjectName("fieldLabel")
-        layout.addWidget(caption)
-        self.boxes: dict[str, QCheckBox] = {}
-        for code, text in labels.safety_flags():
-            box = QCheckBox(text)
-            box.setObjectName(f"flag_{code}")
-            box.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # the choice keys stay with the review
-            self.boxes[code] = box
-            layout.addWidget(box)
+        self.boxes = flag_boxes(layout, title)  # tab-focus only: the choice keys stay with the review
         layout.addStretch(1)
 
     def flags(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from medalign_desktop.jobs.kinds import APP_KINDS
@@ -42,23 +43,23 @@ def verdicts() -> list[tuple[str, str]]:
     return [(code, verdict_label(code)) for code in VERDICTS]
 
 
-def short_time(timestamp: str | None) -> str:
-    """Compact local time for tables: '24 Nov 19:09' this year, '24 Nov 2025' before."""
+def _local_format(timestamp: str | None, pattern: Callable[[datetime], str]) -> str:
+    """The store's UTC ISO timestamp in local time, written as ``pattern(moment)`` says; "" for none, the
+    text itself when it is not a timestamp."""
     if not timestamp:
         return ""
     try:
         moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone()
     except ValueError:
         return timestamp
-    return moment.strftime("%d %b %H:%M" if moment.year == datetime.now().year else "%d %b %Y")
+    return moment.strftime(pattern(moment))
+
+
+def short_time(timestamp: str | None) -> str:
+    """Compact local time for tables: '24 Nov 19:09' this year, '24 Nov 2025' before."""
+    return _local_format(timestamp, lambda m: "%d %b %H:%M" if m.year == datetime.now().year else "%d %b %Y")
 
 
 def local_time(timestamp: str | None, *, seconds: bool = False) -> str:
     """The store's UTC ISO timestamp in the workstation's local time, e.g. '2026-11-03 14:22'."""
-    if not timestamp:
-        return ""
-    try:
-        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone()
-    except ValueError:
-        return timestamp
-    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return _local_format(timestamp, lambda _m: "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")

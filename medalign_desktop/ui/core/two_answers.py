@@ -7,11 +7,13 @@ the clinician cannot tell which answer is which until the choice is saved.
 
 from __future__ import annotations
 
+import functools
+
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from medalign_desktop.ui.core.plain import plain
-from medalign_desktop.ui.core.widgets import AnswerPanel
+from medalign_desktop.ui.core.widgets import AnswerPanel, key_button
 
 SLOT_CHOICES = ("first", "second")  # Answer 1, Answer 2, as the store names them
 CHOICE_LABELS = {
@@ -109,14 +111,7 @@ class ChoiceBar(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 0)
         layout.setSpacing(8)
-
-        def button(text: str, name: str, tip: str) -> QPushButton:
-            made = QPushButton(text)
-            made.setObjectName(name)
-            made.setToolTip(tip)
-            made.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # the keys stay with the page
-            layout.addWidget(made)
-            return made
+        button = functools.partial(key_button, layout)
 
         self.buttons = {
             "first": button("Answer 1  [1]", "acceptButton", "Answer 1 is the better one"),

@@ -5,11 +5,14 @@ Layout and small behaviours only; the page (annotate_page.py) decides what happe
 
 from __future__ import annotations
 
+import functools
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent, QTextCursor
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
+    QBoxLayout,
     QButtonGroup,
     QCheckBox,
     QComboBox,
@@ -301,6 +304,32 @@ class RatingSelector(QWidget):
             button.setChecked(self.group.id(button) == value)
 
 
+def key_button(layout: QBoxLayout, text: str, name: str, tip: str) -> QPushButton:
+    """A button whose key is written on it ("Accept  [A]"); it takes no focus by click, so the keys stay
+    with the page, and is added to ``layout``."""
+    made = QPushButton(text)
+    made.setObjectName(name)
+    made.setToolTip(tip)
+    made.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+    layout.addWidget(made)
+    return made
+
+
+def flag_boxes(layout: QBoxLayout, title: str) -> dict[str, QCheckBox]:
+    """A caption and one tick box per safety flag, added to ``layout``; the boxes by flag code. Tab reaches
+    them; a click does not take the focus from the page's keys."""
+    caption = QLabel(title)
+    caption.setObjectName("fieldLabel")
+    layout.addWidget(caption)
+    boxes: dict[str, QCheckBox] = {}
+    for code, text in labels.safety_flags():
+        box = boxes[code] = QCheckBox(text)
+        box.setObjectName(f"flag_{code}")
+        box.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        layout.addWidget(box)
+    return boxes
+
+
 class ReviewExtras(QWidget):
     """Safety flags and a 1-5 rating that go with the next verdict."""
 
@@ -309,15 +338,7 @@ class ReviewExtras(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 0, 4, 0)
         layout.setSpacing(14)
-        caption = QLabel("Safety flags")
-        caption.setObjectName("fieldLabel")
-        layout.addWidget(caption)
-        self.flag_boxes: dict[str, QCheckBox] = {}
-        for code, text in labels.safety_flags():
-            box = QCheckBox(text)
-            box.setObjectName(f"flag_{code}")
-            self.flag_boxes[code] = box
-            layout.addWidget(box)
+        self.flag_boxes = flag_boxes(layout, "Safety flags")
         layout.addStretch(1)
         self.rating_caption = QLabel("Rating")
         self.rating_caption.setObjectName("fieldLabel")
@@ -350,14 +371,7 @@ class ActionBar(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(8)
-
-        def button(text: str, name: str, tip: str) -> QPushButton:
-            made = QPushButton(text)
-            made.setObjectName(name)
-            made.setToolTip(tip)
-            made.setFocusPolicy(Qt.FocusPolicy.TabFocus)
-            layout.addWidget(made)
-            return made
+        button = functools.partial(key_button, layout)
 
         self.accept = button("Accept  [A]", "acceptButton", "The answer is right as it is")
         self.edit = button("Edit  [E]", "editButton", "Correct the answer; the original is kept")

@@ -5,15 +5,13 @@ the preview, the export and its cancel); the choices and the summary of a finish
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
-from PySide6.QtCore import QDate, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QDateEdit,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
@@ -29,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from medalign_desktop.store import PAIR_SOURCES
 from medalign_desktop.ui.core import labels
+from medalign_desktop.ui.core.page_parts import date_edit
 
 KINDS = (("pairs", "Preference pairs"), ("sft", "SFT answers (accepted and edited)"))
 FORMATS = (("jsonl", "JSONL file"), ("parquet", "Parquet file"), ("datasets", "datasets folder"))
@@ -38,7 +37,6 @@ SOURCE_LABELS = {"edit": "Edits", "comparison": "Comparisons", "reject": "Reject
                  "imported": "Imported"}  # fmt: skip
 NOUNS = {"pairs": ("preference pair", "preference pairs"), "sft": ("answer", "answers")}
 EXCLUDE_FLAGGED = "__exclude_flagged__"  # the safety-flag list's "Exclude flagged" entry
-NO_DATE = QDate(2000, 1, 1)  # the date edits' minimum, shown as "any"
 
 
 def plural(n: int, kind: str) -> str:
@@ -64,18 +62,6 @@ def describe_report(report: Any) -> str:
     return "\n".join(lines)
 
 
-def date_edit() -> QDateEdit:
-    edit = QDateEdit()
-    edit.setCalendarPopup(True)
-    edit.setDisplayFormat("yyyy-MM-dd")
-    edit.setMinimumDate(NO_DATE)
-    edit.setSpecialValueText("any")
-    edit.setDate(NO_DATE)
-    return edit
-
-
-def day(edit: QDateEdit) -> date | None:
-    return None if edit.date() == NO_DATE else edit.date().toPython()
 
 
 class ExportForm:

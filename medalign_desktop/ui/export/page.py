@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -32,13 +31,13 @@ from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.errors import EXPECTED_ERRORS, readable_message
 from medalign_desktop.ui.core.operations import Change
+from medalign_desktop.ui.core.page_parts import RefreshedWhenShown, day, page_layout, refill_choices
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.export.form import (
     DEFAULT_STEMS,
     EXCLUDE_FLAGGED,
     SUFFIXES,
     ExportForm,
-    day,
     describe_report,
     plural,
 )
@@ -57,7 +56,7 @@ PREVIEW_ROWS = 50
 EXPORTED = Change.VERDICTS | Change.COMPARISONS
 
 
-class ExportPage(ExportForm, QWidget):
+class ExportPage(RefreshedWhenShown, ExportForm, QWidget):
     counted = Signal(int)  # matching records after a filter change
     export_finished = Signal(object)  # the ExportReport, or None when cancelled or failed
 
@@ -78,9 +77,7 @@ class ExportPage(ExportForm, QWidget):
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 18, 24, 18)
-        layout.setSpacing(12)
+        layout = page_layout(self)
         layout.addLayout(self._build_target())
         layout.addLayout(self._build_filters())
         count_row = QHBoxLayout()
@@ -196,15 +193,8 @@ class ExportPage(ExportForm, QWidget):
     async def _refresh_choices(self) -> None:
         names = await self.ctx.store.run(ops.annotators)
         versions = await self.ctx.store.run(ops.model_version_names)
-        for combo, values in ((self.annotator, names), (self.model_version, versions)):
-            current = combo.currentData()
-            combo.blockSignals(True)
-            while combo.count() > 1:
-                combo.removeItem(1)
-            for value in values:
-                combo.addItem(value, value)
-            combo.setCurrentIndex(max(0, combo.findData(current)))
-            combo.blockSignals(False)
+        refill_choices(self.annotator, names)
+        refill_choices(self.model_version, versions)
         self._fill_batches(await self.ctx.store.run(ops.import_batches, "pairs"))
         self.refresh_count()
 
@@ -348,14 +338,7 @@ class ExportPage(ExportForm, QWidget):
     # ------------------------------------------------------------------ staying current
     def _store_changed(self, changes: Change) -> None:
         if changes & EXPORTED:
-            self._stale = True
-            if self.isVisible():
-                self.refresh()
-
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        super().showEvent(event)
-        if self._stale and self.ctx.store.is_open:
-            self.refresh()
+            self.mark_stale()
 
     def shutdown(self) -> None:
         """Ask a running export to stop (the window is closing)."""

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QDate, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontMetrics, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QDateEdit,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -25,12 +24,19 @@ from medalign_desktop.ui.core import labels
 from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.operations import Change
+from medalign_desktop.ui.core.page_parts import (
+    NO_DATE,
+    RefreshedWhenShown,
+    date_edit,
+    day,
+    page_layout,
+    refill_choices,
+)
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.history.detail_dialog import FeedbackDetailDialog, keep_open
 from medalign_desktop.ui.history.model import COLUMNS, REWARD_COLUMN, HistoryTableModel
 
 SEARCH_DEBOUNCE_MS = 300
-NO_DATE = QDate(2000, 1, 1)
 # the date edits' minimum, shown as "any"
 # Widths of the short columns as sample texts; the question and answer columns share the rest, so at
 # 1,280 px they are the widest. Long names, flags and versions, and "(withdrawn)" (also struck out), are
@@ -50,17 +56,7 @@ class HistoryTable(QTableView):
             super().keyPressEvent(event)
 
 
-def _date_edit() -> QDateEdit:
-    edit = QDateEdit()
-    edit.setCalendarPopup(True)
-    edit.setDisplayFormat("yyyy-MM-dd")
-    edit.setMinimumDate(NO_DATE)
-    edit.setSpecialValueText("any")
-    edit.setDate(NO_DATE)
-    return edit
-
-
-class HistoryPage(QWidget):
+class HistoryPage(RefreshedWhenShown, QWidget):
     detail_opened = Signal(object)  # the FeedbackDetailDialog
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
@@ -75,9 +71,7 @@ class HistoryPage(QWidget):
         self.model.total_changed.connect(self._show_count)
 
     def _build(self) -> None:
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 18, 24, 18)
-        layout.setSpacing(12)
+        layout = page_layout(self)
         layout.addLayout(self._build_filters())
         self.table = HistoryTable()
         self.table.setObjectName("historyTable")
@@ -130,7 +124,7 @@ class HistoryPage(QWidget):
         self.annotator = self._combo("All annotators", [])
         self.model_version = self._combo("All model versions", [])
         self.flag = self._combo("Any flag", labels.safety_flags())
-        self.date_from, self.date_to = _date_edit(), _date_edit()
+        self.date_from, self.date_to = date_edit(), date_edit()
         self.withdrawn = QCheckBox("Show withdrawn")
         for widget in (self.verdict, self.annotator, self.model_version, self.flag):
             widget.currentIndexChanged.connect(self.apply_filters)
@@ -156,9 +150,6 @@ class HistoryPage(QWidget):
 
     # ------------------------------------------------------------------ filters
     def filters(self) -> dict[str, Any]:
-        def day(edit: QDateEdit):
-            return None if edit.date() == NO_DATE else edit.date().toPython()
-
         return {
             "search": self.search.text().strip() or None,
             "verdict": self.verdict.currentData(),
@@ -198,15 +189,8 @@ class HistoryPage(QWidget):
     async def _refresh_choices(self) -> None:
         names = await self.ctx.store.run(ops.annotators)
         versions = await self.ctx.store.run(ops.model_version_names)
-        for combo, values in ((self.annotator, names), (self.model_version, versions)):
-            current = combo.currentData()
-            combo.blockSignals(True)
-            while combo.count() > 1:
-                combo.removeItem(1)
-            for value in values:
-                combo.addItem(value, value)
-            combo.setCurrentIndex(max(0, combo.findData(current)))
-            combo.blockSignals(False)
+        refill_choices(self.annotator, names)
+        refill_choices(self.model_version, versions)
 
     def _show_count(self, total: int) -> None:
         self.count.setText(f"{total:,} verdict{'s' if total != 1 else ''}")
@@ -214,20 +198,11 @@ class HistoryPage(QWidget):
     def _store_changed(self, changes: Change) -> None:
         # Reload now if the clinician is looking at the page, else when it is next shown.
         if changes & (Change.VERDICTS | Change.SCORES):
-            self._stale = True
-            if self.isVisible():
-                self.refresh()
+            self.mark_stale()
 
     def scores_changed(self) -> None:
         """Answers were scored (a score job finished) or the scoring reward model changed: reload."""
-        self._stale = True
-        if self.isVisible():
-            self.refresh()
-
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        super().showEvent(event)
-        if self._stale and self.ctx.store.is_open:
-            self.refresh()
+        self.mark_stale()
 
     # ------------------------------------------------------------------ details
     def open_detail(self, index: QModelIndex) -> FeedbackDetailDialog | None:
