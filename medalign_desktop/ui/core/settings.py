@@ -38,6 +38,20 @@ def _make_private(qsettings: QSettings) -> None:
             pass
 
 
+def _choice(key: str, choices: tuple[str, ...], doc: str) -> property:
+    """A setting that is one of ``choices``; the first when unset or not one of them (an old or edited
+    file)."""
+
+    def get(self: AppSettings) -> str:
+        value = self._get(key, choices[0], str)
+        return value if value in choices else choices[0]
+
+    def set_(self: AppSettings, value: str) -> None:
+        self.qsettings.setValue(key, value)
+
+    return property(get, set_, doc=doc)
+
+
 class AppSettings:
     def __init__(self, qsettings: QSettings | None = None) -> None:
         self.qsettings = qsettings or default_qsettings()
@@ -79,14 +93,7 @@ class AppSettings:
         self.qsettings.setValue("sampling/system_prompt", settings.system_prompt)
 
     # the queue and the window ---------------------------------------------------------------------------
-    @property
-    def queue_mode(self) -> str:
-        mode = self._get("queue/mode", "unannotated", str)
-        return mode if mode in ("unannotated", "all") else "unannotated"
-
-    @queue_mode.setter
-    def queue_mode(self, mode: str) -> None:
-        self.qsettings.setValue("queue/mode", mode)
+    queue_mode = _choice("queue/mode", ("unannotated", "all"), "Which questions the Annotate queue shows.")
 
     @property
     def include_held_out(self) -> bool:
@@ -97,25 +104,14 @@ class AppSettings:
         self.qsettings.setValue("queue/include_held_out", bool(value))
 
     # compare mode: two answers side by side -------------------------------------------------------------
-    @property
-    def annotate_mode(self) -> str:
-        """Either "single" (one answer, accept / edit / reject) or "compare" (two answers, pick the better)."""
-        mode = self._get("annotate/mode", "single", str)
-        return mode if mode in ("single", "compare") else "single"
-
-    @annotate_mode.setter
-    def annotate_mode(self, mode: str) -> None:
-        self.qsettings.setValue("annotate/mode", mode)
-
-    @property
-    def compare_source(self) -> str:
-        """Either "seeds" (two samples of the active version) or "versions" (two chosen model versions)."""
-        source = self._get("annotate/compare_source", "seeds", str)
-        return source if source in ("seeds", "versions") else "seeds"
-
-    @compare_source.setter
-    def compare_source(self, source: str) -> None:
-        self.qsettings.setValue("annotate/compare_source", source)
+    annotate_mode = _choice(
+        "annotate/mode", ("single", "compare"),
+        '"single" (one answer, accept / edit / reject) or "compare" (two answers, pick the better).',
+    )  # fmt: skip
+    compare_source = _choice(
+        "annotate/compare_source", ("seeds", "versions"),
+        '"seeds" (two samples of the active version) or "versions" (two chosen model versions).',
+    )  # fmt: skip
 
     @property
     def compare_versions(self) -> tuple[str, str]:
@@ -130,15 +126,10 @@ class AppSettings:
         self.qsettings.setValue("annotate/compare_version_x", names[0])
         self.qsettings.setValue("annotate/compare_version_y", names[1])
 
-    @property
-    def theme(self) -> str:
-        """The look: "system" (follow the system's light / dark setting), "light" or "dark"."""
-        theme = self._get("window/theme", "system", str)
-        return theme if theme in ("system", "light", "dark") else "system"
-
-    @theme.setter
-    def theme(self, theme: str) -> None:
-        self.qsettings.setValue("window/theme", theme)
+    theme = _choice(
+        "window/theme", ("system", "light", "dark"),
+        'The look: "system" (follow the system\'s light / dark setting), "light" or "dark".',
+    )  # fmt: skip
 
     @property
     def last_page(self) -> int:
