@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QStackedWidget,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -51,7 +50,7 @@ from medalign_desktop.ui.core import labels
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.errors import EXPECTED_ERRORS, readable_message
 from medalign_desktop.ui.core.operations import Change, query
-from medalign_desktop.ui.core.page_parts import RefreshedWhenShown, page_layout
+from medalign_desktop.ui.core.page_parts import RefreshedWhenShown, box_layout, page_layout
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.core.widgets import card
 
@@ -116,9 +115,7 @@ class ComparePage(RefreshedWhenShown, QWidget):
     def _build_controls(self) -> QWidget:
         column = QWidget()
         column.setFixedWidth(290)
-        layout = QVBoxLayout(column)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(12)
+        layout = box_layout(column, spacing=12)
         frame, body, _ = card("Versions")
         self.version_list = QListWidget()
         self.version_list.setObjectName("versionList")
@@ -172,9 +169,7 @@ class ComparePage(RefreshedWhenShown, QWidget):
 
     def _build_results(self) -> QWidget:
         panel = QWidget()
-        layout = QVBoxLayout(panel)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(12)
+        layout = box_layout(panel, spacing=12)
         self.metrics = MetricsTable()
         self.metrics_section = Section("Metrics on held-out questions", self.metrics)
         self.matrix = WinRateMatrix()

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -37,6 +36,7 @@ from medalign_desktop.report.stats import (
     win_rates,
 )
 from medalign_desktop.ui.core import labels
+from medalign_desktop.ui.core.page_parts import box_layout
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.core.plain import tip as plain_tip
 from medalign_desktop.ui.core.style import colour_plot, plot_colours, theme_manager
@@ -188,8 +188,7 @@ class Section(QWidget):
     def __init__(self, title: str, content: QWidget, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         frame, body, self.caption = card(title)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = box_layout(self)
         layout.addWidget(frame)
         self.stack = QStackedWidget()
         self.content = content
@@ -306,8 +305,7 @@ class VersionPlots(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = box_layout(self, QHBoxLayout)
         self.plots: dict[str, pg.PlotWidget] = {}
         self.titles: dict[str, str] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}

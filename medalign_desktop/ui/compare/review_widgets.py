@@ -7,8 +7,9 @@ nothing here shows a version name: the two answers are "Answer 1" and "Answer 2"
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
+from medalign_desktop.ui.core.page_parts import box_layout
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.core.two_answers import TwoAnswerView
 from medalign_desktop.ui.core.widgets import QuestionPanel, flag_boxes
@@ -21,9 +22,7 @@ class AnswerFlags(QWidget):
 
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(4, 0, 4, 0)
-        layout.setSpacing(12)
+        layout = box_layout(self, QHBoxLayout, margins=(4, 0, 4, 0), spacing=12)
         self.boxes = flag_boxes(layout, title)  # tab-focus only: the choice keys stay with the review
         layout.addStretch(1)
 
@@ -43,9 +42,7 @@ class BlindReviewView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(10)
+        layout = box_layout(self, spacing=10)
         top = QHBoxLayout()
         self.position = plain(QLabel("Blind review"))
         self.position.setObjectName("positionLabel")

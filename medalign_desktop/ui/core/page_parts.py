@@ -1,23 +1,35 @@
-"""Pieces every page builds the same way: its outer layout, "any date" edits, and filter lists."""
+"""Pieces every page builds the same way: its layouts, "any date" edits, and filter lists."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 
 from PySide6.QtCore import QDate
-from PySide6.QtWidgets import QBoxLayout, QComboBox, QDateEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QBoxLayout, QComboBox, QDateEdit, QLabel, QVBoxLayout, QWidget
 
 PAGE_MARGINS = (24, 18, 24, 18)  # left, top, right, bottom: every page the same
 NO_DATE = QDate(2000, 1, 1)  # the date edits' minimum, shown as "any"
 
 
+def box_layout(
+    parent: QWidget,
+    layout_class: type[QBoxLayout] = QVBoxLayout,
+    margins: tuple[int, int, int, int] = (0, 0, 0, 0),
+    spacing: int | None = None,
+) -> QBoxLayout:
+    """A row or column layout on ``parent``: flush with its edges unless ``margins`` (left, top, right,
+    bottom) are given; the style's spacing unless ``spacing`` is."""
+    layout = layout_class(parent)
+    layout.setContentsMargins(*margins)
+    if spacing is not None:
+        layout.setSpacing(spacing)
+    return layout
+
+
 def page_layout(page: QWidget, layout_class: type[QBoxLayout] = QVBoxLayout, spacing: int = 12) -> QBoxLayout:
     """The page's outer layout, with the margins every page has."""
-    layout = layout_class(page)
-    layout.setContentsMargins(*PAGE_MARGINS)
-    layout.setSpacing(spacing)
-    return layout
+    return box_layout(page, layout_class, PAGE_MARGINS, spacing)
 
 
 def date_edit() -> QDateEdit:
@@ -34,6 +46,22 @@ def date_edit() -> QDateEdit:
 def day(edit: QDateEdit) -> date | None:
     """The date chosen, or None for "any"."""
     return None if edit.date() == NO_DATE else edit.date().toPython()
+
+
+def add_filters(
+    row: QBoxLayout,
+    lists: Iterable[QComboBox],
+    dates: tuple[QDateEdit, QDateEdit],
+    on_change: Callable[[], object],
+) -> None:
+    """Put a page's filter lists and its From / To date edits in ``row``; any change calls ``on_change``."""
+    for combo in lists:
+        combo.currentIndexChanged.connect(on_change)
+        row.addWidget(combo)
+    for caption, edit in zip(("From", "To"), dates, strict=True):
+        edit.dateChanged.connect(on_change)
+        row.addWidget(QLabel(caption))
+        row.addWidget(edit)
 
 
 def refill_choices(combo: QComboBox, values: Iterable[str]) -> None:

@@ -129,7 +129,8 @@ class EngineService(QObject):
     async def _load_with(self, work: Callable[[], LoadedModel]) -> LoadedModel:
         """Run a loading ``work`` on the engine thread, flagged as loading, and announce the loaded model."""
 
-        def tracked() -> LoadedModel:  # flagged on the engine thread: a cancelled await leaves the load running
+        # flagged on the engine thread: a cancelled await leaves the load running
+        def tracked() -> LoadedModel:
             self._loading = True
             try:
                 return work()

@@ -52,6 +52,30 @@ def _choice(key: str, choices: tuple[str, ...], doc: str) -> property:
     return property(get, set_, doc=doc)
 
 
+def _switch(key: str, default: bool, doc: str) -> property:
+    """An on/off setting."""
+
+    def get(self: AppSettings) -> bool:
+        return bool(self._get(key, default, bool))
+
+    def set_(self: AppSettings, value: bool) -> None:
+        self.qsettings.setValue(key, bool(value))
+
+    return property(get, set_, doc=doc)
+
+
+def _count(key: str, default: int, minimum: int, doc: str) -> property:
+    """A whole number, never below ``minimum`` (an edited file may hold anything)."""
+
+    def get(self: AppSettings) -> int:
+        return max(minimum, int(self._get(key, default, int)))
+
+    def set_(self: AppSettings, value: int) -> None:
+        self.qsettings.setValue(key, max(minimum, int(value)))
+
+    return property(get, set_, doc=doc)
+
+
 class AppSettings:
     def __init__(self, qsettings: QSettings | None = None) -> None:
         self.qsettings = qsettings or default_qsettings()
@@ -95,13 +119,7 @@ class AppSettings:
     # the queue and the window ---------------------------------------------------------------------------
     queue_mode = _choice("queue/mode", ("unannotated", "all"), "Which questions the Annotate queue shows.")
 
-    @property
-    def include_held_out(self) -> bool:
-        return bool(self._get("queue/include_held_out", False, bool))
-
-    @include_held_out.setter
-    def include_held_out(self, value: bool) -> None:
-        self.qsettings.setValue("queue/include_held_out", bool(value))
+    include_held_out = _switch("queue/include_held_out", False, "Whether the queue shows held-out questions.")
 
     # compare mode: two answers side by side -------------------------------------------------------------
     annotate_mode = _choice(
@@ -131,30 +149,18 @@ class AppSettings:
         'The look: "system" (follow the system\'s light / dark setting), "light" or "dark".',
     )  # fmt: skip
 
-    @property
-    def last_page(self) -> int:
-        return int(self._get("window/last_page", 0, int))
-
-    @last_page.setter
-    def last_page(self, index: int) -> None:
-        self.qsettings.setValue("window/last_page", int(index))
+    last_page = _count("window/last_page", 0, 0, "The page shown when the window last closed.")
 
     # training ---------------------------------------------------------------------------------------------
-    @property
-    def retrain_threshold(self) -> int:
-        return max(1, int(self._get("training/retrain_threshold", DEFAULT_THRESHOLD, int)))
-
-    @retrain_threshold.setter
-    def retrain_threshold(self, value: int) -> None:
-        self.qsettings.setValue("training/retrain_threshold", int(value))
-
-    @property
-    def auto_retrain(self) -> bool:
-        return bool(self._get("training/auto_retrain", True, bool))
-
-    @auto_retrain.setter
-    def auto_retrain(self, value: bool) -> None:
-        self.qsettings.setValue("training/auto_retrain", bool(value))
+    retrain_threshold = _count(
+        "training/retrain_threshold",
+        DEFAULT_THRESHOLD,
+        1,
+        "New verdicts after which a retrain starts by itself.",
+    )
+    auto_retrain = _switch(
+        "training/auto_retrain", True, "Whether a retrain starts by itself at the threshold."
+    )
 
     @property
     def scoring_reward_version(self) -> int | None:
@@ -166,24 +172,14 @@ class AppSettings:
     def scoring_reward_version(self, version_id: int | None) -> None:
         self.qsettings.setValue("training/scoring_reward_version", int(version_id or 0))
 
-    @property
-    def version_from(self) -> str:
-        """Which checkpoint of a successful job becomes its version: "best" (evaluation) or "last"."""
-        value = str(self._get("training/version_from", "best", str))
-        return value if value in ("best", "last") else "best"
-
-    @version_from.setter
-    def version_from(self, value: str) -> None:
-        self.qsettings.setValue("training/version_from", value)
-
-    @property
-    def early_stopping_patience(self) -> int:
-        """Evaluations without improvement after which a training job stops early; 0: never."""
-        return max(0, int(self._get("training/early_stopping_patience", 0, int)))
-
-    @early_stopping_patience.setter
-    def early_stopping_patience(self, value: int) -> None:
-        self.qsettings.setValue("training/early_stopping_patience", max(0, int(value)))
+    version_from = _choice(
+        "training/version_from", ("best", "last"),
+        'Which checkpoint of a successful job becomes its version: "best" (evaluation) or "last".',
+    )  # fmt: skip
+    early_stopping_patience = _count(
+        "training/early_stopping_patience", 0, 0,
+        "Evaluations without improvement after which a training job stops early; 0: never.",
+    )  # fmt: skip
 
     @property
     def launcher(self) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
+from medalign_desktop.ui.core.page_parts import box_layout
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.core.widgets import AnswerPanel, key_button
 
@@ -35,9 +36,7 @@ class TwoAnswerView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(6)
+        layout = box_layout(self, spacing=6)
         row = QHBoxLayout()
         row.setSpacing(12)
         self.panels = (AnswerPanel("Answer 1"), AnswerPanel("Answer 2"))
@@ -108,9 +107,7 @@ class ChoiceBar(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 4, 0, 0)
-        layout.setSpacing(8)
+        layout = box_layout(self, QHBoxLayout, margins=(0, 4, 0, 0), spacing=8)
         button = functools.partial(key_button, layout)
 
         self.buttons = {
@@ -144,9 +141,7 @@ class CompareOptions(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(8)
+        layout = box_layout(self, QHBoxLayout, spacing=8)
         self.mode = QComboBox()
         self.mode.addItem("Single answer", "single")
         self.mode.addItem("Compare two answers", "compare")

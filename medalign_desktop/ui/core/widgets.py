@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from medalign_desktop.ui.core import labels
+from medalign_desktop.ui.core.page_parts import box_layout
 from medalign_desktop.ui.core.plain import plain
 
 
@@ -45,9 +46,7 @@ def card(title: str, object_name: str = "card") -> tuple[QFrame, QVBoxLayout, QH
     """A white rounded panel with a small caption row; returns (frame, body layout, caption row)."""
     frame = QFrame()
     frame.setObjectName(object_name)
-    body = QVBoxLayout(frame)
-    body.setContentsMargins(18, 14, 18, 16)
-    body.setSpacing(10)
+    body = box_layout(frame, margins=(18, 14, 18, 16), spacing=10)
     caption = QHBoxLayout()
     title_label = plain(QLabel(title.upper()))  # may hold a version name
     title_label.setObjectName("cardTitle")
@@ -91,8 +90,7 @@ class QuestionPanel(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         frame, body, caption = card("Question")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = box_layout(self)
         layout.addWidget(frame)
         self.meta = plain(QLabel())  # the external id: imported content
         self.meta.setObjectName("metaLabel")
@@ -143,8 +141,7 @@ class AnswerPanel(QFrame):
         super().__init__(parent)
         frame, body, caption = card(title)
         self.frame = frame
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = box_layout(self)
         layout.addWidget(frame)
         self.status = plain(QLabel())
         self.status.setObjectName("metaLabel")
@@ -152,8 +149,7 @@ class AnswerPanel(QFrame):
         self.text = reading_view("answerText")
         body.addWidget(self.text, 1)
         self.edit_bar = QWidget()
-        bar = QHBoxLayout(self.edit_bar)
-        bar.setContentsMargins(0, 0, 0, 0)
+        bar = box_layout(self.edit_bar, QHBoxLayout)
         hint = QLabel("Editing: your text is saved as a correction; the model's original is kept.")
         hint.setObjectName("hintLabel")
         bar.addWidget(hint, 1)
@@ -229,9 +225,7 @@ class RejectPanel(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("rejectPanel")
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(16, 10, 16, 10)
-        layout.setSpacing(10)
+        layout = box_layout(self, QHBoxLayout, margins=(16, 10, 16, 10), spacing=10)
         layout.addWidget(QLabel("Why reject?"))
         self.reason = QComboBox()
         self.reason.setObjectName("rejectReason")
@@ -275,9 +269,7 @@ class RatingSelector(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
+        layout = box_layout(self, QHBoxLayout, spacing=4)
         self.group = QButtonGroup(self)
         self.group.setExclusive(False)
         for value in range(1, 6):
@@ -335,9 +327,7 @@ class ReviewExtras(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(4, 0, 4, 0)
-        layout.setSpacing(14)
+        layout = box_layout(self, QHBoxLayout, margins=(4, 0, 4, 0), spacing=14)
         self.flag_boxes = flag_boxes(layout, "Safety flags")
         layout.addStretch(1)
         self.rating_caption = QLabel("Rating")
@@ -368,9 +358,7 @@ class ActionBar(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(8)
+        layout = box_layout(self, QHBoxLayout, spacing=8)
         button = functools.partial(key_button, layout)
 
         self.accept = button("Accept  [A]", "acceptButton", "The answer is right as it is")

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from medalign_desktop.store import PAIR_SOURCES
 from medalign_desktop.ui.core import labels
-from medalign_desktop.ui.core.page_parts import date_edit
+from medalign_desktop.ui.core.page_parts import add_filters, date_edit
 
 KINDS = (("pairs", "Preference pairs"), ("sft", "SFT answers (accepted and edited)"))
 FORMATS = (("jsonl", "JSONL file"), ("parquet", "Parquet file"), ("datasets", "datasets folder"))
@@ -60,8 +60,6 @@ def describe_report(report: Any) -> str:
         lines.append(f"De-identification masked {total:,} identifier{'s' if total != 1 else ''}: {kinds}.")
     lines.append(f"Manifest: {report.manifest_path}")
     return "\n".join(lines)
-
-
 
 
 class ExportForm:
@@ -110,13 +108,12 @@ class ExportForm:
         self.held_out.setToolTip(
             "Held-out questions are kept for evaluation and are left out of exports by default"
         )
-        for widget in (self.annotator, self.model_version, self.flag):
-            widget.currentIndexChanged.connect(self.schedule_count)
-            top.addWidget(widget)
-        for caption, edit in (("From", self.date_from), ("To", self.date_to)):
-            edit.dateChanged.connect(self.schedule_count)
-            top.addWidget(QLabel(caption))
-            top.addWidget(edit)
+        add_filters(
+            top,
+            (self.annotator, self.model_version, self.flag),
+            (self.date_from, self.date_to),
+            self.schedule_count,
+        )
         top.addWidget(self.held_out)
         top.addStretch(1)
         self.held_out.toggled.connect(self.schedule_count)

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QTextBrowser,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -28,6 +27,7 @@ from medalign_desktop.store import AuditEntry, FeedbackDetail
 from medalign_desktop.ui.core import dialogs, labels
 from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
+from medalign_desktop.ui.core.page_parts import box_layout
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.core.style import html_colour
 from medalign_desktop.ui.core.widgets import RatingSelector
@@ -136,8 +136,7 @@ class FeedbackDetailDialog(QDialog):
         self.view = QTextBrowser()
         self.view.setObjectName("detailView")
         self.view.setOpenLinks(False)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(18, 18, 18, 14)
+        layout = box_layout(self, margins=(18, 18, 18, 14))
         layout.addWidget(self.view, 1)
         layout.addWidget(self._build_corrections())
         self.status = plain(QLabel())
@@ -251,7 +250,9 @@ class FeedbackDetailDialog(QDialog):
             self.task = self.ctx.tasks.start(self._save_flow(annotator, self.correction_fields()), "Saving")
 
     async def _save_flow(self, annotator: str, fields: dict) -> None:
-        changed = await self.ctx.store.run(ops.change_verdict, self.feedback_id, annotator=annotator, **fields)
+        changed = await self.ctx.store.run(
+            ops.change_verdict, self.feedback_id, annotator=annotator, **fields
+        )
         self.status.setText("Saved. The change is in the audit trail." if changed else "Nothing changed.")
         await self._after_write(changed)
 

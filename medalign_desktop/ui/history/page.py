@@ -27,6 +27,7 @@ from medalign_desktop.ui.core.operations import Change
 from medalign_desktop.ui.core.page_parts import (
     NO_DATE,
     RefreshedWhenShown,
+    add_filters,
     date_edit,
     day,
     page_layout,
@@ -126,13 +127,8 @@ class HistoryPage(RefreshedWhenShown, QWidget):
         self.flag = self._combo("Any flag", labels.safety_flags())
         self.date_from, self.date_to = date_edit(), date_edit()
         self.withdrawn = QCheckBox("Show withdrawn")
-        for widget in (self.verdict, self.annotator, self.model_version, self.flag):
-            widget.currentIndexChanged.connect(self.apply_filters)
-            bottom.addWidget(widget)
-        for caption, edit in (("From", self.date_from), ("To", self.date_to)):
-            edit.dateChanged.connect(self.apply_filters)
-            bottom.addWidget(QLabel(caption))
-            bottom.addWidget(edit)
+        lists = (self.verdict, self.annotator, self.model_version, self.flag)
+        add_filters(bottom, lists, (self.date_from, self.date_to), self.apply_filters)
         self.withdrawn.toggled.connect(self.apply_filters)
         bottom.addWidget(self.withdrawn)
         bottom.addStretch(1)

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -26,6 +25,7 @@ from medalign_desktop.jobs.requests import POLICY_KINDS
 from medalign_desktop.ui.core import labels
 from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
+from medalign_desktop.ui.core.page_parts import box_layout
 from medalign_desktop.ui.core.plain import plain
 
 COLUMNS = ("Version", "Method", "Created", "Examples", "Final loss", "Adapter")
@@ -70,8 +70,7 @@ class ModelsPage(QWidget):
                        self.score_button):  # fmt: skip
             buttons.addWidget(button)
         buttons.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 16, 16, 16)
+        layout = box_layout(self, margins=(16, 16, 16, 16))
         layout.addWidget(self.active_label)
         layout.addLayout(buttons)
         layout.addWidget(self.tree, 1)

@@ -32,6 +32,7 @@ from medalign_desktop.ui.core import dialogs
 from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.errors import ErrorReporter, readable_message
+from medalign_desktop.ui.core.page_parts import box_layout
 from medalign_desktop.ui.core.saving_queue import hold_close
 from medalign_desktop.ui.core.services import EngineService, StoreService
 from medalign_desktop.ui.core.settings import AppSettings
@@ -147,9 +148,7 @@ class MainWindow(ImportActions, QMainWindow):
             self.pages.addWidget(page)
         self.nav.currentRowChanged.connect(self.show_page)
         central = QWidget()
-        layout = QHBoxLayout(central)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
+        layout = box_layout(central, QHBoxLayout, spacing=0)
         layout.addWidget(self.nav)
         layout.addWidget(self.pages, 1)
         self.setCentralWidget(central)

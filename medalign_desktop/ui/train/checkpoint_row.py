@@ -13,6 +13,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QWidget
 
 from medalign_desktop.jobs.resume import CheckpointOffer, describe
+from medalign_desktop.ui.core.page_parts import box_layout
 
 SOURCES = (("best checkpoint (lowest evaluation loss)", "best"), ("last step", "last"))
 
@@ -35,8 +36,7 @@ class VersionSourceChoice(QWidget):
         self.combo.currentIndexChanged.connect(lambda _index: self.changed.emit(self.value))
         label = QLabel("New versions from:")
         label.setBuddy(self.combo)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = box_layout(self, QHBoxLayout)
         layout.addWidget(label)
         layout.addWidget(self.combo)
 
@@ -66,8 +66,7 @@ class EarlyStoppingChoice(QWidget):
         self.check.toggled.connect(self.patience.setEnabled)
         self.check.toggled.connect(lambda _on: self.changed.emit(self.value))
         self.patience.valueChanged.connect(lambda _n: self.changed.emit(self.value))
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = box_layout(self, QHBoxLayout)
         layout.addWidget(self.check)
         layout.addWidget(self.patience)
         layout.addWidget(QLabel("without improvement"))
@@ -97,8 +96,7 @@ class CheckpointOfferRow(QWidget):
         self.label.setWordWrap(True)
         self.button = QPushButton()
         self.button.clicked.connect(self._clicked)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = box_layout(self, QHBoxLayout)
         layout.addWidget(self.label, 1)
         layout.addWidget(self.button)
         self.setVisible(False)

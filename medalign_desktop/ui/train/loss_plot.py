@@ -22,10 +22,11 @@ from collections import defaultdict
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QWidget
 
 from medalign_desktop.jobs.job_types import Curve, Panel
 from medalign_desktop.jobs.kinds import APP_KINDS
+from medalign_desktop.ui.core.page_parts import box_layout
 from medalign_desktop.ui.core.style import colour_plot, plot_colours, theme_manager
 
 REDRAW_MS = 250
@@ -100,8 +101,7 @@ class LossPlot(QWidget):
         # overlay of past runs: a buffer per run label ("#3 A SFT") and its curves by (label, metric)
         self.run_buffers: dict[str, MetricBuffer] = {}
         self.run_curves: dict[tuple[str, str], pg.PlotDataItem] = {}
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = box_layout(self)
         self.canvas = pg.GraphicsLayoutWidget()
         layout.addWidget(self.canvas)
         self.no_plot_note = QLabel(NO_PLOT_TEXT)

@@ -9,6 +9,7 @@ from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
 from medalign_desktop.engine.devices import DeviceMemory
+from medalign_desktop.ui.core.page_parts import box_layout
 
 WAITING_TEXT = "Estimating the memory a training job needs..."
 
@@ -26,8 +27,7 @@ class MemoryPanel(QWidget):
         self.gpu_box = QComboBox()
         self.gpu_box.setToolTip("The GPU training jobs run on; the estimate compares with its free memory")
         self.gpu_box.activated.connect(lambda _row: self.gpu_chosen.emit(self.gpu_box.currentData()))
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = box_layout(self, QHBoxLayout)
         layout.addWidget(self.estimate_label, 1)
         layout.addWidget(self.gpu_label)
         layout.addWidget(self.gpu_box)

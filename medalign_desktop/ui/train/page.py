@@ -36,6 +36,7 @@ from medalign_desktop.store.vocab import TERMINAL_JOB_STATES
 from medalign_desktop.ui.core import labels
 from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
+from medalign_desktop.ui.core.page_parts import box_layout
 from medalign_desktop.ui.core.plain import plain
 from medalign_desktop.ui.train.checkpoint_row import (
     CheckpointOfferRow,
@@ -172,8 +173,7 @@ class TrainPage(QWidget):
         splitter.addWidget(self.table)
         splitter.addWidget(detail)
         splitter.setSizes([700, 580])  # the job table shows every column at 1,280 px (no scroll bar)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(16, 16, 16, 16)
+        layout = box_layout(self, margins=(16, 16, 16, 16))
         # Under the buttons: how training goes (stop early, which checkpoint becomes a version), then the
         # memory planner's estimate and the GPU choice across the whole width (add_plan_widget).
         choices = QHBoxLayout()
