@@ -43,7 +43,7 @@ class Hardware:
     """What this process can load onto (detect_hardware); tests pass one in."""
 
     cuda: bool = False
-    bitsandbytes: bool = False  # importable (asked when there is CUDA, or on the CPU when "4bit" is asked for)
+    bitsandbytes: bool = False  # importable (asked on CUDA, and on the CPU when "4bit" is asked for)
     bf16: bool = True  # the GPU computes in bf16 natively
     n_gpus: int = 0
     local_rank: int = 0  # this process's GPU in a distributed launch
@@ -111,7 +111,7 @@ def choose_load_plan(
     if not on_cuda:
         chosen = dtype if dtype != "auto" else ("float32" if for_training else "bfloat16")
         why = "no CUDA device" if device == "auto" else "CPU chosen"
-        if quantization == "4bit":  # asked for explicitly: bitsandbytes' CPU backend ("auto" stays unquantised)
+        if quantization == "4bit":  # asked for by name: bitsandbytes' CPU backend ("auto" stays unquantised)
             return LoadPlan("cpu", chosen, "nf4", f"CPU, 4-bit NF4 as asked, {chosen} compute ({why})")
         return LoadPlan("cpu", chosen, "none", f"CPU, {chosen} ({why})")
     chosen = dtype if dtype != "auto" else ("bfloat16" if hardware.bf16 else "float16")

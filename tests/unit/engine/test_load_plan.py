@@ -79,7 +79,10 @@ def test_explicit_4bit_on_the_cpu_loads_nf4_there():
     assert p.device_map() == {"": "cpu"} and p.quantization_settings() == NF4
     assert "4-bit NF4" in p.reason and p.describe() == "cpu (4-bit NF4, bfloat16 compute)"
     training = plan(cpu_bnb, quantization="4bit", for_training=True)
-    assert training.dtype == "float32" and training.quantization_settings()["bnb_4bit_compute_dtype"] == "float32"
+    assert (
+        training.dtype == "float32"
+        and training.quantization_settings()["bnb_4bit_compute_dtype"] == "float32"
+    )
     on_gpu_machine = plan(GPU, device="cpu", quantization="4bit")
     assert on_gpu_machine.device_map() == {"": "cpu"} and on_gpu_machine.quantization == "nf4"
 
