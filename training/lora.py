@@ -1,8 +1,9 @@
 """Base model + LoRA for the training kinds, on top of the shared loader (training/model_loading.py).
 
 The plan and the load are the shared loader's (on CUDA with bitsandbytes 4-bit NF4 with double quantisation; on
-the CPU fp32); what is training's own is here: a 4-bit base prepared with ``peft.prepare_model_for_kbit_training``
-(QLoRA, as in the research project), the KV cache off, a tokenizer that must have a chat template, and the LoRA:
+the CPU fp32, or NF4 when "4bit" is asked for); what is training's own is here: a 4-bit base prepared with
+``peft.prepare_model_for_kbit_training`` (QLoRA, as in the research project; on the CPU kept off bitsandbytes'
+inference-only kernel), the KV cache off, a tokenizer that must have a chat template, and the LoRA:
 either fresh (r, alpha, dropout, target modules from the config) or the parent adapter loaded trainable.
 """
 
@@ -75,8 +76,23 @@ def load_base_model(
             use_gradient_checkpointing=gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
+        if plan.device == "cpu":
+            keep_4bit_trainable_on_the_cpu(model)
     model.config.use_cache = False  # the KV cache is useless in training and conflicts with checkpointing
     return model
+
+
+def keep_4bit_trainable_on_the_cpu(model: Any) -> None:
+    """Turn off bitsandbytes' CPU inference repacking of a 4-bit model that trains. On a CPU with AVX512-BF16,
+    bitsandbytes (0.50) repacks each Linear4bit for its CPU kernel at the first forward in eval mode without
+    gradients (an evaluation, PPO's rollouts) and from then on multiplies through ``gemv_4bit``, which has no
+    autograd kernel: backward then silently drops the gradient through every base projection (most LoRA
+    gradients come out zero; tests/training/test_four_bit.py). Unpacked, it stays on the differentiable path."""
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
 
 
 def add_lora(model: Any, config: SFTJobConfig) -> Any:
@@ -102,6 +118,20 @@ def lora_config(config: SFTJobConfig, task_type: str = "CAUSAL_LM") -> Any:
         bias="none",
         task_type=task_type,
     )
+
+
+def keep_trainable_in_compute_dtype(trainer: Any, plan: LoadPlan) -> None:
+    """Undo TRL's cast of a quantised model's trainable parameters to bf16 (SFT, DPO and Reward trainers do it
+    for QLoRA, expecting bf16 autocast) when the trainer does not autocast in bf16: on the CPU the 4-bit base
+    computes in fp32, and a bf16 score head there fails on fp32 hidden states. The trainable parameters
+    (LoRA, a reward model's score head) go back to fp32; the optimiser is built later, at train()."""
+    import torch
+
+    if plan.quantization != "nf4" or trainer.args.bf16:
+        return
+    for param in trainer.model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.to(torch.float32)
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

@@ -289,14 +289,15 @@ def adapter_lora(folder: str | None, fallback: tuple[int, list[str]]) -> tuple[i
 
 
 def weight_bytes(shape: ModelShape, device: str, quantization: str, lm_head: bool = True) -> float:
-    """The base model: fp32 on the CPU; on CUDA NF4 projections and fp32 embeddings and norms, or all bf16.
+    """The base model: NF4 projections and fp32 embeddings and norms when 4-bit (on CUDA "auto" too; on the CPU
+    only "4bit", asked for by name); else fp32 on the CPU and bf16 on CUDA.
 
     ``lm_head`` False for the reward model (AutoModelForSequenceClassification has a score head instead)."""
     linear, other = shape.linear_parameters(), shape.other_parameters(lm_head)
+    if quantization == "4bit" or (device != "cpu" and quantization == "auto"):
+        return linear * NF4_BYTES + other * FP32  # prepare_model_for_kbit_training casts the rest to fp32
     if device == "cpu":
         return (linear + other) * FP32
-    if quantization in ("auto", "4bit"):
-        return linear * NF4_BYTES + other * FP32  # prepare_model_for_kbit_training casts the rest to fp32
     return (linear + other) * BF16
 
 

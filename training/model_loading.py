@@ -9,9 +9,11 @@ imports the app. Standard library only at import time; torch, transformers and p
   (0 outside a distributed launch, so the engine and evaluate use cuda:0, and each training process of a
   multi-GPU launch holds one full copy on its own GPU).
 - Quantisation: "auto" and "4bit" give 4-bit NF4 with double quantisation on CUDA with bitsandbytes (QLoRA, the
-  research project's setting); "4bit" without CUDA or bitsandbytes is refused; otherwise none.
+  research project's setting). On the CPU "auto" stays unquantised (fp32 / bf16 is faster there), but an explicit
+  "4bit" loads NF4 with double quantisation through bitsandbytes' CPU backend (slower; it is what lets the 4-bit
+  path be tested without a GPU). "4bit" without bitsandbytes is refused; otherwise none.
 - Precision ("auto"): on CUDA bf16 where the GPU supports it, else fp16 (bf16 on a T4 / V100 is emulated); the
-  NF4 compute dtype is the same. On the CPU it depends on the purpose, deliberately: inference in bf16 (measured
+  NF4 compute dtype is the same. On the CPU (the NF4 compute dtype too) it depends on the purpose, deliberately: inference in bf16 (measured
   in docs/BENCHMARKS.md: SmolLM2 decodes at 16.2 tok/s in bf16 against 12.9 in fp32, though its first token comes
   later), training in fp32 (bf16 training runs about 2x slower on CPUs without native bf16 matmul).
 - Placement, one rule: a quantised model is placed while loading (``device_map={"": device}``, which
@@ -22,7 +24,7 @@ imports the app. Standard library only at import time; torch, transformers and p
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ class Hardware:
     """What this process can load onto (detect_hardware); tests pass one in."""
 
     cuda: bool = False
-    bitsandbytes: bool = False  # importable (only asked when there is CUDA)
+    bitsandbytes: bool = False  # importable (asked on CUDA, and on the CPU when "4bit" is asked for)
     bf16: bool = True  # the GPU computes in bf16 natively
     n_gpus: int = 0
     local_rank: int = 0  # this process's GPU in a distributed launch
@@ -57,9 +59,9 @@ class LoadPlan:
     local_rank: int = 0
 
     def describe(self) -> str:
-        if self.device == "cpu":
-            return f"cpu ({self.dtype})"
         what = f"4-bit NF4, {self.dtype} compute" if self.quantization == "nf4" else self.dtype
+        if self.device == "cpu":
+            return f"cpu ({what})"
         return f"cuda x{self.n_gpus} ({what})"
 
     @property
@@ -101,12 +103,16 @@ def choose_load_plan(
     if device.startswith("cuda") and not hardware.cuda:
         raise ModelError(f"device '{device}' was asked for but torch sees no CUDA device.")
     on_cuda = device.startswith("cuda") or (device == "auto" and hardware.cuda)
-    if quantization == "4bit" and not (on_cuda and hardware.bitsandbytes):
-        needs = "a CUDA device" if not on_cuda else "the bitsandbytes package (pip install '.[cuda]')"
-        raise ModelError(f"4-bit loading needs {needs} (set quantization to 'none' or 'auto').")
+    if quantization == "4bit" and not hardware.bitsandbytes:
+        raise ModelError(
+            "4-bit loading needs the bitsandbytes package (pip install '.[cuda]'; "
+            "or set quantization to 'none' or 'auto')."
+        )
     if not on_cuda:
         chosen = dtype if dtype != "auto" else ("float32" if for_training else "bfloat16")
         why = "no CUDA device" if device == "auto" else "CPU chosen"
+        if quantization == "4bit":  # asked for by name: bitsandbytes' CPU backend ("auto" stays unquantised)
+            return LoadPlan("cpu", chosen, "nf4", f"CPU, 4-bit NF4 as asked, {chosen} compute ({why})")
         return LoadPlan("cpu", chosen, "none", f"CPU, {chosen} ({why})")
     chosen = dtype if dtype != "auto" else ("bfloat16" if hardware.bf16 else "float16")
     target = device if device.startswith("cuda:") else "cuda"
@@ -127,7 +133,8 @@ def _bitsandbytes_importable() -> bool:
 
 
 def detect_hardware() -> Hardware:
-    """This process's hardware, as torch sees it (imports torch; bitsandbytes only when there is CUDA)."""
+    """This process's hardware, as torch sees it (imports torch; bitsandbytes only when there is CUDA: see
+    plan_load for the CPU)."""
     import torch
 
     if not torch.cuda.is_available():
@@ -144,8 +151,11 @@ def detect_hardware() -> Hardware:
 def plan_load(
     device: str = "auto", dtype: str = "auto", quantization: str = "auto", *, for_training: bool
 ) -> LoadPlan:
-    """choose_load_plan on this process's hardware."""
+    """choose_load_plan on this process's hardware (bitsandbytes is imported on a CPU-only machine only when
+    "4bit" is asked for)."""
     hardware = detect_hardware()
+    if quantization == "4bit" and not hardware.cuda:
+        hardware = replace(hardware, bitsandbytes=_bitsandbytes_importable())
     return choose_load_plan(
         device=device, dtype=dtype, quantization=quantization, hardware=hardware, for_training=for_training
     )

@@ -100,6 +100,11 @@ def make_trainer(
         callbacks.append(EarlyStopping(config.early_stopping_patience, config.early_stopping_threshold, log))
     trainer = trainer_class(args=args, callbacks=callbacks, **trainer_kwargs)
     remove_console_callbacks(trainer)
+    from training.lora import keep_trainable_in_compute_dtype
+
+    keep_trainable_in_compute_dtype(
+        trainer, plan
+    )  # a 4-bit base without bf16 autocast (the CPU) trains in fp32
     return trainer, events
 
 

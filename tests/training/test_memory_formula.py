@@ -154,6 +154,16 @@ def test_cuda_4bit_is_smaller_than_bf16_and_than_the_cpu(large):
     assert 4.0 * GiB < nf4.parts["weights"] < 5.0 * GiB
 
 
+def test_4bit_asked_for_on_the_cpu_counts_nf4_weights_auto_does_not(large):
+    cpu = estimate("sft", large, max_length=1024, per_device_train_batch_size=1)
+    nf4 = estimate("sft", large, "cpu", max_length=1024, per_device_train_batch_size=1, quantization="4bit")
+    on_cuda = estimate(
+        "sft", large, "cuda", max_length=1024, per_device_train_batch_size=1, quantization="4bit"
+    )
+    assert nf4.parts["weights"] == on_cuda.parts["weights"] < cpu.parts["weights"]
+    assert estimate("sft", large, "cpu", quantization="auto").parts["weights"] == cpu.parts["weights"]
+
+
 def test_ppo_grows_with_forward_batch_and_holds_the_reward_adapter(smol, tmp_path):
     reward = tmp_path / "reward"
     reward.mkdir()

@@ -64,6 +64,40 @@ def test_forced_cpu_on_a_cuda_machine():
     assert plan(GPU, device="cpu").device == "cpu"
 
 
+def test_cpu_auto_stays_unquantised_even_with_bitsandbytes():
+    cpu_bnb = Hardware(bitsandbytes=True)
+    for for_training in (False, True):
+        p = plan(cpu_bnb, for_training=for_training)
+        assert p.quantization == "none" and p.device_map() is None and p.quantization_settings() is None
+
+
+def test_explicit_4bit_on_the_cpu_loads_nf4_there():
+    """Asked for by name, 4-bit loads on the CPU through bitsandbytes' CPU backend, placed while loading."""
+    cpu_bnb = Hardware(bitsandbytes=True)
+    p = plan(cpu_bnb, quantization="4bit")
+    assert (p.device, p.dtype, p.quantization, p.target) == ("cpu", "bfloat16", "nf4", "cpu")
+    assert p.device_map() == {"": "cpu"} and p.quantization_settings() == NF4
+    assert "4-bit NF4" in p.reason and p.describe() == "cpu (4-bit NF4, bfloat16 compute)"
+    training = plan(cpu_bnb, quantization="4bit", for_training=True)
+    assert (
+        training.dtype == "float32"
+        and training.quantization_settings()["bnb_4bit_compute_dtype"] == "float32"
+    )
+    on_gpu_machine = plan(GPU, device="cpu", quantization="4bit")
+    assert on_gpu_machine.device_map() == {"": "cpu"} and on_gpu_machine.quantization == "nf4"
+
+
+def test_plan_load_asks_for_bitsandbytes_on_the_cpu_only_for_4bit(monkeypatch):
+    asked = []
+    monkeypatch.setattr(model_loading, "detect_hardware", lambda: CPU)
+    monkeypatch.setattr(model_loading, "_bitsandbytes_importable", lambda: asked.append(1) or True)
+    assert model_loading.plan_load(for_training=True).quantization == "none" and not asked
+    assert model_loading.plan_load(quantization="4bit", for_training=True).quantization == "nf4" and asked
+    monkeypatch.setattr(model_loading, "_bitsandbytes_importable", lambda: False)
+    with pytest.raises(ModelError, match="bitsandbytes"):
+        model_loading.plan_load(quantization="4bit", for_training=True)
+
+
 def test_specific_gpu():
     p = plan(GPU, device="cuda:1")
     assert p.device == "cuda:1" and p.device_map() == {"": "cuda:1"}
@@ -73,8 +107,7 @@ def test_specific_gpu():
     "hardware, kwargs, message",
     [
         (CPU, dict(device="cuda"), "no CUDA device"),
-        (CPU, dict(quantization="4bit"), "needs a CUDA device"),
-        (GPU, dict(device="cpu", quantization="4bit"), "needs a CUDA device"),
+        (CPU, dict(quantization="4bit"), "needs the bitsandbytes package"),
         (Hardware(cuda=True), dict(quantization="4bit"), "bitsandbytes"),
         (CPU, dict(device="tpu"), "device must be one of"),
         (CPU, dict(dtype="int8"), "dtype must be one of"),
