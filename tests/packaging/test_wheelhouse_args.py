@@ -22,43 +22,49 @@ def test_variant_and_dest_are_required_and_checked(capsys):
     assert "--dest" in capsys.readouterr().err
 
 
-def test_cpu_variant_asks_for_the_app_and_the_pinned_cpu_torch():
+def test_each_variant_downloads_exactly_its_lock_hash_checked():
     args = wheelhouse.build_parser().parse_args(["--variant", "cpu", "--dest", "/wh"])
-    assert (args.torch, args.torch_index) == ("torch==2.13.0", None)
-    assert wheelhouse.torch_download_args(args.torch, None) == [
-        "download",
-        "--no-deps",
-        "--only-binary",
-        ":all:",
-        "torch==2.13.0",
-    ]
-    cpu = wheelhouse.VARIANTS["cpu"]
-    assert wheelhouse.app_download_args(cpu, Path("/wh"), APP_WHEEL, "torch==2.13.0+cpu") == [
+    cpu = wheelhouse.VARIANTS[args.variant]
+    assert cpu.lock == wheelhouse.ROOT / "requirements" / "cpu.txt"
+    assert wheelhouse.lock_download_args(cpu, Path("/wh"), None) == [
         "download",
         "--dest",
         "/wh",
-        "--find-links",
-        "/wh",
-        str(APP_WHEEL),
-        "torch==2.13.0+cpu",
-    ]
-
-
-def test_cuda_variant_adds_bitsandbytes_and_uses_the_given_torch_index():
-    args = wheelhouse.build_parser().parse_args(
-        ["--variant", "cuda", "--dest", "/wh", "--torch-index", "https://example.invalid/whl/cu128"]
-    )
-    assert wheelhouse.torch_download_args(args.torch, args.torch_index)[-3:] == [
-        "--index-url",
-        "https://example.invalid/whl/cu128",
-        "torch==2.13.0",
+        "--require-hashes",
+        "-r",
+        str(cpu.lock),
     ]
     cuda = wheelhouse.VARIANTS["cuda"]
-    argv = wheelhouse.app_download_args(cuda, Path("/wh"), APP_WHEEL, "torch==2.13.0+cu128")
-    assert argv[-2:] == [f"{APP_WHEEL}[cuda]", "torch==2.13.0+cu128"]
-    # The cuda extra of the project is what brings bitsandbytes.
-    pyproject = (wheelhouse.ROOT / "pyproject.toml").read_text()
-    assert 'cuda = ["bitsandbytes' in pyproject
+    argv = wheelhouse.lock_download_args(cuda, Path("/wh"), "https://example.invalid/whl/cpu")
+    assert argv[3:5] == ["--extra-index-url", "https://example.invalid/whl/cpu"]
+    assert argv[-1] == str(wheelhouse.ROOT / "requirements" / "cuda.txt")
+
+
+@pytest.mark.parametrize(
+    "variant, torch, others",
+    [("cpu", "torch==2.13.0+cpu", ()), ("cuda", "torch==2.13.0", ("bitsandbytes==",))],
+)
+def test_the_locks_pin_every_package_with_hashes_and_the_variants_torch(variant, torch, others):
+    """The locks (made by `make lock`) are what set-up, CI and the wheelhouse install: every requirement
+    pinned exactly and hashed, the variant's torch build, and bitsandbytes for 4-bit loading."""
+    text = wheelhouse.VARIANTS[variant].lock.read_text(encoding="utf-8")
+    requirements = [line for line in text.splitlines() if line and not line.startswith((" ", "#"))]
+    assert len(requirements) > 50
+    assert all("==" in line and line.endswith("\\") for line in requirements), "pinned, with a hash below"
+    names = {line.split("==")[0] for line in requirements}
+    assert {"pyside6-essentials", "transformers", "trl", "peft", "bitsandbytes", "pytest"} <= names
+    assert f"{torch} \\" in requirements
+    assert all(any(line.startswith(other) for line in requirements) for other in others)
+    assert "medalign-desktop" not in names  # the project itself is installed from the checkout
+
+
+def test_the_torch_wheel_of_the_lock_must_have_arrived(tmp_path):
+    with pytest.raises(wheelhouse.WheelhouseError, match="no torch wheel"):
+        wheelhouse.check_torch_in(wheelhouse.VARIANTS["cpu"], tmp_path)
+    (tmp_path / "torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"")
+    with pytest.raises(wheelhouse.WheelhouseError, match="needs the CPU build"):
+        wheelhouse.check_torch_in(wheelhouse.VARIANTS["cpu"], tmp_path)
+    wheelhouse.check_torch_in(wheelhouse.VARIANTS["cuda"], tmp_path)
 
 
 @pytest.mark.parametrize(
