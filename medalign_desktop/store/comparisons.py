@@ -130,30 +130,12 @@ _SELECT = """
 """
 
 
-def _comparison(row: dict[str, Any]) -> Comparison:
-    return Comparison(
-        id=row["id"],
-        prompt_id=row["prompt_id"],
-        first_generation_id=row["first_generation_id"],
-        second_generation_id=row["second_generation_id"],
-        swapped=bool(row["swapped"]),
-        mode=row["mode"],
-        choice=row["choice"],
-        edited_text=row["edited_text"],
-        safety_flags=tuple(sorted(row["flags"].split(","))) if row["flags"] else (),
-        notes=row["notes"],
-        annotator=row["annotator"],
-        created_at=row["created_at"],
-        withdrawn=bool(row["withdrawn"]),
-    )
-
-
 def get_comparison(db: Database, comparison_id: Any) -> Comparison:
     check_id("comparison_id", comparison_id)
     row = query_one(db, _SELECT + " WHERE c.id = ?", [comparison_id])
     if row is None:
         raise StoreValidationError("comparison_id", f"no comparison with id {comparison_id}")
-    return _comparison(row)
+    return Comparison.from_row(row)
 
 
 def list_comparisons(
@@ -167,4 +149,4 @@ def list_comparisons(
     if not include_withdrawn:
         clauses.append("c.withdrawn = 0")
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    return [_comparison(row) for row in db.query(f"{_SELECT} {where} ORDER BY c.id", params)]
+    return [Comparison.from_row(row) for row in db.query(f"{_SELECT} {where} ORDER BY c.id", params)]

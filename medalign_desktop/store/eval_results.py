@@ -35,6 +35,7 @@ from medalign_desktop.store.rows import (
     Prompt,
     ReviewItem,
     Vote,
+    split_flags,
 )
 from medalign_desktop.store.validation import check_flags, check_id, check_optional_number, check_text
 from medalign_desktop.store.vocab import SAFETY_FLAGS
@@ -338,13 +339,9 @@ _VOTES_SQL = f"""
 """
 
 
-def _split_flags(value: str | None) -> tuple[str, ...]:
-    return tuple(sorted(value.split(","))) if value else ()
-
-
 def review_votes(db: Database) -> list[Vote]:
     """Every live blind review between evaluation answers on held-out questions, oldest first."""
     return [
-        Vote(fv, sv, choice, _split_flags(ff), _split_flags(sf), cid, pid, who, gf, gs)
+        Vote(fv, sv, choice, split_flags(ff), split_flags(sf), cid, pid, who, gf, gs)
         for fv, sv, choice, ff, sf, cid, pid, who, gf, gs in db.execute(_VOTES_SQL)
     ]
