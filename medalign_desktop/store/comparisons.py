@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from medalign_desktop.store.db import insert, query_one, transaction
+from medalign_desktop.store.db import insert, query_one, require_row, transaction
 from medalign_desktop.store.errors import StoreValidationError
 from medalign_desktop.store.rows import COMPARISON_CHOICES, Comparison
 from medalign_desktop.store.validation import check_choice, check_flags, check_id, check_text
@@ -26,9 +26,7 @@ def _generations(db: Database, first_id: int, second_id: int) -> tuple[int, str,
     """(prompt id, first text, second text); both must exist and answer the same question."""
     texts: dict[int, tuple[int, str]] = {}
     for field, generation_id in (("first_generation_id", first_id), ("second_generation_id", second_id)):
-        row = query_one(db, "SELECT prompt_id, text FROM generations WHERE id = ?", [generation_id])
-        if row is None:
-            raise StoreValidationError(field, f"no generation with id {generation_id}")
+        row = require_row(db, "generations", generation_id, field, "prompt_id, text")
         texts[generation_id] = (row["prompt_id"], row["text"])
     (first_prompt, first_text), (second_prompt, second_text) = texts[first_id], texts[second_id]
     if first_prompt != second_prompt:
@@ -118,10 +116,7 @@ def withdraw_comparison(
     check_id("comparison_id", comparison_id)
     annotator = check_text("annotator", annotator)
     with transaction(db):
-        row = query_one(db, "SELECT withdrawn FROM comparisons WHERE id = ?", [comparison_id])
-        if row is None:
-            raise StoreValidationError("comparison_id", f"no comparison with id {comparison_id}")
-        if row["withdrawn"]:
+        if require_row(db, "comparisons", comparison_id, "comparison_id", "withdrawn")["withdrawn"]:
             raise StoreValidationError("comparison_id", f"comparison {comparison_id} is already withdrawn")
         db.execute(
             "UPDATE comparisons SET withdrawn = 1, withdrawn_by = ?, updated_at = ? WHERE id = ?",
@@ -135,30 +130,12 @@ _SELECT = """
 """
 
 
-def _comparison(row: dict[str, Any]) -> Comparison:
-    return Comparison(
-        id=row["id"],
-        prompt_id=row["prompt_id"],
-        first_generation_id=row["first_generation_id"],
-        second_generation_id=row["second_generation_id"],
-        swapped=bool(row["swapped"]),
-        mode=row["mode"],
-        choice=row["choice"],
-        edited_text=row["edited_text"],
-        safety_flags=tuple(sorted(row["flags"].split(","))) if row["flags"] else (),
-        notes=row["notes"],
-        annotator=row["annotator"],
-        created_at=row["created_at"],
-        withdrawn=bool(row["withdrawn"]),
-    )
-
-
 def get_comparison(db: Database, comparison_id: Any) -> Comparison:
     check_id("comparison_id", comparison_id)
     row = query_one(db, _SELECT + " WHERE c.id = ?", [comparison_id])
     if row is None:
         raise StoreValidationError("comparison_id", f"no comparison with id {comparison_id}")
-    return _comparison(row)
+    return Comparison.from_row(row)
 
 
 def list_comparisons(
@@ -172,4 +149,4 @@ def list_comparisons(
     if not include_withdrawn:
         clauses.append("c.withdrawn = 0")
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    return [_comparison(row) for row in db.query(f"{_SELECT} {where} ORDER BY c.id", params)]
+    return [Comparison.from_row(row) for row in db.query(f"{_SELECT} {where} ORDER BY c.id", params)]

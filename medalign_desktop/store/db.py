@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from medalign_desktop.store.errors import StoreError
+from medalign_desktop.store.errors import StoreError, StoreValidationError
 
 FILE_MODE, DIR_MODE = 0o600, 0o700
 SIDE_FILE_SUFFIXES = ("-wal", "-shm")
@@ -276,3 +276,18 @@ def query_value(db: Database, sql: str, params: Any = ()) -> Any:
     """First column of the first row, or None."""
     row = db.execute(sql, params).fetchone()
     return row[0] if row else None
+
+
+# What a row of each table is called in "no ... with id N" messages.
+ROW_NOUNS = {
+    "prompts": "prompt", "generations": "generation", "feedback": "verdict", "comparisons": "comparison",
+    "model_versions": "model version", "jobs": "job", "import_batches": "import batch",
+}  # fmt: skip
+
+
+def require_row(db: Database, table: str, row_id: Any, field: str, columns: str = "*") -> dict[str, Any]:
+    """The ``columns`` of ``table``'s row ``row_id``; StoreValidationError(field, "no <noun> with id N") if none."""
+    row = query_one(db, f"SELECT {columns} FROM {table} WHERE id = ?", [row_id])
+    if row is None:
+        raise StoreValidationError(field, f"no {ROW_NOUNS[table]} with id {row_id}")
+    return row

@@ -26,7 +26,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from medalign_desktop.store import comparisons, generations
-from medalign_desktop.store.db import insert, query_value, transaction
+from medalign_desktop.store.db import insert, query_value, require_row, transaction
 from medalign_desktop.store.errors import StoreValidationError
 from medalign_desktop.store.rows import (
     CachedAnswer,
@@ -35,6 +35,7 @@ from medalign_desktop.store.rows import (
     Prompt,
     ReviewItem,
     Vote,
+    split_flags,
 )
 from medalign_desktop.store.validation import check_flags, check_id, check_optional_number, check_text
 from medalign_desktop.store.vocab import SAFETY_FLAGS
@@ -150,8 +151,8 @@ def store_evaluation(
     metrics_json = {name: _json(f"results.versions[{name!r}]", m) for name, m in versions.items()}
     settings_json = _json("results.settings", reported)
     with transaction(db):
-        if job_id is not None and query_value(db, "SELECT 1 FROM jobs WHERE id = ?", [job_id]) is None:
-            raise StoreValidationError("job_id", f"no job with id {job_id}")
+        if job_id is not None:
+            require_row(db, "jobs", job_id, "job_id", "id")
         stored = {(c.version, c.prompt_id) for c in evaluation_cache(db, list(versions), canonical)}
         for row in rows:
             if (row["version"], row["prompt_id"]) in stored:
@@ -214,9 +215,7 @@ def hold_out_share(db: Database, import_batch_id: Any, fraction: Any, seed: Any)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise StoreValidationError("seed", f"must be a whole number, got {seed!r}")
     with transaction(db):
-        kind = query_value(db, "SELECT kind FROM import_batches WHERE id = ?", [import_batch_id])
-        if kind is None:
-            raise StoreValidationError("import_batch_id", f"no import batch with id {import_batch_id}")
+        kind = require_row(db, "import_batches", import_batch_id, "import_batch_id", "kind")["kind"]
         if kind != "questions":
             raise StoreValidationError(
                 "import_batch_id", f"import batch {import_batch_id} holds preference pairs, not questions"
@@ -340,13 +339,9 @@ _VOTES_SQL = f"""
 """
 
 
-def _split_flags(value: str | None) -> tuple[str, ...]:
-    return tuple(sorted(value.split(","))) if value else ()
-
-
 def review_votes(db: Database) -> list[Vote]:
     """Every live blind review between evaluation answers on held-out questions, oldest first."""
     return [
-        Vote(fv, sv, choice, _split_flags(ff), _split_flags(sf), cid, pid, who, gf, gs)
+        Vote(fv, sv, choice, split_flags(ff), split_flags(sf), cid, pid, who, gf, gs)
         for fv, sv, choice, ff, sf, cid, pid, who, gf, gs in db.execute(_VOTES_SQL)
     ]

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from medalign_desktop.store.db import insert, query_one, query_value
+from medalign_desktop.store.db import insert, query_value, require_row
 from medalign_desktop.store.errors import StoreValidationError
 from medalign_desktop.store.rows import Generation
 from medalign_desktop.store.validation import check_id, check_optional_number, check_text
@@ -23,10 +23,8 @@ def resolve_model_version(db: Database, model_version: Any) -> tuple[int | None,
     if model_version is None:
         return None, None
     if isinstance(model_version, int) and not isinstance(model_version, bool):
-        name = query_value(db, "SELECT name FROM model_versions WHERE id = ?", [model_version])
-        if name is None:
-            raise StoreValidationError("model_version", f"no model version with id {model_version}")
-        return model_version, name
+        row = require_row(db, "model_versions", model_version, "model_version", "name")
+        return model_version, row["name"]
     if isinstance(model_version, str) and model_version.strip():
         version_id = query_value(db, "SELECT id FROM model_versions WHERE name = ?", [model_version])
         return version_id, model_version
@@ -74,15 +72,11 @@ def add_generation(
         "finish_reason": check_text("finish_reason", finish_reason, required=False),
         "created_at": clock(),
     }
-    if query_value(db, "SELECT 1 FROM prompts WHERE id = ?", [prompt_id]) is None:
-        raise StoreValidationError("prompt_id", f"no prompt with id {prompt_id}")
+    require_row(db, "prompts", prompt_id, "prompt_id", "id")
     row["model_version_id"], row["model_version_name"] = resolve_model_version(db, model_version)
     return insert(db, "generations", row)
 
 
 def get_generation(db: Database, generation_id: Any) -> Generation:
     check_id("generation_id", generation_id)
-    row = query_one(db, "SELECT * FROM generations WHERE id = ?", [generation_id])
-    if row is None:
-        raise StoreValidationError("generation_id", f"no generation with id {generation_id}")
-    return Generation.from_row(row)
+    return Generation.from_row(require_row(db, "generations", generation_id, "generation_id"))

@@ -15,7 +15,7 @@ from sqlite_utils import Database
 
 from medalign_desktop.store.db import query_one, query_value
 from medalign_desktop.store.errors import StoreValidationError
-from medalign_desktop.store.rows import FeedbackDetail, HistoryRow
+from medalign_desktop.store.rows import FeedbackDetail, HistoryRow, record_from_row, split_flags
 from medalign_desktop.store.training_data import LAST_RETRAIN_SQL
 from medalign_desktop.store.validation import check_choice, check_id
 from medalign_desktop.store.verdicts import audit_trail
@@ -198,22 +198,17 @@ def history(
 
 
 def _history_row(row: dict[str, Any]) -> HistoryRow:
-    return HistoryRow(
+    """A row of :func:`page_sql`; the fields not named here are the columns of their names."""
+    return record_from_row(
+        HistoryRow,
+        row,
         feedback_id=row["id"],
-        created_at=row["created_at"],
-        annotator=row["annotator"],
-        verdict=row["verdict"],
         prompt_excerpt=excerpt(row["prompt_text"]),
         answer_excerpt=excerpt(row["answer_text"]),
         model_version=row["model_version_name"],
-        rating=row["rating"],
-        flags=tuple(sorted(row["flags"].split(","))) if row["flags"] else (),
+        flags=split_flags(row["flags"]),
         withdrawn=bool(row["withdrawn"]),
         edited_excerpt=excerpt(row["edited_text"]) if row["edited_text"] is not None else None,
-        reject_reason=row["reject_reason"],
-        prompt_id=row["prompt_id"],
-        generation_id=row["generation_id"],
-        reward_score=row["reward_score"],
     )
 
 
@@ -239,24 +234,12 @@ def feedback_detail(db: Database, feedback_id: Any) -> FeedbackDetail:
     if row is None:
         raise StoreValidationError("feedback_id", f"no verdict with id {feedback_id}")
     flags = db.execute("SELECT flag FROM feedback_flags WHERE feedback_id = ? ORDER BY flag", [feedback_id])
-    return FeedbackDetail(
+    return record_from_row(
+        FeedbackDetail,
+        row,
         feedback_id=row["id"],
-        prompt_id=row["prompt_id"],
-        prompt_text=row["prompt_text"],
-        reference_answer=row["reference_answer"],
-        generation_id=row["generation_id"],
-        original_text=row["original_text"],
-        edited_text=row["edited_text"],
         model_version=row["model_version_name"],
-        verdict=row["verdict"],
-        reject_reason=row["reject_reason"],
-        reject_note=row["reject_note"],
-        rating=row["rating"],
         safety_flags=tuple(r[0] for r in flags),
-        notes=row["notes"],
-        annotator=row["annotator"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
         withdrawn=bool(row["withdrawn"]),
         audit=audit_trail(db, feedback_id),
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from medalign_desktop.store.db import insert, query_one, query_value, transaction
+from medalign_desktop.store.db import insert, query_value, require_row, transaction
 from medalign_desktop.store.errors import StoreValidationError
 from medalign_desktop.store.rows import Prompt
 from medalign_desktop.store.validation import check_choice, check_id, check_text, check_unicode
@@ -94,10 +94,7 @@ def add_prompt(db: Database, clock: Callable[[], str], text: Any, **fields: Any)
 
 def get_prompt(db: Database, prompt_id: Any) -> Prompt:
     check_id("prompt_id", prompt_id)
-    row = query_one(db, "SELECT * FROM prompts WHERE id = ?", [prompt_id])
-    if row is None:
-        raise StoreValidationError("prompt_id", f"no prompt with id {prompt_id}")
-    return Prompt.from_row(row)
+    return Prompt.from_row(require_row(db, "prompts", prompt_id, "prompt_id"))
 
 
 _QUEUE_SQL = {

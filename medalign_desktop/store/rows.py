@@ -15,9 +15,14 @@ def _loads(value: str | None) -> Any:
     return json.loads(value) if value is not None else None
 
 
-def _from_row(cls: type, row: dict[str, Any], **computed: Any) -> Any:
+def record_from_row(cls: type, row: dict[str, Any], **computed: Any) -> Any:
     """An instance of the dataclass ``cls``: each field from the column of its name, unless ``computed``."""
     return cls(**{f.name: computed[f.name] if f.name in computed else row[f.name] for f in fields(cls)})
+
+
+def split_flags(value: str | None) -> tuple[str, ...]:
+    """A ``group_concat(flag, ',')`` column as sorted flags (NULL or empty: none)."""
+    return tuple(sorted(value.split(","))) if value else ()
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class Prompt:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Prompt:
-        return _from_row(cls, row, options=_loads(row["options_json"]))
+        return record_from_row(cls, row, options=_loads(row["options_json"]))
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class Generation:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Generation:
-        return _from_row(
+        return record_from_row(
             cls, row, model_version=row["model_version_name"], settings=_loads(row["settings_json"]) or {}
         )
 
@@ -71,7 +76,7 @@ class AuditEntry:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> AuditEntry:
-        return _from_row(cls, row, old=_loads(row["old_json"]), new=_loads(row["new_json"]))
+        return record_from_row(cls, row, old=_loads(row["old_json"]), new=_loads(row["new_json"]))
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ class ModelVersion:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ModelVersion:
-        return _from_row(
+        return record_from_row(
             cls, row, metrics=_loads(row["metrics_json"]) or {}, is_active=bool(row["is_active"])
         )
 
@@ -157,7 +162,7 @@ class Job:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
-        return _from_row(cls, row, config=_loads(row["config_json"]) or {})
+        return record_from_row(cls, row, config=_loads(row["config_json"]) or {})
 
 
 @dataclass(frozen=True)
@@ -237,6 +242,14 @@ class Comparison:
     annotator: str
     created_at: str
     withdrawn: bool
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Comparison:
+        """From ``comparisons`` columns plus ``flags``, the comparison's flags as ``group_concat``."""
+        return record_from_row(
+            cls, row, swapped=bool(row["swapped"]), safety_flags=split_flags(row["flags"]),
+            withdrawn=bool(row["withdrawn"]),
+        )  # fmt: skip
 
 
 # -- evaluation of model versions and blind review (issue 7) -----------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from medalign_desktop.store.db import query_value, transaction
+from medalign_desktop.store.db import require_row, transaction
 from medalign_desktop.store.errors import StoreValidationError
 from medalign_desktop.store.validation import check_id
 
@@ -27,9 +27,7 @@ UPSERT_SQL = """
 def check_reward_version(db: Database, version_id: Any) -> int:
     """``version_id`` must be a registered model version of kind 'reward'."""
     check_id("version_id", version_id)
-    kind = query_value(db, "SELECT kind FROM model_versions WHERE id = ?", [version_id])
-    if kind is None:
-        raise StoreValidationError("version_id", f"no model version with id {version_id}")
+    kind = require_row(db, "model_versions", version_id, "version_id", "kind")["kind"]
     if kind != "reward":
         raise StoreValidationError(
             "version_id", f"model version {version_id} is a '{kind}' model, not a reward model"

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from medalign_desktop.store.db import insert, query_one, query_value, transaction
+from medalign_desktop.store.db import insert, query_value, require_row, transaction
 from medalign_desktop.store.errors import StoreValidationError
 from medalign_desktop.store.rows import AuditEntry
 from medalign_desktop.store.validation import (
@@ -74,10 +74,7 @@ def _refuse_unless(values: dict[str, Any], fields: tuple[str, ...], verdict: str
 
 
 def _generation_text(db: Database, generation_id: int) -> str:
-    text = query_value(db, "SELECT text FROM generations WHERE id = ?", [generation_id])
-    if text is None:
-        raise StoreValidationError("generation_id", f"no generation with id {generation_id}")
-    return text
+    return require_row(db, "generations", generation_id, "generation_id", "text")["text"]
 
 
 def _append_audit(
@@ -107,9 +104,7 @@ def _write_flags(db: Database, feedback_id: int, flags: list[str]) -> None:
 
 def snapshot(db: Database, feedback_id: int) -> tuple[dict[str, Any], int]:
     """The verdict's current fields as stored (the audit's before/after shape) and its generation id."""
-    row = query_one(db, "SELECT * FROM feedback WHERE id = ?", [feedback_id])
-    if row is None:
-        raise StoreValidationError("feedback_id", f"no verdict with id {feedback_id}")
+    row = require_row(db, "feedback", feedback_id, "feedback_id")
     flags = [
         r[0]
         for r in db.execute(
@@ -212,7 +207,6 @@ def undo_last_verdict(db: Database, clock: Callable[[], str], annotator: Any) ->
 
 def audit_trail(db: Database, feedback_id: Any) -> list[AuditEntry]:
     check_id("feedback_id", feedback_id)
-    if query_value(db, "SELECT 1 FROM feedback WHERE id = ?", [feedback_id]) is None:
-        raise StoreValidationError("feedback_id", f"no verdict with id {feedback_id}")
+    require_row(db, "feedback", feedback_id, "feedback_id", "id")
     rows = db.query("SELECT * FROM audit_log WHERE feedback_id = ? ORDER BY id", [feedback_id])
     return [AuditEntry.from_row(row) for row in rows]

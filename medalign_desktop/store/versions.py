@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from medalign_desktop.store.db import insert, query_one, query_value, transaction
+from medalign_desktop.store.db import insert, query_one, query_value, require_row, transaction
 from medalign_desktop.store.errors import StoreValidationError
 from medalign_desktop.store.rows import Job, JobMetric, ModelVersion
 from medalign_desktop.store.validation import check_choice, check_id, check_optional_number, check_text
@@ -28,10 +28,6 @@ def _json(field: str, value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise StoreValidationError(field, f"must be JSON-serialisable: {exc}") from None
-
-
-def _exists(db: Database, table: str, row_id: int) -> bool:
-    return query_value(db, f"SELECT 1 FROM {table} WHERE id = ?", [row_id]) is not None
 
 
 def add_model_version(
@@ -62,10 +58,10 @@ def add_model_version(
     with transaction(db):
         if query_value(db, "SELECT 1 FROM model_versions WHERE name = ?", [row["name"]]) is not None:
             raise StoreValidationError("name", f"a model version named {row['name']!r} already exists")
-        if row["parent_id"] is not None and not _exists(db, "model_versions", row["parent_id"]):
-            raise StoreValidationError("parent_id", f"no model version with id {row['parent_id']}")
-        if row["job_id"] is not None and not _exists(db, "jobs", row["job_id"]):
-            raise StoreValidationError("job_id", f"no job with id {row['job_id']}")
+        if row["parent_id"] is not None:
+            require_row(db, "model_versions", row["parent_id"], "parent_id", "id")
+        if row["job_id"] is not None:
+            require_row(db, "jobs", row["job_id"], "job_id", "id")
         return insert(db, "model_versions", row)
 
 
@@ -77,9 +73,7 @@ def set_active_model_version(db: Database, version_id: Any) -> None:
     """Mark one version active (None: none active, i.e. the bare base model)."""
     with transaction(db):
         if version_id is not None:
-            check_id("version_id", version_id)
-            if not _exists(db, "model_versions", version_id):
-                raise StoreValidationError("version_id", f"no model version with id {version_id}")
+            require_row(db, "model_versions", check_id("version_id", version_id), "version_id", "id")
         db.execute("UPDATE model_versions SET is_active = 0 WHERE is_active = 1")
         if version_id is not None:
             db.execute("UPDATE model_versions SET is_active = 1 WHERE id = ?", [version_id])
@@ -93,9 +87,7 @@ def delete_model_version(db: Database, version_id: Any) -> None:
     """
     check_id("version_id", version_id)
     with transaction(db):
-        row = query_one(db, "SELECT name, is_active FROM model_versions WHERE id = ?", [version_id])
-        if row is None:
-            raise StoreValidationError("version_id", f"no model version with id {version_id}")
+        row = require_row(db, "model_versions", version_id, "version_id", "name, is_active")
         name = row["name"]
         if row["is_active"]:
             raise StoreValidationError(
@@ -128,10 +120,7 @@ def create_job(db: Database, clock: Callable[[], str], kind: Any, config: Any, j
 
 def get_job(db: Database, job_id: Any) -> Job:
     check_id("job_id", job_id)
-    row = query_one(db, "SELECT * FROM jobs WHERE id = ?", [job_id])
-    if row is None:
-        raise StoreValidationError("job_id", f"no job with id {job_id}")
-    return Job.from_row(row)
+    return Job.from_row(require_row(db, "jobs", job_id, "job_id"))
 
 
 def list_jobs(db: Database, *, kind: str | None = None) -> list[Job]:

@@ -77,6 +77,17 @@ class Masker:
         return manifest_section(self.counts) if self.enabled else None
 
 
+def _provenance(records: list[PreferencePair] | list[SftRecord]) -> dict[str, list]:
+    """The :data:`_PROVENANCE` columns, named alike on pairs and SFT records."""
+    return {
+        "source": [r.source for r in records],
+        "annotator": [r.annotator for r in records],
+        "split": [r.split for r in records],
+        "safety_flags": [list(r.safety_flags) for r in records],
+        "created_at": [r.created_at for r in records],
+    }
+
+
 def pair_batch(pairs: list[PreferencePair], layout: Layout, mask: Masker) -> dict[str, list]:
     """Columns of a batch of pairs; built column by column (one comprehension each is the fast way)."""
     prompts = [mask(p.prompt) for p in pairs] if mask.enabled else [p.prompt for p in pairs]
@@ -86,11 +97,7 @@ def pair_batch(pairs: list[PreferencePair], layout: Layout, mask: Masker) -> dic
         "id": [p.key for p in pairs],
         "chosen": list(zip(prompts, chosen, strict=True)),
         "rejected": list(zip(prompts, rejected, strict=True)),
-        "source": [p.source for p in pairs],
-        "annotator": [p.annotator for p in pairs],
-        "split": [p.split for p in pairs],
-        "safety_flags": [list(p.safety_flags) for p in pairs],
-        "created_at": [p.created_at for p in pairs],
+        **_provenance(pairs),
         "chosen_version": [p.chosen_version for p in pairs],
         "rejected_version": [p.rejected_version for p in pairs],
     }
@@ -103,11 +110,7 @@ def sft_batch(records: list[SftRecord], layout: Layout, mask: Masker) -> dict[st
     return {
         "id": [r.key for r in records],
         "conversations": [(mask(r.question), mask(r.answer)) for r in records],
-        "source": [r.source for r in records],
-        "annotator": [r.annotator for r in records],
-        "split": [r.split for r in records],
-        "safety_flags": [list(r.safety_flags) for r in records],
-        "created_at": [r.created_at for r in records],
+        **_provenance(records),
         "model_version": [r.model_version for r in records],
         "prompt_id": [r.prompt_id for r in records],
     }

@@ -16,7 +16,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from medalign_desktop.store.pairs import check_filter
-from medalign_desktop.store.rows import PairFilter
+from medalign_desktop.store.rows import PairFilter, split_flags
 
 ALL = PairFilter()  # the default filter: every live answer on a train-split question
 SFT_SOURCES: tuple[str, ...] = ("accept", "edit")
@@ -101,6 +101,6 @@ def iter_sft(db: Database, filters: PairFilter = ALL, *, batch_size: int = 2000)
                 annotator=annotator,
                 model_version=version,
                 split=split,
-                safety_flags=tuple(sorted(flags.split(","))) if flags else (),
+                safety_flags=split_flags(flags),
                 created_at=created,
             )

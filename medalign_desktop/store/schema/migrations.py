@@ -37,39 +37,32 @@ class Migration:
     apply: Callable[[Database], None]
 
 
-def _create_v1(db: Database) -> None:
-    for statement in v1.v1_statements():
-        db.execute(statement)
+def _executing(statements: Callable[[], list[str]]) -> Callable[[Database], None]:
+    """A migration step that runs the statements of one schema module, in order."""
 
+    def apply(db: Database) -> None:
+        for statement in statements():
+            db.execute(statement)
 
-def _create_v2(db: Database) -> None:
-    for statement in v2.v2_statements():
-        db.execute(statement)
-
-
-def _create_v3(db: Database) -> None:
-    for statement in v3.v3_statements():
-        db.execute(statement)
-
-
-def _create_v4(db: Database) -> None:
-    for statement in v4.v4_statements():
-        db.execute(statement)
-
-
-def _create_v5(db: Database) -> None:
-    for statement in v5.v5_statements():
-        db.execute(statement)
+    return apply
 
 
 MIGRATIONS: list[Migration] = [
     Migration(
-        1, "initial schema: prompts, generations, feedback, audit log, model versions, jobs", _create_v1
+        1,
+        "initial schema: prompts, generations, feedback, audit log, model versions, jobs",
+        _executing(v1.v1_statements),
     ),
-    Migration(2, "comparisons, imported preference pairs, import batch kinds", _create_v2),
-    Migration(3, "reward-model scores of answers", _create_v3),
-    Migration(4, "evaluation results of model versions, per-answer flags of blind reviews", _create_v4),
-    Migration(5, "staged imports: import_staging, import batch state and owner", _create_v5),
+    Migration(2, "comparisons, imported preference pairs, import batch kinds", _executing(v2.v2_statements)),
+    Migration(3, "reward-model scores of answers", _executing(v3.v3_statements)),
+    Migration(
+        4,
+        "evaluation results of model versions, per-answer flags of blind reviews",
+        _executing(v4.v4_statements),
+    ),
+    Migration(
+        5, "staged imports: import_staging, import batch state and owner", _executing(v5.v5_statements)
+    ),
 ]
 
 
