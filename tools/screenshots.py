@@ -183,13 +183,13 @@ async def capture_training(window, out: Path, until) -> None:
 async def capture_evaluation(window, out: Path, until) -> None:
     """The Compare page after a real evaluation of the base model and B-iter-1 and a scripted blind review,
     then the report's first A4 (landscape) page."""
+    from medalign_desktop.store import Store
     from medalign_desktop.ui.compare.page import REPORT_HTML
     from medalign_desktop.ui.compare.report_pdf import first_page_image
-    from medalign_desktop.ui.core import operations as ops
 
     store, page = window.ctx.store, window.compare
-    batch = (await store.run(ops.import_batches, "questions"))[0]
-    await store.run(ops.hold_out_share, batch.id, 0.16, 7)  # 8 of the 52 sample questions
+    batch = (await store.run(Store.import_batches, "questions"))[0]
+    await store.run(Store.hold_out_share, batch.id, 0.16, 7)  # 8 of the 52 sample questions
     window.training.kind_overrides["evaluate"] = {"max_new_tokens": 64}
     window.show_page(5)
     await until(lambda: page.data.held_out > 0)

@@ -33,6 +33,7 @@ from medalign_desktop.store import (
     verdicts,
     versions,
 )
+from medalign_desktop.store.changes import Change, declare, writes
 from medalign_desktop.store.db import LOCK_WAIT_S, connect, utc_now
 from medalign_desktop.store.errors import StoreError
 from medalign_desktop.store.import_batches import ImportBatch, list_import_batches
@@ -66,8 +67,9 @@ def _guarded(method: Callable[P, R]) -> Callable[P, R]:
 Clock = Callable[[], str]
 
 
-def _delegate(fn: Callable[..., R], leading: int, doc: str | None) -> Callable[..., R]:
-    """A guarded Store method named and signed like ``fn`` without its first ``leading`` parameters."""
+def _delegate(fn: Callable[..., R], leading: int, doc: str | None, changes: Change) -> Callable[..., R]:
+    """A guarded Store method named and signed like ``fn`` without its first ``leading`` parameters, that
+    declares ``changes`` (a write) or nothing (a read)."""
     sig = inspect.signature(fn)
     params = list(sig.parameters.values())
     module, name = sys.modules[fn.__module__], fn.__name__
@@ -82,21 +84,22 @@ def _delegate(fn: Callable[..., R], leading: int, doc: str | None) -> Callable[.
     method.__doc__ = doc or fn.__doc__
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     method.__signature__ = sig.replace(parameters=[self_param, *params[leading:]])  # type: ignore[attr-defined]
-    return _guarded(method)
+    guarded = _guarded(method)
+    return declare(guarded, changes) if changes else guarded
 
 
 def _on_db(
-    fn: Callable[Concatenate[Database, P], R], doc: str | None = None
+    fn: Callable[Concatenate[Database, P], R], doc: str | None = None, changes: Change = Change.NONE
 ) -> Callable[Concatenate[Store, P], R]:
     """A Store method that is ``fn(store.db, ...)``: the module function is the one implementation."""
-    return _delegate(fn, 1, doc)
+    return _delegate(fn, 1, doc, changes)
 
 
 def _on_db_and_clock(
-    fn: Callable[Concatenate[Database, Clock, P], R], doc: str | None = None
+    fn: Callable[Concatenate[Database, Clock, P], R], doc: str | None = None, changes: Change = Change.NONE
 ) -> Callable[Concatenate[Store, P], R]:
     """A Store method that is ``fn(store.db, store.clock, ...)`` (for functions that stamp the time)."""
-    return _delegate(fn, 2, doc)
+    return _delegate(fn, 2, doc, changes)
 
 
 class Store:
@@ -188,6 +191,7 @@ class Store:
 
     # prompts ------------------------------------------------------------------------------------------
 
+    @writes(Change.QUESTIONS)
     @_guarded
     def add_prompt(
         self,
@@ -211,18 +215,20 @@ class Store:
         prompts.queue,
         "Prompt ids to annotate, oldest first; 'unannotated' skips prompts with a live verdict.",
     )
-    set_split = _on_db(prompts.set_split)
+    set_split = _on_db(prompts.set_split, changes=Change.QUESTIONS)
 
     # generations --------------------------------------------------------------------------------------
 
     add_generation = _on_db_and_clock(
         generations.add_generation,
         "Record a model answer; ``model_version`` is a registered id, a name (e.g. 'base') or None.",
+        changes=Change.ANSWERS,
     )
     get_generation = _on_db(generations.get_generation)
 
     # verdicts -----------------------------------------------------------------------------------------
 
+    @writes(Change.VERDICTS)
     @_guarded
     def record_verdict(
         self,
@@ -254,13 +260,15 @@ class Store:
         Fields: verdict, edited_text, reject_reason, reject_note, rating, safety_flags, notes. When the
         verdict itself changes, the old verdict's edit / reject fields are dropped unless given again.
         """,
+        changes=Change.VERDICTS,
     )
 
+    @writes(Change.VERDICTS)
     @_guarded
     def withdraw_verdict(self, feedback_id: int, *, annotator: str, reason: str | None = None) -> None:
         verdicts.withdraw_verdict(self.db, self.clock, feedback_id, annotator=annotator, reason=reason)
 
-    undo_last_verdict = _on_db_and_clock(verdicts.undo_last_verdict)
+    undo_last_verdict = _on_db_and_clock(verdicts.undo_last_verdict, changes=Change.VERDICTS)
     audit_trail = _on_db(verdicts.audit_trail)
 
     # comparisons and preference pairs ---------------------------------------------------------------
@@ -272,8 +280,9 @@ class Store:
         ``choice``: first / second / tie / both_bad; ``edited_text`` (a correction of the winner) only
         with first / second. StoreValidationError names a refused field.
         """,
+        changes=Change.COMPARISONS,
     )
-    withdraw_comparison = _on_db_and_clock(comparisons.withdraw_comparison)
+    withdraw_comparison = _on_db_and_clock(comparisons.withdraw_comparison, changes=Change.COMPARISONS)
     get_comparison = _on_db(comparisons.get_comparison)
     list_comparisons = _on_db(comparisons.list_comparisons)
 
@@ -318,6 +327,7 @@ class Store:
         scores.add_scores,
         """Store ``(generation_id, score)`` pairs of a reward version (one transaction, upsert); all or
         nothing, StoreValidationError names the bad item. Returns how many were stored.""",
+        changes=Change.SCORES,
     )
     unscored_generations = _on_db(
         scores.unscored_generations,
@@ -327,26 +337,29 @@ class Store:
 
     # model versions and jobs --------------------------------------------------------------------------
 
-    add_model_version = _on_db_and_clock(versions.add_model_version)
+    add_model_version = _on_db_and_clock(versions.add_model_version, changes=Change.VERSIONS)
     list_model_versions = _on_db(versions.list_model_versions)
-    set_active_model_version = _on_db(versions.set_active_model_version)
+    set_active_model_version = _on_db(versions.set_active_model_version, changes=Change.VERSIONS)
     delete_model_version = _on_db(
         versions.delete_model_version,
         "Remove an unused version (not active, no children, no answers); StoreValidationError says why not.",
+        changes=Change.VERSIONS,
     )
     active_model_version = _on_db(versions.active_model_version)
-    create_job = _on_db_and_clock(versions.create_job)
+    create_job = _on_db_and_clock(versions.create_job, changes=Change.JOBS)
     get_job = _on_db(versions.get_job)
     list_jobs = _on_db(versions.list_jobs)
-    set_job_state = _on_db_and_clock(versions.set_job_state)
-    update_job = _on_db(versions.update_job)
+    set_job_state = _on_db_and_clock(versions.set_job_state, changes=Change.JOBS)
+    update_job = _on_db(versions.update_job, changes=Change.JOBS)
     reopen_job = _on_db(
         versions.reopen_job,
         'A cancelled or failed job back to "queued" for resuming; its metrics after that step deleted.',
+        changes=Change.JOBS,
     )
     add_job_metrics = _on_db_and_clock(
         versions.add_job_metrics,
         'Rows: ``{"step", "name", "value", "time"?}`` dicts or ``(step, name, value)`` tuples.',
+        changes=Change.JOBS,
     )
     job_metrics = _on_db(versions.job_metrics)
 
@@ -361,6 +374,7 @@ class Store:
         eval_results.store_evaluation,
         """Store an evaluation job's results.json and answers.jsonl in one transaction (all or nothing;
         StoreValidationError names the bad field, e.g. ``answers[3].prompt_id``).""",
+        changes=Change.EVALUATIONS | Change.ANSWERS,
     )
     evaluation_results = _on_db(eval_results.evaluation_results)
     held_out_count = _on_db(eval_results.held_out_count)
@@ -369,6 +383,7 @@ class Store:
         eval_results.hold_out_share,
         """Move a seeded random share of an import batch's questions to held-out; returns how many moved.
         Questions with feedback may move: the training snapshots' guard keeps them out from then on.""",
+        changes=Change.QUESTIONS,
     )
     next_review_item = _on_db(
         eval_results.next_review_item,
@@ -377,5 +392,6 @@ class Store:
     record_review = _on_db_and_clock(
         eval_results.record_review,
         "Save a blind review (a comparison, mode 'versions') and each answer's safety flags; its id.",
+        changes=Change.COMPARISONS,
     )
     review_votes = _on_db(eval_results.review_votes)

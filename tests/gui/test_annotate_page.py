@@ -9,7 +9,6 @@ from medalign_desktop.engine import SamplingSettings
 from medalign_desktop.store import Store
 from medalign_desktop.ui.annotate import page as annotate_page
 from medalign_desktop.ui.annotate.page import Phase
-from medalign_desktop.ui.core import operations as ops
 from tests.gui.conftest import ANNOTATOR, QUESTIONS, TEST_SAMPLING, run, wait_answer, wait_phase
 
 
@@ -111,8 +110,8 @@ def test_typing_a_question_never_fires_shortcuts(qtbot, make_window, seeded_db):
     wait_answer(qtbot, page, "Is aspirin safe after a GI bleed? Regards, A. R. Smith")
     assert page.prompt.source == "typed" and page.ask_box.text() == ""
     assert page.question.meta.text() == "Typed question"
-    run(qtbot, window.ctx.tasks.start(window.ctx.store.run(ops.stats)))
-    stats = run(qtbot, window.ctx.tasks.start(window.ctx.store.run(ops.stats)))
+    run(qtbot, window.ctx.tasks.start(window.ctx.store.run(Store.stats)))
+    stats = run(qtbot, window.ctx.tasks.start(window.ctx.store.run(Store.stats)))
     assert stats["verdicts"] == 0 and stats["generations"] == 2
 
 
@@ -128,7 +127,7 @@ def test_stop_while_streaming_keeps_a_partial_answer(qtbot, make_window, seeded_
     # 4,000 tokens do not fit the tiny model's 512 with the question: the budget was cut, and it said so
     assert "shortened to fit the model" in page.answer.status.text()
     generation = run(
-        qtbot, window.ctx.tasks.start(window.ctx.store.run(ops.get_generation, page.generation_id))
+        qtbot, window.ctx.tasks.start(window.ctx.store.run(Store.get_generation, page.generation_id))
     )
     assert generation.finish_reason == "cancelled" and generation.n_tokens < 4000
 
@@ -147,7 +146,7 @@ def test_annotator_is_asked_once_on_the_first_verdict(qtbot, make_window, seeded
     with qtbot.waitSignal(page.verdict_saved):
         press(qtbot, page, Qt.Key.Key_A)
     assert asked == [1] and window.ctx.settings.annotator == "Dr Who"
-    rows = run(qtbot, window.ctx.tasks.start(window.ctx.store.run(ops.history)))
+    rows = run(qtbot, window.ctx.tasks.start(window.ctx.store.run(Store.history)))
     assert {r.annotator for r in rows} == {"Dr Who"}
 
 
@@ -166,7 +165,7 @@ def test_an_unchanged_edit_is_refused_with_a_readable_message(qtbot, make_window
     press(qtbot, page, Qt.Key.Key_R)
     with qtbot.waitSignal(page.verdict_saved):
         press(qtbot, page, Qt.Key.Key_Return)
-    rows = run(qtbot, window.ctx.tasks.start(window.ctx.store.run(ops.history)))
+    rows = run(qtbot, window.ctx.tasks.start(window.ctx.store.run(Store.history)))
     assert (rows[0].verdict, rows[0].reject_reason, rows[0].flags, rows[0].rating) == (
         "reject", "factually_wrong", ("unsafe_advice",), 2)  # fmt: skip
     assert window.ctx.errors.shown == []
@@ -185,7 +184,7 @@ def test_sampling_settings_dialog_persists_and_applies(qtbot, make_window, seede
     press(qtbot, page, Qt.Key.Key_G)
     qtbot.waitUntil(lambda: page.phase is Phase.READY and page.generation_id not in (None, 1), timeout=20000)
     generation = run(
-        qtbot, window.ctx.tasks.start(window.ctx.store.run(ops.get_generation, page.generation_id))
+        qtbot, window.ctx.tasks.start(window.ctx.store.run(Store.get_generation, page.generation_id))
     )
     assert generation.settings["max_new_tokens"] == 5 and generation.n_tokens <= 5
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from medalign_desktop.store import Store
-from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.history.model import PAGE_SIZE
 from tests.gui.conftest import run, seed_verdicts
 
@@ -91,7 +90,7 @@ def test_change_a_verdict_from_the_detail_dialog(qtbot, make_window, db_path):
         dialog.save_button.click()
     assert "audit trail" in dialog.status.text()
     assert "verdict: accept → reject" in dialog.view.toPlainText()
-    detail = run(qtbot, window.ctx.tasks.start(window.ctx.store.run(ops.feedback_detail, dialog.feedback_id)))
+    detail = run(qtbot, window.ctx.tasks.start(window.ctx.store.run(Store.feedback_detail, dialog.feedback_id)))
     assert (detail.verdict, detail.reject_reason, detail.safety_flags, detail.rating) == (
         "reject", "unsafe", ("unsafe_advice",), 1)  # fmt: skip
     assert [e.action for e in detail.audit] == ["create", "change"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QMessageBox, QPushButton
 
+from medalign_desktop.store import Store
 from medalign_desktop.ui.annotate.page import Phase
-from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.shell.main_window import NO_MODEL_MESSAGE
 from tests.gui.conftest import QUESTIONS, run, wait_answer, write_questions
 
@@ -49,7 +49,7 @@ def test_cancelling_an_import_writes_nothing(qtbot, make_window, tmp_path):
         window.import_progress.findChild(QPushButton).click()  # Cancel, before the store thread reads a line
     assert finished.args[0].cancelled and "nothing was imported" in window.report_box.text()
     run(qtbot, task)
-    stats = run(qtbot, window.ctx.tasks.start(window.ctx.store.run(ops.stats)))
+    stats = run(qtbot, window.ctx.tasks.start(window.ctx.store.run(Store.stats)))
     assert stats["prompts"] == 0
 
 
@@ -93,7 +93,7 @@ def test_an_adapter_is_loaded_on_top_and_named_in_the_status_bar(
     assert window.ctx.model_version == adapter.name
     wait_answer(qtbot, window.annotate, QUESTIONS[0])
     generation = run(
-        qtbot, window.ctx.tasks.start(window.ctx.store.run(ops.get_generation, window.annotate.generation_id))
+        qtbot, window.ctx.tasks.start(window.ctx.store.run(Store.get_generation, window.annotate.generation_id))
     )
     assert generation.model_version == window.ctx.model_version
 

@@ -14,7 +14,8 @@ from medalign_desktop.ui.core.operations import Change
 from medalign_desktop.ui.core.services import StoreService
 from tests.gui.conftest import QUESTIONS, run, wait_answer, write_questions
 
-WRITE_PREFIXES = ("add_", "record_", "change_", "withdraw_", "undo_", "set_", "hold_out_", "delete_")
+WRITE_PREFIXES = ("add_", "record_", "change_", "withdraw_", "undo_", "set_", "hold_out_", "delete_", "create_", "update_",
+                  "reopen_", "store_")  # fmt: skip
 NEW_QUESTIONS = ["Which antibiotic is first-line for community-acquired pneumonia in adults?",
                  "What is the target HbA1c for most adults with type 2 diabetes?"]  # fmt: skip
 
@@ -26,7 +27,7 @@ def test_every_operation_is_a_store_function_and_every_write_says_what_it_change
         assert callable(op.fn) and next(iter(inspect.signature(op.fn).parameters)) in {"self", "store"}, name
         is_write = op.fn.__name__.startswith(WRITE_PREFIXES)
         assert op.writes == is_write, f"{name}: a {'write' if is_write else 'query'} must say so"
-    assert ops.record_verdict.changes == Change.VERDICTS and ops.add_prompt.changes == Change.QUESTIONS
+    assert Store.record_verdict.changes == Change.VERDICTS and Store.add_prompt.changes == Change.QUESTIONS
     with pytest.raises(ValueError, match="must say what it changes"):
         ops.write(Store.record_verdict, Change.NONE)
 
@@ -42,10 +43,10 @@ def test_a_write_emits_its_change_and_a_query_emits_nothing(qtbot, qt_loop, db_p
     service.changed.connect(seen.append)
     try:
         run(qtbot, qt_loop.create_task(service.open()))
-        prompt_id = run(qtbot, qt_loop.create_task(service.run(ops.add_prompt, "A typed question?")))
+        prompt_id = run(qtbot, qt_loop.create_task(service.run(Store.add_prompt, "A typed question?")))
         assert seen == [Change.QUESTIONS]
-        assert run(qtbot, qt_loop.create_task(service.run(ops.get_prompt, prompt_id))).text == "A typed question?"
-        run(qtbot, qt_loop.create_task(service.run(ops.stats)))
+        assert run(qtbot, qt_loop.create_task(service.run(Store.get_prompt, prompt_id))).text == "A typed question?"
+        run(qtbot, qt_loop.create_task(service.run(Store.stats)))
         assert seen == [Change.QUESTIONS]  # reads change nothing
     finally:
         service.shutdown()

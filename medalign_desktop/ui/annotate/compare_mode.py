@@ -17,10 +17,9 @@ import random
 from dataclasses import dataclass
 
 from medalign_desktop.engine import GenerationResult, SamplingSettings
-from medalign_desktop.store import ModelVersion, Prompt
+from medalign_desktop.store import ModelVersion, Prompt, Store
 from medalign_desktop.ui.annotate.host import AnnotateHost
 from medalign_desktop.ui.annotate.session import Phase, ShownPair
-from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.two_answers import CHOICE_LABELS, COMPARE_HINT, PICK_HINT, SLOT_CHOICES
 
 SEED_LIMIT = 2**31 - 2  # a drawn seed and the seed after it both fit a 32-bit signed integer
@@ -80,7 +79,7 @@ class CompareFlow:
 
     # ------------------------------------------------------------------ where the answers come from
     async def refresh_versions(self) -> list[ModelVersion]:
-        versions = await self.ctx.store.run(ops.list_model_versions)
+        versions = await self.ctx.store.run(Store.list_model_versions)
         options = self.page.compare_options
         options.set_source(self.ctx.settings.compare_source)
         names = [v.name for v in versions if v.adapter_path]
@@ -178,7 +177,7 @@ class CompareFlow:
 
     async def _store(self, prompt_id: int, source: AnswerSource, result: GenerationResult) -> int:
         return await self.ctx.store.run(
-            ops.add_generation, prompt_id, result.text, model_version=result.adapter or result.model_label,
+            Store.add_generation, prompt_id, result.text, model_version=result.adapter or result.model_label,
             settings=source.settings.to_dict(), time_to_first_token_s=result.time_to_first_token_s,
             tokens_per_s=result.tokens_per_s, n_tokens=result.n_tokens, finish_reason=result.finish_reason,
         )  # fmt: skip
@@ -243,7 +242,7 @@ class CompareFlow:
         self, pair: ShownPair, choice: str, back_to: Phase, edited_text: str | None, flags: list[str]
     ) -> None:
         save = self.ctx.store.saving.save(
-            ops.record_comparison, pair.generation_ids[0], pair.generation_ids[1], choice,
+            Store.record_comparison, pair.generation_ids[0], pair.generation_ids[1], choice,
             annotator=self.ctx.annotator, swapped=pair.swapped, mode=pair.mode,
             edited_text=edited_text, safety_flags=tuple(flags), description="the comparison",
             on_saved=self._saved_later,
@@ -269,10 +268,10 @@ class CompareFlow:
             page.recover()
             return
         comparison_id = self.saved.pop()
-        await self.ctx.store.run(ops.withdraw_comparison, comparison_id, annotator=self.ctx.annotator)
-        comparison = await self.ctx.store.run(ops.get_comparison, comparison_id)
+        await self.ctx.store.run(Store.withdraw_comparison, comparison_id, annotator=self.ctx.annotator)
+        comparison = await self.ctx.store.run(Store.get_comparison, comparison_id)
         ids = (comparison.first_generation_id, comparison.second_generation_id)
-        generations = [await self.ctx.store.run(ops.get_generation, gid) for gid in ids]
+        generations = [await self.ctx.store.run(Store.get_generation, gid) for gid in ids]
         await page.refresh_counter()
         page.cursor.go_to(comparison.prompt_id)
         await page.show_current(generate=False)

@@ -24,12 +24,12 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QWidget
 
 from medalign_desktop.engine.generation import ContextTooLong
+from medalign_desktop.store import Store
 from medalign_desktop.ui.annotate.compare_mode import CompareFlow
 from medalign_desktop.ui.annotate.session import AnnotateSession, Phase, session_field
 from medalign_desktop.ui.annotate.verdicts import AnnotateVerdicts
 from medalign_desktop.ui.annotate.view import AnnotateView, describe_result
 from medalign_desktop.ui.core import dialogs
-from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.operations import Change
 from medalign_desktop.ui.core.widgets import typing_in_text_field
@@ -224,7 +224,7 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
 
     async def _read_queue(self) -> list[int]:
         settings = self.ctx.settings
-        return await self.ctx.store.run(ops.queue, mode=settings.queue_mode, include_held_out=settings.include_held_out)
+        return await self.ctx.store.run(Store.queue, mode=settings.queue_mode, include_held_out=settings.include_held_out)
 
     def _store_changed(self, changes: Change) -> None:
         """Another process wrote (``medalign import`` while the app runs): new questions join the end of
@@ -255,7 +255,7 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
             self._clear_answers()
             self.set_phase(Phase.EMPTY)
             return
-        self.prompt = await self.ctx.store.run(ops.get_prompt, prompt_id)
+        self.prompt = await self.ctx.store.run(Store.get_prompt, prompt_id)
         self.question.show_prompt(
             self.prompt.text, self.prompt.reference_answer, self.prompt.answer_key, self.session.question_meta()
         )
@@ -276,7 +276,7 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
         await self.show_current(generate=True)
 
     async def refresh_counter(self) -> None:
-        count = await self.ctx.store.run(ops.samples_since_last_retrain)
+        count = await self.ctx.store.run(Store.samples_since_last_retrain)
         self.samples.setText(f"{count:,} new sample{'s' if count != 1 else ''} since last retrain")
 
     # ------------------------------------------------------------------ generating
@@ -303,7 +303,7 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
         # names), not whatever is active by the time the answer is saved: a hot-swap may happen meanwhile.
         version = result.adapter or result.model_label
         self.generation_id = await self.ctx.store.run(
-            ops.add_generation, prompt.id, result.text, model_version=version,
+            Store.add_generation, prompt.id, result.text, model_version=version,
             settings=result.settings.to_dict(), time_to_first_token_s=result.time_to_first_token_s,
             tokens_per_s=result.tokens_per_s, n_tokens=result.n_tokens, finish_reason=result.finish_reason,
         )  # fmt: skip
@@ -376,7 +376,7 @@ class AnnotatePage(AnnotateVerdicts, AnnotateView):
         self.run_flow(lambda: self._ask_flow(text), "Asking your question")
 
     async def _ask_flow(self, text: str) -> None:
-        prompt_id = await self.ctx.store.run(ops.add_prompt, text, source="typed")
+        prompt_id = await self.ctx.store.run(Store.add_prompt, text, source="typed")
         self.cursor.go_to(prompt_id)
         await self.show_current(generate=True)
 

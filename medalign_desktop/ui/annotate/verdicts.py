@@ -15,10 +15,9 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox
 
-from medalign_desktop.store import StoreValidationError
+from medalign_desktop.store import Store, StoreValidationError
 from medalign_desktop.ui.annotate.session import Phase
 from medalign_desktop.ui.core import dialogs, labels
-from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.saving_queue import BUSY_TEXT
 
 HELD_OUT_TIP = (
@@ -58,7 +57,7 @@ class AnnotateVerdicts:
 
         async def flow() -> None:
             try:
-                await self.ctx.store.run(ops.set_split, [prompt.id], split)
+                await self.ctx.store.run(Store.set_split, [prompt.id], split)
                 if self.prompt is not None and self.prompt.id == prompt.id:
                     self.prompt = dataclasses.replace(self.prompt, split=split)
                     self.show_feedback(
@@ -97,7 +96,7 @@ class AnnotateVerdicts:
     async def _save_verdict(self, verdict: str, back_to: Phase, *, generation_id: int, **fields) -> None:
         label = labels.verdict_label(verdict).lower()
         save = self.ctx.store.saving.save(
-            ops.record_verdict, generation_id, verdict, annotator=self.ctx.annotator,
+            Store.record_verdict, generation_id, verdict, annotator=self.ctx.annotator,
             description=f"the verdict ({label})", on_saved=lambda _: self.saved_later(verdict), **fields,
         )  # fmt: skip
         await self.save_then_next(save, back_to, self.answer, verdict, lambda _: f"Saved: {label}")
@@ -191,12 +190,12 @@ class AnnotateVerdicts:
             self.run_flow(self._undo_flow, "Undoing the last verdict")
 
     async def _undo_flow(self) -> None:
-        feedback_id = await self.ctx.store.run(ops.undo_last_verdict, self.ctx.annotator)
+        feedback_id = await self.ctx.store.run(Store.undo_last_verdict, self.ctx.annotator)
         if feedback_id is None:
             self.show_feedback("Nothing to undo")
             self.recover()
             return
-        detail = await self.ctx.store.run(ops.feedback_detail, feedback_id)
+        detail = await self.ctx.store.run(Store.feedback_detail, feedback_id)
         await self.refresh_counter()
         self.cursor.go_to(detail.prompt_id)
         await self.show_current(generate=False)

@@ -21,10 +21,9 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 
-from medalign_desktop.store import StoreValidationError
+from medalign_desktop.store import Store, StoreValidationError
 from medalign_desktop.ui.compare.review_widgets import BlindReviewView
 from medalign_desktop.ui.core import dialogs
-from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.two_answers import CHOICE_LABELS
 from medalign_desktop.ui.core.widgets import typing_in_text_field
@@ -158,7 +157,7 @@ class BlindReview(QObject):
         for _ in range(MAX_DRAWS):
             seed = self.rng.randrange(SEED_LIMIT)  # the store draws the question and the order from it
             item = await self.ctx.store.run(
-                ops.next_review_item, a, b, annotator=self.ctx.annotator, rng_seed=seed
+                Store.next_review_item, a, b, annotator=self.ctx.annotator, rng_seed=seed
             )
             if item is None or item.prompt.id not in self.skipped:
                 return item
@@ -199,7 +198,7 @@ class BlindReview(QObject):
         ids = shown.generation_ids
         try:
             comparison_id = await self.ctx.store.run(
-                ops.record_review, ids[0], ids[1], choice, annotator=self.ctx.annotator,
+                Store.record_review, ids[0], ids[1], choice, annotator=self.ctx.annotator,
                 swapped=shown.swapped, answer_flags={ids[0]: flags[0], ids[1]: flags[1]},
             )  # fmt: skip
         except StoreValidationError as exc:

@@ -24,7 +24,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from medalign_desktop.store import StoreError, StoreValidationError
-from medalign_desktop.ui.core.operations import StoreOp
+from medalign_desktop.ui.core.operations import Operation
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ BUSY_WORDS = ("locked", "busy")
 
 
 class _Store(Protocol):
-    async def run(self, op: StoreOp, /, *args: Any, **kwargs: Any) -> Any: ...
+    async def run(self, op: Operation, /, *args: Any, **kwargs: Any) -> Any: ...
 
 
 def is_busy_error(exc: BaseException) -> bool:
@@ -53,7 +53,7 @@ def is_busy_error(exc: BaseException) -> bool:
 
 @dataclass
 class PendingSave:
-    op: StoreOp
+    op: Operation
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     description: str
@@ -82,7 +82,7 @@ class SavingQueue(QObject):
         return len(self._pending)
 
     async def save(
-        self, op: StoreOp, /, *args: Any, description: str = "the verdict",
+        self, op: Operation, /, *args: Any, description: str = "the verdict",
         on_saved: Callable[[Any], None] | None = None, **kwargs: Any,
     ) -> tuple[bool, Any]:  # fmt: skip
         """Run the store write ``op``: (True, result) when stored now, (False, None) when the database is

@@ -9,7 +9,7 @@ Both are awaited from coroutines running on the qasync loop::
 
     loaded = await engine_service.load(folder)
     result = await engine_service.generate(question, settings)
-    prompt = await store_service.run(ops.get_prompt, prompt_id)   # ui.core.operations as ops
+    prompt = await store_service.run(Store.get_prompt, prompt_id)   # ui.core.operations as ops
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from medalign_desktop.store import (
 from medalign_desktop.store.exports import sft_records
 from medalign_desktop.store.exports.export import ExportReport, export_pairs, export_sft
 from medalign_desktop.store.imports.preferences import import_preferences
-from medalign_desktop.ui.core.operations import Change, StoreOp, query, write
+from medalign_desktop.ui.core.operations import Change, Operation, as_op, query, write
 from medalign_desktop.ui.core.saving_queue import SavingQueue
 
 log = logging.getLogger(__name__)
@@ -298,8 +298,10 @@ class StoreService(QObject):
         self._store = await asyncio.get_running_loop().run_in_executor(self._executor, Store.open, self.path)
         self._data_version = await self.call(Store.data_version)  # what "written elsewhere" is compared to
 
-    async def run(self, op: StoreOp[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run the operation on the store thread; after a write, emit the Change it made."""
+    async def run(self, operation: Operation[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the operation (a Store method, or an operation of ui.core.operations) on the store thread;
+        after a write, emit the Change it made."""
+        op = as_op(operation)
         result = await self.call(op.fn, *args, **kwargs)
         if op.changes:
             self.changed.emit(op.changes)

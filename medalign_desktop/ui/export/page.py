@@ -24,10 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medalign_desktop.store import PairFilter
+from medalign_desktop.store import PairFilter, Store
 from medalign_desktop.store.exports.export import ExportCancelled
 from medalign_desktop.ui.core import dialogs, labels
-from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.errors import EXPECTED_ERRORS, readable_message
 from medalign_desktop.ui.core.operations import Change
@@ -191,11 +190,11 @@ class ExportPage(RefreshedWhenShown, ExportForm, QWidget):
         self.ctx.tasks.start(self._refresh_choices(), "Loading the export filters")
 
     async def _refresh_choices(self) -> None:
-        names = await self.ctx.store.run(ops.annotators)
-        versions = await self.ctx.store.run(ops.model_version_names)
+        names = await self.ctx.store.run(Store.annotators)
+        versions = await self.ctx.store.run(Store.model_version_names)
         refill_choices(self.annotator, names)
         refill_choices(self.model_version, versions)
-        self._fill_batches(await self.ctx.store.run(ops.import_batches, "pairs"))
+        self._fill_batches(await self.ctx.store.run(Store.import_batches, "pairs"))
         self.refresh_count()
 
     def _fill_batches(self, batches: list[Any]) -> None:

@@ -23,9 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medalign_desktop.store import AuditEntry, FeedbackDetail
+from medalign_desktop.store import AuditEntry, FeedbackDetail, Store
 from medalign_desktop.ui.core import dialogs, labels
-from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.page_parts import box_layout
 from medalign_desktop.ui.core.plain import plain
@@ -196,7 +195,7 @@ class FeedbackDetailDialog(QDialog):
         return self.task
 
     async def _load(self) -> None:
-        self.detail = await self.ctx.store.run(ops.feedback_detail, self.feedback_id)
+        self.detail = await self.ctx.store.run(Store.feedback_detail, self.feedback_id)
         self._show(self.detail)
         self.loaded.emit()
 
@@ -251,7 +250,7 @@ class FeedbackDetailDialog(QDialog):
 
     async def _save_flow(self, annotator: str, fields: dict) -> None:
         changed = await self.ctx.store.run(
-            ops.change_verdict, self.feedback_id, annotator=annotator, **fields
+            Store.change_verdict, self.feedback_id, annotator=annotator, **fields
         )
         self.status.setText("Saved. The change is in the audit trail." if changed else "Nothing changed.")
         await self._after_write(changed)
@@ -269,13 +268,13 @@ class FeedbackDetailDialog(QDialog):
         return dialogs.confirm(self, "Withdraw verdict", question, "Withdraw")
 
     async def _withdraw_flow(self, annotator: str) -> None:
-        await self.ctx.store.run(ops.withdraw_verdict, self.feedback_id, annotator=annotator)
+        await self.ctx.store.run(Store.withdraw_verdict, self.feedback_id, annotator=annotator)
         await self._after_write(True)
         self.status.setText("Withdrawn. The verdict stays in the audit trail.")
 
     async def _after_write(self, changed: bool) -> None:
         if changed:
-            self.detail = await self.ctx.store.run(ops.feedback_detail, self.feedback_id)
+            self.detail = await self.ctx.store.run(Store.feedback_detail, self.feedback_id)
             self._show(self.detail)
             self.changed.emit(self.feedback_id)
 

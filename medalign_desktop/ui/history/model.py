@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QFont
 
-from medalign_desktop.store import HistoryRow
+from medalign_desktop.store import HistoryRow, Store
 from medalign_desktop.ui.core import labels
 from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
@@ -149,7 +149,7 @@ class HistoryTableModel(QAbstractTableModel):
         return self._task
 
     async def _load_first_page(self, epoch: int) -> None:
-        total = await self.ctx.store.run(ops.history_count, **self.filters)
+        total = await self.ctx.store.run(Store.history_count, **self.filters)
         version = await self.ctx.store.run(ops.scoring_version, self.ctx.settings.scoring_reward_version)
         if epoch != self._epoch:
             return
@@ -164,7 +164,7 @@ class HistoryTableModel(QAbstractTableModel):
         try:
             score_version_id = self.score_version.id if self.score_version else None
             rows = await self.ctx.store.run(
-                ops.history, **self.filters, limit=PAGE_SIZE, offset=len(self._rows),
+                Store.history, **self.filters, limit=PAGE_SIZE, offset=len(self._rows),
                 score_version_id=score_version_id,
             )  # fmt: skip
         finally:

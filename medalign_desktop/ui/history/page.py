@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medalign_desktop.store import Store
 from medalign_desktop.ui.core import labels
-from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.operations import Change
 from medalign_desktop.ui.core.page_parts import (
@@ -183,8 +183,8 @@ class HistoryPage(RefreshedWhenShown, QWidget):
         return self.apply_filters()
 
     async def _refresh_choices(self) -> None:
-        names = await self.ctx.store.run(ops.annotators)
-        versions = await self.ctx.store.run(ops.model_version_names)
+        names = await self.ctx.store.run(Store.annotators)
+        versions = await self.ctx.store.run(Store.model_version_names)
         refill_choices(self.annotator, names)
         refill_choices(self.model_version, versions)
 

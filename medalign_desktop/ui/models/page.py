@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
 )
 
 from medalign_desktop.jobs.requests import POLICY_KINDS
+from medalign_desktop.store import Store
 from medalign_desktop.ui.core import labels
-from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.page_parts import box_layout
 from medalign_desktop.ui.core.plain import plain
@@ -82,7 +82,7 @@ class ModelsPage(QWidget):
     async def _refresh(self) -> None:
         if not self.ctx.store.is_open:
             return
-        versions = await self.ctx.store.run(ops.list_model_versions)
+        versions = await self.ctx.store.run(Store.list_model_versions)
         self.versions = {v.id: v for v in versions}
         active = self.active_version()
         self.active_label.setText(f"Answering with: {active.name if active else 'the base model only'}")
@@ -157,5 +157,5 @@ class ModelsPage(QWidget):
             self.ctx.tasks.start(self._delete(version.id), f"Deleting {version.name}")
 
     async def _delete(self, version_id: int) -> None:
-        await self.ctx.store.run(ops.delete_model_version, version_id)
+        await self.ctx.store.run(Store.delete_model_version, version_id)
         self.refresh()

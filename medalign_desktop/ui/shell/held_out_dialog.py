@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medalign_desktop.store import Store
 from medalign_desktop.ui.core import dialogs, labels
-from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.errors import EXPECTED_ERRORS, readable_message
 
@@ -98,8 +98,8 @@ def moved_message(moved: int, percent: int, batch_name: str) -> str:
 async def open_hold_out_dialog(ctx: AppContext, parent: QWidget) -> HoldOutDialog:
     """Read the question batches on the store thread, then ask (the dialog is modal but never blocks);
     accepting it moves the share on the store thread and says how many questions moved."""
-    batches = await ctx.store.run(ops.import_batches, "questions")
-    dialog = HoldOutDialog(batches, await ctx.store.run(ops.held_out_count), parent)
+    batches = await ctx.store.run(Store.import_batches, "questions")
+    dialog = HoldOutDialog(batches, await ctx.store.run(Store.held_out_count), parent)
     dialog.accepted.connect(lambda: ctx.tasks.start(_hold_out(ctx, dialog), "Holding out questions"))
     dialog.open()
     return dialog
@@ -109,7 +109,7 @@ async def _hold_out(ctx: AppContext, dialog: HoldOutDialog) -> None:
     batch_id, fraction, seed = dialog.options()
     title = "Hold out a share of an import"
     try:
-        moved = await ctx.store.run(ops.hold_out_share, batch_id, fraction, seed)
+        moved = await ctx.store.run(Store.hold_out_share, batch_id, fraction, seed)
     except EXPECTED_ERRORS as exc:
         dialog.report_box = dialogs.show_report(
             dialog.parentWidget(), title, readable_message(exc)[0], problem=True

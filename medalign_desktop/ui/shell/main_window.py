@@ -26,10 +26,10 @@ from PySide6.QtWidgets import (
 from medalign_desktop.config import load_config, save_config
 from medalign_desktop.engine import Engine, LoadedModel, check_model_folder
 from medalign_desktop.jobs.retrain_policy import RetrainPolicy
+from medalign_desktop.store import Store
 from medalign_desktop.ui.annotate.page import AnnotatePage
 from medalign_desktop.ui.compare.page import ComparePage
 from medalign_desktop.ui.core import dialogs
-from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.errors import ErrorReporter, readable_message
 from medalign_desktop.ui.core.page_parts import box_layout
@@ -280,7 +280,7 @@ class MainWindow(ImportActions, QMainWindow):
 
     async def refresh_status(self) -> None:
         if self.ctx.store.is_open:
-            self.status.set_database(self.ctx.store.path, await self.ctx.store.run(ops.stats))
+            self.status.set_database(self.ctx.store.path, await self.ctx.store.run(Store.stats))
 
     # ------------------------------------------------------------------ menu actions
     def choose_model_folder(self) -> None:

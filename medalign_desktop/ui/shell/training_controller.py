@@ -26,6 +26,7 @@ from medalign_desktop.jobs.requests import (
 )
 from medalign_desktop.jobs.retrain_policy import RetrainPolicy
 from medalign_desktop.jobs.scoring import ScoringError
+from medalign_desktop.store import Store
 from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.models.page import ModelsPage
@@ -94,7 +95,7 @@ class TrainingController(QObject):
 
     async def restore_active_version(self) -> str | None:
         """After the base model loaded: put the workspace's active version's adapter on it again."""
-        active = await self.ctx.store.run(ops.active_model_version)
+        active = await self.ctx.store.run(Store.active_model_version)
         if active is None or not active.adapter_path:
             return None
         await self.ctx.engine.activate_adapter(active.adapter_path, active.name)
@@ -158,7 +159,7 @@ class TrainingController(QObject):
 
     async def on_verdict_saved(self) -> None:
         """The auto-retrain rule, checked after every verdict."""
-        count = await self.ctx.store.run(ops.samples_since_last_retrain)
+        count = await self.ctx.store.run(Store.samples_since_last_retrain)
         self.train_page.show_counter(count)
         if (
             self.policy.should_retrain(count, job_active=self.jobs.busy)
@@ -262,7 +263,7 @@ class TrainingController(QObject):
             else:
                 await self.ctx.engine.activate_adapter(version.adapter_path, version.name)
         self.ctx.model_version = version.name if version else (loaded.label if loaded else None)
-        await self.ctx.store.run(ops.set_active_model_version, version.id if version else None)
+        await self.ctx.store.run(Store.set_active_model_version, version.id if version else None)
         name = version.name if version else "base model"
         self.models_page.refresh()
         self.version_activated.emit(name)

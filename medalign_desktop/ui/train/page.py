@@ -32,9 +32,9 @@ from PySide6.QtWidgets import (
 
 from medalign_desktop.jobs.manager import JobManager
 from medalign_desktop.jobs.resume import RESUMABLE_KINDS, ResumeError
+from medalign_desktop.store import Store
 from medalign_desktop.store.vocab import TERMINAL_JOB_STATES
 from medalign_desktop.ui.core import labels
-from medalign_desktop.ui.core import operations as ops
 from medalign_desktop.ui.core.context import AppContext
 from medalign_desktop.ui.core.page_parts import box_layout
 from medalign_desktop.ui.core.plain import plain
@@ -198,8 +198,8 @@ class TrainPage(QWidget):
     async def _refresh(self) -> None:
         if not self.ctx.store.is_open:
             return
-        jobs = await self.ctx.store.run(ops.list_jobs)
-        count = await self.ctx.store.run(ops.samples_since_last_retrain)
+        jobs = await self.ctx.store.run(Store.list_jobs)
+        count = await self.ctx.store.run(Store.samples_since_last_retrain)
         self.show_counter(count)
         self.jobs_by_id = {job.id: job for job in jobs}
         now = datetime.now().astimezone()
@@ -289,7 +289,7 @@ class TrainPage(QWidget):
     async def _load_overlay(self, job_ids: tuple[int, ...]) -> None:
         runs = []
         for job_id in job_ids:
-            metrics = await self.ctx.store.run(ops.job_metrics, job_id)
+            metrics = await self.ctx.store.run(Store.job_metrics, job_id)
             job = self.jobs_by_id[job_id]
             runs.append((run_label(job), job.kind, [(m.step, m.name, m.value) for m in metrics]))
         if self.compared_jobs == job_ids:  # the selection may have changed while reading
@@ -306,7 +306,7 @@ class TrainPage(QWidget):
         if job_id == self.jobs.running_job_id:
             points = list(self.live_points[job_id])
         else:
-            points = [(m.step, m.name, m.value) for m in await self.ctx.store.run(ops.job_metrics, job_id)]
+            points = [(m.step, m.name, m.value) for m in await self.ctx.store.run(Store.job_metrics, job_id)]
         if self.selected_job == job_id and not self.compared_jobs:
             self.plot.show_series(points, kind=job.kind)
 
@@ -365,7 +365,7 @@ class TrainPage(QWidget):
             self.error_label.setText(str(exc))
             self.error_label.setVisible(True)
             return
-        stored = await self.ctx.store.run(ops.job_metrics, job_id)
+        stored = await self.ctx.store.run(Store.job_metrics, job_id)
         kept = [(m.step, m.name, m.value) for m in stored if m.step is None or m.step <= plan.checkpoint.step]
         self.live_points[job_id] = kept + self.live_points[job_id]  # live points that came meanwhile last
         if self.selected_job == job_id and not self.compared_jobs:
