@@ -33,10 +33,10 @@ QT_DISTRIBUTIONS = ("PySide6-Essentials", "PySide6")
 Rows = list[tuple[str, str]]
 
 
-def package_version(distribution: str, version_of: Callable[[str], str] = metadata.version) -> str:
+def package_version(distribution: str, version_of: Callable[[str], str] | None = None) -> str:
     """The installed version of a distribution, or "not installed"."""
     try:
-        return version_of(distribution)
+        return (version_of or metadata.version)(distribution)  # looked up now: a test may replace it
     except metadata.PackageNotFoundError:
         return NOT_INSTALLED
 
