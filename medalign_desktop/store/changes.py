@@ -35,11 +35,16 @@ def changes_of(fn: Callable[..., Any]) -> Change:
     return getattr(fn, "changes", Change.NONE)
 
 
-def declare(fn: F, changes: Change) -> F:
-    """Mark ``fn`` as a write that changes ``changes``."""
+def checked(changes: Change, fn: Callable[..., Any]) -> Change:
+    """``changes``, refused when empty: a write must say what it changes."""
     if not changes:
         raise ValueError(f"The write {getattr(fn, '__name__', fn)} must say what it changes")
-    fn.changes = changes  # type: ignore[attr-defined]
+    return changes
+
+
+def declare(fn: F, changes: Change) -> F:
+    """Mark ``fn`` as a write that changes ``changes``."""
+    fn.changes = checked(changes, fn)  # type: ignore[attr-defined]
     return fn
 
 

@@ -3,7 +3,8 @@
 The pattern of Anki's ``CollectionOp`` / ``QueryOp`` and ``OpChanges``. An operation is an object, not a
 method name: ``await ctx.store.run(Store.record_verdict, generation_id, "accept", annotator=name)`` runs
 the Store method on the store thread, type-checked against its signature. Each write of the Store declares
-the :class:`Change` it makes where it is defined (``store/changes.py``); after it succeeds, ``StoreService.changed`` carries that Change to every page, and
+the :class:`Change` it makes where it is defined (``store/changes.py``); after it succeeds,
+``StoreService.changed`` carries that Change to every page, and
 each page refreshes only what the Change touches::
 
     def _store_changed(self, changes: Change) -> None:
@@ -30,7 +31,7 @@ from medalign_desktop.jobs.evaluation import evaluation_request
 from medalign_desktop.jobs.requests import ppo_job_inputs, preference_job_inputs, training_request
 from medalign_desktop.jobs.scoring import score_request, scoring_version, unscored_count
 from medalign_desktop.store import Store
-from medalign_desktop.store.changes import Change, changes_of
+from medalign_desktop.store.changes import Change, changes_of, checked
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,9 +60,7 @@ def query(fn: Callable[Concatenate[Store, P], R]) -> StoreOp[P, R]:
 
 def write(fn: Callable[Concatenate[Store, P], R], changes: Change) -> StoreOp[P, R]:
     """A write that reports ``changes`` once it succeeded."""
-    if not changes:
-        raise ValueError(f"The write {fn.__name__} must say what it changes")
-    return StoreOp(fn, changes)
+    return StoreOp(fn, checked(changes, fn))
 
 
 Operation = StoreOp[P, R] | Callable[Concatenate[Store, P], R]
