@@ -12,6 +12,13 @@ from medalign_desktop.store.db import make_private_dirs
 FILE_MODE, DIR_MODE = 0o600, 0o700
 
 
+def jobs_folder(db_path: str | Path) -> Path:
+    """Job folders live beside the workspace database: ``medalign.sqlite`` -> ``medalign-jobs/`` (the app and
+    the terminal both use this folder, so their job folder locks meet)."""
+    db_path = Path(db_path)
+    return db_path.parent / f"{db_path.stem}-jobs"
+
+
 def open_private(path: Path):
     """A text file for writing with mode 0600 from its first byte, whatever the umask."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)

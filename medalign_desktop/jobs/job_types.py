@@ -84,7 +84,9 @@ EVAL_COLOUR = "#d9822b"
 
 def train_and_eval(title: str, metric: str, colour: str, eval_legend: str = "evaluation") -> Panel:
     """A panel of ``metric`` while training and ``eval_<metric>`` at each evaluation (as dots)."""
-    return Panel(title, (Curve(metric, colour, "training"), Curve(f"eval_{metric}", EVAL_COLOUR, eval_legend, True)))
+    return Panel(
+        title, (Curve(metric, colour, "training"), Curve(f"eval_{metric}", EVAL_COLOUR, eval_legend, True))
+    )
 
 
 LOSS_PANEL = train_and_eval("loss", "loss", "#2f6fb3")

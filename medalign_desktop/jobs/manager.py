@@ -21,13 +21,13 @@ import asyncio
 import functools
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from medalign_desktop.jobs.command import DEFAULT_LAUNCHER, build_command, build_environment
+from medalign_desktop.jobs.folder_lock import JobFolderLock, JobLockedError
 from medalign_desktop.jobs.kinds import APP_KINDS
 from medalign_desktop.jobs.process import JobProcess
 from medalign_desktop.jobs.requests import JobRequest
@@ -44,14 +44,14 @@ from medalign_desktop.jobs.resume import (
     version_name,  # noqa: F401 - re-exported: the name rule lived here first
     version_source,
 )
-from medalign_desktop.jobs.snapshot import SnapshotError, SnapshotRequest, write_snapshot
+from medalign_desktop.jobs.running import RunningJob, metric_values, prepare_job
+from medalign_desktop.jobs.snapshot import SnapshotError, SnapshotRequest
 from medalign_desktop.store import Store
 from training import protocol
 
 T = TypeVar("T")
 StoreCall = Callable[[Callable[[Store], T]], Awaitable[T]]
 
-METRIC_FIELDS = ("loss", "learning_rate", "grad_norm", "tokens_per_s", "eval_loss", "epoch")
 FLUSH_INTERVAL_MS = 1000
 INTERRUPTED = "Interrupted: the app closed or crashed while this job was running."
 # kind -> what stores a successful job's results (on the store thread) instead of registering a version
@@ -59,38 +59,6 @@ RESULT_KINDS: dict[str, Callable[..., Any]] = {
     name: spec.store_results for name, spec in APP_KINDS.items() if spec.store_results is not None
 }
 RESULT_ERRORS = tuple(s.result_error for s in APP_KINDS.values() if s.result_error)  # fail the job with it
-
-
-@dataclass
-class _Running:
-    job_id: int
-    request: JobRequest
-    job_dir: Path
-    process: JobProcess
-    data_size: int
-    finished: Any = None  # the `finished` event, when it came
-    failed: Any = None  # the `failed` event, when it came
-    metric_rows: list = field(default_factory=list)
-    ending: bool = False
-
-
-def _prepare(store: Store, *, job_id: int, request: SnapshotRequest, job_dir: Path):
-    """On the store thread: write the job folder, then mark the job running with its data size."""
-    info = write_snapshot(store, request, job_dir)
-    store.update_job(job_id, job_dir=job_dir, data_size=info.n_train)
-    store.set_job_state(job_id, "running")
-    return info
-
-
-def metric_values(event: protocol.Metric) -> dict[str, float]:
-    """The named fields and the program-specific extras (DPO's ``rewards/accuracies``, PPO's ``kl``, ...)."""
-    values = {name: getattr(event, name, None) for name in METRIC_FIELDS}
-    values.update(event.extra)
-    return {
-        name: float(value)
-        for name, value in values.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
-    }
 
 
 class JobManager(QObject):
@@ -119,7 +87,7 @@ class JobManager(QObject):
         self.env_extra = dict(env_extra or {})
         # waiting jobs: a new one (snapshot first) or a resumed one (its plan: folder and checkpoint)
         self._queue: list[tuple[int, JobRequest, ResumePlan | None]] = []
-        self._running: _Running | None = None
+        self._running: RunningJob | None = None
         self._tasks: set[asyncio.Task] = set()
         # Awaited before every job's process starts (a new job or a resumed one): the memory planner makes
         # room there (unloads the answering model). Its exception fails the job with its message.
@@ -138,11 +106,18 @@ class JobManager(QObject):
     def running_job_id(self) -> int | None:
         return self._running.job_id if self._running else None
 
-    async def recover(self) -> list[int]:
-        """Mark jobs left queued or running by a crash as failed; returns their ids."""
+    async def recover(self, *, include_queued: bool = True) -> list[int]:
+        """Mark jobs left queued or running by a crash as failed; returns their ids. A job whose folder lock
+        another process holds (the app or a terminal on the same workspace) is running there and is left
+        alone. A terminal passes ``include_queued=False``: a queued job may be waiting in the app's queue."""
+        states = ("queued", "running") if include_queued else ("running",)
 
         def mark(store: Store) -> list[int]:
-            stale = [j.id for j in store.list_jobs() if j.state in ("queued", "running")]
+            stale = [
+                j.id
+                for j in store.list_jobs()
+                if j.state in states and not JobFolderLock.held_elsewhere(self._folder_of(j))
+            ]
             for job_id in stale:
                 store.set_job_state(job_id, "failed", error=INTERRUPTED)
             return stale
@@ -215,6 +190,9 @@ class JobManager(QObject):
         """The step at which ``job_id`` stopped early (evaluation loss no longer improving), or None."""
         return await self.store_call(lambda store: stopped_early_step(store, job_id))
 
+    def _folder_of(self, job) -> Path:
+        return Path(job.job_dir) if job.job_dir else self.jobs_root / f"job-{job.id:05d}"
+
     def _is_active(self, job_id: int) -> bool:
         running = self._running is not None and self._running.job_id == job_id
         return running or any(queued_id == job_id for queued_id, *_ in self._queue)
@@ -240,6 +218,7 @@ class JobManager(QObject):
                 await self._start_resumed(plan)
                 continue
             job_dir = self.jobs_root / f"job-{job_id:05d}"
+            lock = self._lock(job_dir)
             snapshot = SnapshotRequest(
                 request.kind,
                 request.base_model,
@@ -257,40 +236,63 @@ class JobManager(QObject):
 
             try:
                 info = await self.store_call(
-                    functools.partial(_prepare, job_id=job_id, request=snapshot, job_dir=job_dir)
+                    functools.partial(prepare_job, job_id=job_id, request=snapshot, job_dir=job_dir)
                 )
             except (SnapshotError, OSError) as exc:
+                lock.release()
                 await self._end_job(job_id, "failed", str(exc))
                 continue
-            if not await self._before_launch(job_id, request, job_dir):
+            if not await self._before_launch(job_id, request, job_dir, lock):
                 continue
-            self._launch(job_id, request, job_dir, info.n_train)
+            self._launch(job_id, request, job_dir, info.n_train, lock)
         if self._running is None:
             self.idle.emit()
 
     async def _start_resumed(self, plan: ResumePlan) -> None:
+        try:
+            lock = self._lock(plan.job_dir)
+        except JobLockedError as exc:  # resumed in another window meanwhile: that one owns the job now
+            self.log.emit(plan.job_id, str(exc))
+            return
         await self.store_call(lambda store: store.set_job_state(plan.job_id, "running"))
-        if await self._before_launch(plan.job_id, plan.request, plan.job_dir):
-            self._launch(plan.job_id, plan.request, plan.job_dir, plan.data_size, resume=True)
+        if await self._before_launch(plan.job_id, plan.request, plan.job_dir, lock):
+            self._launch(plan.job_id, plan.request, plan.job_dir, plan.data_size, lock, resume=True)
 
-    async def _before_launch(self, job_id: int, request: JobRequest, job_dir: Path) -> bool:
+    @staticmethod
+    def _lock(job_dir: Path) -> JobFolderLock:
+        """The job folder's lock, taken; JobLockedError when another process holds it."""
+        lock = JobFolderLock(job_dir)
+        lock.acquire()
+        return lock
+
+    async def _before_launch(
+        self, job_id: int, request: JobRequest, job_dir: Path, lock: JobFolderLock
+    ) -> bool:
         """Run the ``before_launch`` hook; False (the job failed with the hook's message) if it raised."""
         if self.before_launch is None:
             return True
         try:
             await self.before_launch(job_id, request, job_dir)
         except Exception as exc:  # noqa: BLE001 - the hook's message is the job's error
+            lock.release()
             await self._end_job(job_id, "failed", str(exc) or type(exc).__name__)
             return False
         return True
 
     def _launch(
-        self, job_id: int, request: JobRequest, job_dir: Path, data_size: int, *, resume: bool = False
+        self,
+        job_id: int,
+        request: JobRequest,
+        job_dir: Path,
+        data_size: int,
+        lock: JobFolderLock,
+        *,
+        resume: bool = False,
     ) -> None:
         argv = build_command(request.kind, job_dir, launcher=self.launcher, resume=resume)
         env = build_environment(os.environ, extra=self.env_extra)
         process = JobProcess(argv, env, str(job_dir), parent=self)
-        running = _Running(job_id, request, job_dir, process, data_size)
+        running = RunningJob(job_id, request, job_dir, process, data_size, lock=lock)
         process.event.connect(lambda event: self._on_event(running, event))
         process.log.connect(lambda text: self.log.emit(job_id, text))
         process.ended.connect(lambda code, crashed: self._spawn(self._on_ended(running, code, crashed)))
@@ -301,7 +303,7 @@ class JobManager(QObject):
         process.start()
 
     # ------------------------------------------------------------------------------------------ events
-    def _on_event(self, running: _Running, event: protocol.Event) -> None:
+    def _on_event(self, running: RunningJob, event: protocol.Event) -> None:
         self.event.emit(running.job_id, event)
         kind = event.EVENT
         if kind == "metric":
@@ -331,11 +333,11 @@ class JobManager(QObject):
         await self.store_call(lambda store: store.add_job_metrics(running.job_id, rows))
 
     # ------------------------------------------------------------------------------------------ ending
-    async def _on_start_failed(self, running: _Running, reason: str) -> None:
+    async def _on_start_failed(self, running: RunningJob, reason: str) -> None:
         if self._running is running:
             await self._finish(running, "failed", reason)
 
-    async def _on_ended(self, running: _Running, exit_code: int, crashed: bool) -> None:
+    async def _on_ended(self, running: RunningJob, exit_code: int, crashed: bool) -> None:
         if self._running is not running:
             return
         await self._flush_metrics()
@@ -349,9 +351,9 @@ class JobManager(QObject):
             await self._finish(running, "succeeded", None)
             self.version_ready.emit(version)
         else:
-            await self._finish(running, "failed", self._failure_reason(running, exit_code, crashed))
+            await self._finish(running, "failed", running.failure_reason(exit_code, crashed))
 
-    async def _store_results(self, running: _Running) -> None:
+    async def _store_results(self, running: RunningJob) -> None:
         store_results = RESULT_KINDS[running.request.kind]
         call = functools.partial(store_results, job_id=running.job_id, job_dir=running.job_dir)
         try:
@@ -362,15 +364,7 @@ class JobManager(QObject):
         await self._finish(running, "succeeded", None)
         self.results_ready.emit(running.job_id, running.request.kind)
 
-    def _failure_reason(self, running: _Running, exit_code: int, crashed: bool) -> str:
-        if running.failed is not None:
-            advice = getattr(running.failed, "advice", None)
-            return running.failed.reason + (f" {advice}" if advice else "")
-        tail = " | ".join(list(running.process.stderr_tail)[-3:])
-        how = "was killed" if crashed else f"exited with code {exit_code}"
-        return f"The training process {how} without finishing." + (f" Last output: {tail}" if tail else "")
-
-    def _register_version(self, store: Store, running: _Running, adapter: Path):
+    def _register_version(self, store: Store, running: RunningJob, adapter: Path):
         """The version of a successful job: from its ``version_from`` checkpoint when it kept checkpoints,
         else from the `finished` event's adapter."""
         metrics = dict(getattr(running.finished, "metrics", None) or {})
@@ -384,11 +378,13 @@ class JobManager(QObject):
             running.data_size, metrics,
         )  # fmt: skip
 
-    async def _finish(self, running: _Running, state: str, error: str | None) -> None:
+    async def _finish(self, running: RunningJob, state: str, error: str | None) -> None:
         if running.ending:  # a start failure can be followed by a `finished` signal: end once
             return
         running.ending = True
         self._flush_timer.stop()
+        if running.lock is not None:
+            running.lock.release()
         await self._end_job(running.job_id, state, error)  # stored before the queue reports not busy
         self._running = None
         running.process.deleteLater()

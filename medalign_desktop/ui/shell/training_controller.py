@@ -13,12 +13,11 @@ and hot-swapping a version's adapter into the loaded model.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import QObject, Signal
 
 from medalign_desktop.jobs.command import DEFAULT_LAUNCHER
 from medalign_desktop.jobs.evaluation import DEFAULT_MAX_NEW_TOKENS, EvaluationError
+from medalign_desktop.jobs.job_files import jobs_folder
 from medalign_desktop.jobs.manager import JobManager
 from medalign_desktop.jobs.memory_plan import kind_defaults
 from medalign_desktop.jobs.requests import (
@@ -38,11 +37,6 @@ from medalign_desktop.ui.train.job_dialogs import (
 )
 from medalign_desktop.ui.train.memory_planner import MemoryPlanner
 from medalign_desktop.ui.train.page import TrainPage
-
-
-def jobs_folder(db_path: Path) -> Path:
-    """Job folders live beside the workspace database: ``medalign.sqlite`` -> ``medalign-jobs/``."""
-    return db_path.parent / f"{db_path.stem}-jobs"
 
 
 class TrainingController(QObject):
