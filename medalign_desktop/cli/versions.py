@@ -1,0 +1,5 @@
+"""x"""
+
+
+def add_parsers(sub) -> None:
+    pass
