@@ -9,8 +9,10 @@ that process exits or crashes, so a stale lock cannot outlive its holder.
     lock = JobFolderLock(job_dir)
     lock.acquire()          # JobLockedError: another process runs this job
     ...                     # the training process runs
+    lock.record_process(pid)                # the training program's pid, for `medalign jobs cancel`
     lock.release()
     JobFolderLock.held_elsewhere(job_dir)   # recovery: is this "running" job really running somewhere?
+    JobFolderLock.process_of(job_dir)       # the pid to send SIGTERM to
 """
 
 from __future__ import annotations
@@ -60,8 +62,23 @@ class JobFolderLock:
                     f"This job is running in another MedAlign window or terminal ({self.job_dir})."
                 ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())  # for a person looking: which process runs it
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # which process runs it (and its program, once started)
         self._fd = fd
+
+    def record_process(self, pid: int) -> None:
+        """Note the training process's id in the lock file, so that `medalign jobs cancel` can reach it."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"{os.getpid()} {pid}\n".encode(), 0)
+
+    @staticmethod
+    def process_of(job_dir: str | Path) -> int | None:
+        """The training process id a running job's lock file records, or None."""
+        try:
+            words = lock_path(job_dir).read_text(encoding="ascii").split()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return int(words[1]) if len(words) == 2 and words[1].isdigit() else None
 
     def release(self) -> None:
         if self._fd is None:

@@ -35,16 +35,14 @@ from medalign_desktop.jobs.resume import (
     CheckpointOffer,
     ResumeError,
     ResumePlan,
-    add_version,
     checkpoint_offer,
     register_checkpoint_version,
     reopen_for_resume,
     resume_plan,
     stopped_early_step,
     version_name,  # noqa: F401 - re-exported: the name rule lived here first
-    version_source,
 )
-from medalign_desktop.jobs.running import RunningJob, metric_values, prepare_job
+from medalign_desktop.jobs.running import RunningJob, metric_values, prepare_job, register_version
 from medalign_desktop.jobs.snapshot import SnapshotError, SnapshotRequest
 from medalign_desktop.store import Store
 from training import protocol
@@ -217,6 +215,8 @@ class JobManager(QObject):
             if plan is not None:
                 await self._start_resumed(plan)
                 continue
+            if await self.store_call(lambda store, j=job_id: store.get_job(j).state) != "queued":
+                continue  # cancelled from a terminal (`medalign jobs cancel`) while it waited here
             job_dir = self.jobs_root / f"job-{job_id:05d}"
             lock = self._lock(job_dir)
             snapshot = SnapshotRequest(
@@ -296,6 +296,7 @@ class JobManager(QObject):
         process.event.connect(lambda event: self._on_event(running, event))
         process.log.connect(lambda text: self.log.emit(job_id, text))
         process.ended.connect(lambda code, crashed: self._spawn(self._on_ended(running, code, crashed)))
+        process.started.connect(lock.record_process)
         process.start_failed.connect(lambda reason: self._spawn(self._on_start_failed(running, reason)))
         self._running = running
         self.job_changed.emit(job_id)
@@ -342,12 +343,17 @@ class JobManager(QObject):
             return
         await self._flush_metrics()
         adapter = Path(running.finished.adapter_path) if running.finished else None
-        if running.process.cancel_requested:
+        cancelled_elsewhere = (
+            running.failed is not None and running.failed.reason == protocol.CANCELLED_REASON
+        )
+        if running.process.cancel_requested or cancelled_elsewhere:  # elsewhere: `medalign jobs cancel`
             await self._finish(running, "cancelled", "Cancelled by the user.")
         elif exit_code == 0 and not crashed and running.finished and running.request.kind in RESULT_KINDS:
             await self._store_results(running)
         elif exit_code == 0 and not crashed and adapter is not None and adapter.is_dir():
-            version = await self.store_call(lambda store: self._register_version(store, running, adapter))
+            version = await self.store_call(
+                lambda store: register_version(store, running, adapter, self.version_from)
+            )
             await self._finish(running, "succeeded", None)
             self.version_ready.emit(version)
         else:
@@ -363,20 +369,6 @@ class JobManager(QObject):
             return
         await self._finish(running, "succeeded", None)
         self.results_ready.emit(running.job_id, running.request.kind)
-
-    def _register_version(self, store: Store, running: RunningJob, adapter: Path):
-        """The version of a successful job: from its ``version_from`` checkpoint when it kept checkpoints,
-        else from the `finished` event's adapter."""
-        metrics = dict(getattr(running.finished, "metrics", None) or {})
-        source = version_source(running.job_dir, self.version_from)
-        if source is not None:
-            adapter, extra = source
-            metrics.update(extra)
-        request = running.request
-        return add_version(
-            store, request.kind, request.parent_version_id, running.job_id, request.base_model, adapter,
-            running.data_size, metrics,
-        )  # fmt: skip
 
     async def _finish(self, running: RunningJob, state: str, error: str | None) -> None:
         if running.ending:  # a start failure can be followed by a `finished` signal: end once

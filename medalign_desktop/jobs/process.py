@@ -23,6 +23,7 @@ class JobProcess(QObject):
     log = Signal(str)  # a line of log text (non-JSON stdout lines and all of stderr)
     ended = Signal(int, bool)  # exit code, whether the process crashed / was killed
     start_failed = Signal(str)  # a readable reason: program not found, not executable, ...
+    started = Signal(int)  # the process id, once it runs
 
     def __init__(self, argv: list[str], env: Mapping[str, str], working_dir: str, parent=None) -> None:
         super().__init__(parent)
@@ -42,6 +43,7 @@ class JobProcess(QObject):
         self._process.readyReadStandardError.connect(self._read_stderr)
         self._process.finished.connect(self._on_finished)
         self._process.errorOccurred.connect(self._on_error)
+        self._process.started.connect(lambda: self.started.emit(self.pid()))
         self._kill_timer = QTimer(self, singleShot=True)
         self._kill_timer.timeout.connect(self._process.kill)
 

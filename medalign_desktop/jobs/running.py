@@ -9,6 +9,7 @@ from typing import Any
 from medalign_desktop.jobs.folder_lock import JobFolderLock
 from medalign_desktop.jobs.process import JobProcess
 from medalign_desktop.jobs.requests import JobRequest
+from medalign_desktop.jobs.resume import add_version, version_source
 from medalign_desktop.jobs.snapshot import SnapshotRequest, write_snapshot
 from medalign_desktop.store import Store
 from training import protocol
@@ -58,3 +59,18 @@ def metric_values(event: protocol.Metric) -> dict[str, float]:
         for name, value in values.items()
         if isinstance(value, int | float) and not isinstance(value, bool)
     }
+
+
+def register_version(store: Store, running: RunningJob, adapter: Path, version_from: str):
+    """On the store thread: the version of a successful job, from its ``version_from`` ("best" or "last")
+    checkpoint when it kept checkpoints, else from the `finished` event's adapter."""
+    metrics = dict(getattr(running.finished, "metrics", None) or {})
+    source = version_source(running.job_dir, version_from)
+    if source is not None:
+        adapter, extra = source
+        metrics.update(extra)
+    request = running.request
+    return add_version(
+        store, request.kind, request.parent_version_id, running.job_id, request.base_model, adapter,
+        running.data_size, metrics,
+    )  # fmt: skip
