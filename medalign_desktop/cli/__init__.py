@@ -57,17 +57,26 @@ def main(argv: list[str] | None = None) -> int:
         os.umask(previous_umask)  # for in-process callers (tests); a process simply exits
 
 
-def _run(argv: list[str] | None) -> int:
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """The errors whose message is the whole story (a file, a field, what to do): one line, no traceback."""
     from medalign_desktop.engine.errors import EngineError
+    from medalign_desktop.jobs.evaluation import EvaluationError
+    from medalign_desktop.jobs.folder_lock import JobLockedError
+    from medalign_desktop.jobs.job_types import SnapshotError
+    from medalign_desktop.jobs.resume import ResumeError
+    from medalign_desktop.jobs.scoring import ScoringError
+    from medalign_desktop.report import ReportError
+    from medalign_desktop.store import StoreError
 
+    return (
+        EngineError, ConfigError, ValueError, OSError, StoreError, EvaluationError, JobLockedError, SnapshotError,
+        ResumeError, ScoringError, ReportError,
+    )  # fmt: skip
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    known_errors: tuple[type[BaseException], ...] = (EngineError, ConfigError, ValueError, OSError)
-    try:
-        from medalign_desktop.store import StoreError
-
-        known_errors += (StoreError,)
-    except ImportError:
-        pass
+    known_errors = _known_errors()
     try:
         return args.func(args)
     except known_errors as exc:

@@ -40,9 +40,11 @@ def training_request(
     reward_version_id: int | None = None,
     prompt_scope: str = "all",
     max_prompts: int | None = None,
+    parent: str | None = None,
 ) -> JobRequest:
-    """The active (answering) version is the new version's parent, so the Models page can draw the lineage."""
-    active = store.active_model_version()
+    """The active (answering) version is the new version's parent, so the Models page can draw the lineage;
+    ``parent`` (a version's name, from `medalign train --parent`) chooses another answering version."""
+    active = answering_version(store, parent) if parent else store.active_model_version()
     if active is not None and active.kind not in POLICY_KINDS:
         active = None  # defensive: a reward model is never the answering version
     continues = kind in CONTINUES_FROM_ACTIVE and active is not None
@@ -57,6 +59,16 @@ def training_request(
         import_batch_ids=tuple(import_batch_ids) if kind in kinds_where(uses_pair_batches=True) else (),
         reward_adapter=reward_adapter, prompt_scope=prompt_scope, max_prompts=max_prompts,
     )  # fmt: skip
+
+
+def answering_version(store: Store, name: str):
+    """The answering version called ``name``; RequestError lists the names there are."""
+    versions = [v for v in store.list_model_versions() if v.kind in POLICY_KINDS]
+    for version in versions:
+        if version.name == name:
+            return version
+    known = ", ".join(v.name for v in versions) or "none yet"
+    raise RequestError(f"No answering model version named {name!r} (there are: {known}).")
 
 
 def _reward_adapter(store: Store, reward_version_id: int | None) -> str:
