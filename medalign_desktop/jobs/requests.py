@@ -43,8 +43,12 @@ def training_request(
     parent: str | None = None,
 ) -> JobRequest:
     """The active (answering) version is the new version's parent, so the Models page can draw the lineage;
-    ``parent`` (a version's name, from `medalign train --parent`) chooses another answering version."""
-    active = answering_version(store, parent) if parent else store.active_model_version()
+    ``parent`` (a version's name, from `medalign train --parent`) chooses another answering version, "base"
+    the base model."""
+    if parent == "base":
+        active = None
+    else:
+        active = answering_version(store, parent) if parent else store.active_model_version()
     if active is not None and active.kind not in POLICY_KINDS:
         active = None  # defensive: a reward model is never the answering version
     continues = kind in CONTINUES_FROM_ACTIVE and active is not None

@@ -42,6 +42,16 @@ class RunningJob:
         return f"The training process {how} without finishing." + (f" Last output: {tail}" if tail else "")
 
 
+def snapshot_request(request: JobRequest, *, seed: int) -> SnapshotRequest:
+    """What the snapshot of a new job needs of its request (the seed: the job's id, so a re-run differs)."""
+    return SnapshotRequest(
+        request.kind, request.base_model, request.system_prompt, parent_adapter=request.parent_adapter,
+        seed=seed, overrides=request.overrides, import_batch_ids=tuple(request.import_batch_ids),
+        reward_adapter=request.reward_adapter, prompt_scope=request.prompt_scope, max_prompts=request.max_prompts,
+        reward_version_id=request.reward_version_id, eval_versions=tuple(request.eval_versions),
+    )  # fmt: skip
+
+
 def prepare_job(store: Store, *, job_id: int, request: SnapshotRequest, job_dir: Path):
     """On the store thread: write the job folder, then mark the job running with its data size."""
     info = write_snapshot(store, request, job_dir)
