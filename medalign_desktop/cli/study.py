@@ -34,7 +34,13 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     if result.failed:
         tell(f"The study stopped at {result.failed}. Run it again to continue from there.")
         return EXIT_STEP_FAILED
-    tell(f"Done: {', '.join(result.versions.values())}; report {result.report}")
+    from medalign_desktop.report import write_report
+    from medalign_desktop.store import Store
+
+    report = db.parent / study.report
+    with Store.open(db, create=False) as store:
+        write_report(store, report)
+    tell(f"Done: {', '.join(result.versions.values())}; the report is {report}")
     return 0
 
 

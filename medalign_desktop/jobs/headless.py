@@ -123,24 +123,26 @@ class HeadlessWorkspace:
     async def _follow(self, reporter: JobReporter, start: Callable[[], Awaitable[int]]) -> JobOutcome:
         idle, versions = asyncio.Event(), []
         jobs = self.jobs
-        jobs.idle.connect(idle.set)
-        jobs.version_ready.connect(versions.append)
-        jobs.progress.connect(reporter.progress)
-        jobs.metric.connect(reporter.metric)
-        jobs.log.connect(reporter.log)
-        jobs.event.connect(reporter.event)
-        job_id = await start()
-
-        async def cancel() -> None:
-            reporter.interrupted()
-            await jobs.cancel(job_id)
-
-        self._on_interrupt = cancel
+        wiring = [
+            (jobs.idle, idle.set), (jobs.version_ready, versions.append), (jobs.progress, reporter.progress),
+            (jobs.metric, reporter.metric), (jobs.log, reporter.log), (jobs.event, reporter.event),
+        ]  # fmt: skip
+        for signal_, slot in wiring:
+            signal_.connect(slot)
         try:
+            job_id = await start()
+
+            async def cancel() -> None:
+                reporter.interrupted()
+                await jobs.cancel(job_id)
+
+            self._on_interrupt = cancel
             if jobs.busy:
                 await idle.wait()
         finally:
             self._on_interrupt = None
+            for signal_, slot in wiring:  # the next job of this workspace (a study) reports once
+                signal_.disconnect(slot)
         job = await self.store_call(lambda store: store.get_job(job_id))
         version = next((v for v in versions if v.job_id == job_id), None)
         return JobOutcome(job_id, job.state, job.error, version)

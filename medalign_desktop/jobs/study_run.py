@@ -6,7 +6,7 @@
        files, hashed) -> the same as the study's record says for a version that still exists: skipped;
        else the job runs through the app's queue (jobs/headless.py) and the record is saved at once
     -> evaluate: base and every answering version on the held-out questions (answers already stored for the
-       same settings are reused) -> the report
+       same settings are reused); the caller writes the report (cli/study.py: report/ is above jobs/)
 
 The record is ``<workspace>-jobs/study-NAME.json``; a re-run after a failure continues at the failed step.
 HITL learns only verdicts newer than the last HITL retrain: when nothing is new and its settings are the
@@ -20,10 +20,11 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medalign_desktop.jobs.evaluation import evaluation_request
 from medalign_desktop.jobs.headless import HeadlessWorkspace, JobReporter
 from medalign_desktop.jobs.job_files import jobs_folder, private_dir
 from medalign_desktop.jobs.job_types import SnapshotError
@@ -38,7 +39,6 @@ from training.job_folder import DATA_DIR
 class StudyResult:
     versions: dict[str, str]  # step kind -> version name
     ran: tuple[str, ...]  # the steps that trained this time
-    report: Path | None
     failed: str | None = None  # the step's sentence when one failed
 
 
@@ -116,67 +116,20 @@ async def run_study(
     ws: HeadlessWorkspace, study: Study, base_model: str, system_prompt: str, reporter: JobReporter,
     say: Callable[[str], None],
 ) -> StudyResult:  # fmt: skip
+    """Every step in order (skipped when done), then the evaluation; stops at the first step that fails."""
     from medalign_desktop.jobs.bundle import base_model_identity
 
     for sentence in await ws.store_call(lambda store: prepare_data(store, study)):
         say(sentence)
     path = record_path(ws.db_path, study)
     record = _load_record(path)
-    model_identity = base_model_identity(base_model)
-    versions: dict[str, str] = {}
-    ran: list[str] = []
+    run = _StepRunner(ws, base_model, system_prompt, reporter, say, base_model_identity(base_model))
     for step in study.steps:
-        request = await ws.store_call(
-            lambda store, s=step: _request(store, s, versions, base_model, system_prompt)
-        )
-        settings = digest({"kind": step.kind, "settings": step.settings, "parent": step.parent == BASE or versions[step.parent],
-                           "reward": versions.get("reward") if step.kind == "ppo" else None, "model": model_identity})  # fmt: skip
-        try:
-            data: str | None = await ws.store_call(lambda store, r=request: data_digest(store, r))
-            problem = None
-        except SnapshotError as exc:
-            data, problem = None, str(exc)
-        recorded = record["steps"].get(step.kind) or {}
-        exists = recorded.get("version") in await ws.store_call(
-            lambda store: {v.name for v in store.list_model_versions()}
-        )
-        if exists and recorded.get("settings") == settings and (data is None or recorded.get("data") == data):
-            versions[step.kind] = recorded["version"]
-            say(f"{step.kind:<7} skipped: {recorded['version']} exists with the same settings and data")
-            continue
-        if problem is not None:
-            return StudyResult(versions, tuple(ran), None, f"{step.kind}: {problem}")
-        say(f"{step.kind:<7} training ...")
-        outcome = await ws.run_job(request, reporter)
-        if not outcome.succeeded or outcome.version is None:
-            return StudyResult(
-                versions,
-                tuple(ran),
-                None,
-                f"{step.kind}: job #{outcome.job_id} {outcome.state}: {outcome.error}",
-            )
-        versions[step.kind] = outcome.version.name
-        ran.append(step.kind)
-        record["steps"][step.kind] = {
-            "version": outcome.version.name,
-            "job_id": outcome.job_id,
-            "settings": settings,
-            "data": data,
-        }
+        failure = await run.step(step, record)
+        if failure:
+            return StudyResult(run.versions, tuple(run.ran), f"{step.kind}: {failure}")
         _save_record(path, record)
-        say(f"{step.kind:<7} {outcome.version.name} registered (job #{outcome.job_id})")
-    return await _evaluate_and_report(
-        ws, study, base_model, system_prompt, reporter, versions, tuple(ran), say
-    )
-
-
-async def _evaluate_and_report(
-    ws, study, base_model, system_prompt, reporter, versions, ran, say
-) -> StudyResult:
-    from medalign_desktop.jobs.evaluation import evaluation_request
-    from medalign_desktop.report import write_report
-
-    names = [BASE] + [name for kind, name in versions.items() if kind != "reward"]
+    names = [BASE] + [name for kind, name in run.versions.items() if kind != "reward"]
     request = await ws.store_call(
         lambda store: evaluation_request(store, names, base_model, system_prompt, study.max_new_tokens)
     )
@@ -184,8 +137,60 @@ async def _evaluate_and_report(
     outcome = await ws.run_job(request, reporter)
     if not outcome.succeeded:
         return StudyResult(
-            versions, ran, None, f"evaluate: job #{outcome.job_id} {outcome.state}: {outcome.error}"
+            run.versions, tuple(run.ran), f"evaluate: job #{outcome.job_id} {outcome.state}: {outcome.error}"
         )
-    report = ws.db_path.parent / study.report
-    await ws.store_call(lambda store: write_report(store, report))
-    return StudyResult(versions, ran, report)
+    return StudyResult(run.versions, tuple(run.ran))
+
+
+@dataclass
+class _StepRunner:
+    ws: HeadlessWorkspace
+    base_model: str
+    system_prompt: str
+    reporter: JobReporter
+    say: Callable[[str], None]
+    model_identity: dict[str, str]
+    versions: dict[str, str] = field(default_factory=dict)  # step kind -> its version's name
+    ran: list[str] = field(default_factory=list)
+
+    async def step(self, step: Step, record: dict[str, Any]) -> str | None:
+        """Skip or run one step, noting its version in ``versions`` and ``record``; the failure, if any."""
+        ws = self.ws
+        request = await ws.store_call(
+            lambda store: _request(store, step, self.versions, self.base_model, self.system_prompt)
+        )
+        settings = digest({
+            "kind": step.kind, "settings": step.settings, "model": self.model_identity,
+            "parent": BASE if step.parent == BASE else self.versions[step.parent],
+            "reward": self.versions.get("reward") if step.kind == "ppo" else None,
+        })  # fmt: skip
+        try:
+            data, problem = await ws.store_call(lambda store: data_digest(store, request)), None
+        except SnapshotError as exc:  # e.g. HITL with no verdict newer than its last retrain
+            data, problem = None, str(exc)
+        recorded = record["steps"].get(step.kind) or {}
+        names = await ws.store_call(lambda store: {v.name for v in store.list_model_versions()})
+        if (
+            recorded.get("version") in names
+            and recorded.get("settings") == settings
+            and data in (None, recorded.get("data"))
+        ):
+            self.versions[step.kind] = recorded["version"]
+            self.say(f"{step.kind:<7} skipped: {recorded['version']} exists with the same settings and data")
+            return None
+        if problem is not None:
+            return problem
+        self.say(f"{step.kind:<7} training ...")
+        outcome = await ws.run_job(request, self.reporter)
+        if not outcome.succeeded or outcome.version is None:
+            return f"job #{outcome.job_id} {outcome.state}: {outcome.error}"
+        self.versions[step.kind] = outcome.version.name
+        self.ran.append(step.kind)
+        record["steps"][step.kind] = {
+            "version": outcome.version.name,
+            "job_id": outcome.job_id,
+            "settings": settings,
+            "data": data,
+        }
+        self.say(f"{step.kind:<7} {outcome.version.name} registered (job #{outcome.job_id})")
+        return None

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from medalign_desktop.store import Store
-from tests.integration.test_cli_jobs import ROOT, medalign
+from tests.integration.test_cli_jobs import ROOT, json_lines, medalign
 
 STUDY = ROOT / "resources" / "sample_study.toml"
 
@@ -17,8 +17,10 @@ STUDY = ROOT / "resources" / "sample_study.toml"
 def test_the_sample_study_runs_end_to_end_and_resumes_idempotently(tmp_path, tiny_model_dir):
     db = tmp_path / "study.sqlite"
     args = ("study", "run", str(STUDY), "--db", str(db), "--model", str(tiny_model_dir))
-    first = medalign(*args, timeout=900)
+    first = medalign(*args, "--json", timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    started = [e["job_id"] for e in json_lines(first.stdout) if e.get("event") == "started"]
+    assert len(started) == 6 and len(set(started)) == 6  # 5 trainings + 1 evaluation, each reported once
     report = (tmp_path / "sample-study-report.html").read_text(encoding="utf-8")
     for name in ("A-sft-1", "B-iter-1", "C-ppo-1", "D-dpo-1"):
         assert name in report, name
