@@ -87,9 +87,19 @@ def test_evaluate_and_report(trained, workspace, tiny_model_dir, tmp_path, capsy
     out = tmp_path / "report.html"
     assert cli.main(["report", str(out), "--db", str(workspace)]) == 0
     assert "B-iter-1" in out.read_text(encoding="utf-8")
+    pdf = medalign("report", str(tmp_path / "report.pdf"), "--db", str(workspace))  # Qt's layout, offscreen
+    assert pdf.returncode == 0, pdf.stderr[-2000:]
+    assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF")
+    capsys.readouterr()
     assert cli.main(["jobs", "list", "--db", str(workspace)]) == 0
     listing = capsys.readouterr().out
     assert "hitl" in listing and "evaluate" in listing and "succeeded" in listing
+    assert cli.main(["versions", "list", "--json", "--db", str(workspace)]) == 0
+    (version,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert version["name"] == "B-iter-1" and version["parent"] is None and version["kind"] == "hitl"
+    assert cli.main(["versions", "activate", "B-iter-1", "--db", str(workspace)]) == 0
+    assert cli.main(["versions", "delete", "B-iter-1", "--db", str(workspace)]) == cli.EXIT_ERROR
+    assert "is the active version" in capsys.readouterr().err
 
 
 @pytest.mark.slow
