@@ -29,16 +29,8 @@ from typing import Any
 
 from training.cancel import CancelToken
 from training.config import DPOJobConfig
-from training.pair_training import check_inputs, count_kept, dataset
-from training.runner import (
-    Prepared,
-    device_args,
-    log,
-    make_trainer,
-    run_program,
-    seed_everything,
-    trainer_arguments,
-)
+from training.pair_training import check_inputs, parent_or_fresh_lora, prepare_pair_trainer
+from training.runner import Prepared, load_base, log, run_program, trainer_arguments
 
 # Numbers TRL's DPOTrainer logs (flat keys, TRL's names) whose last values go into result.json.
 DPO_SUMMARY_KEYS = ("rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected")
@@ -60,40 +52,22 @@ def prepare(config: DPOJobConfig, job_dir: str | Path, cancel: CancelToken | Non
     """Check inputs, load data, base model and LoRA, and build the DPOTrainer (nothing trained yet)."""
     job_dir = Path(job_dir)
     cancel = cancel or CancelToken()
-    train, evaluation = check_inputs(config, job_dir)
-
-    from training.lora import choose_device, count_parameters, load_base_model, load_tokenizer, lora_config
-
-    plan = choose_device(config.device, config.quantization)
-    seed_everything(config.seed)  # the fresh LoRA (and score head) start the same in every run
-    log(f"Loading {config.base_model} on {plan.describe()}.")
-    tokenizer = load_tokenizer(config.base_model)
-    model = load_base_model(config.base_model, plan, config.gradient_checkpointing)
-    cancel.check()
-    peft_config = None
+    data = check_inputs(config, job_dir)
+    plan, tokenizer, model = load_base(config, cancel)
+    model, peft_config = parent_or_fresh_lora(model, config)
     if config.parent_adapter:  # trainable "default"; TRL adds the frozen copy "ref" (the reference)
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, config.parent_adapter, is_trainable=True)
         log(f"Starting from and referring to {config.parent_adapter} (frozen copy 'ref').")
     else:  # TRL wraps the base; the reference is the base with the adapter disabled
-        peft_config = lora_config(config)
         log("Fresh LoRA; the reference is the base model.")
 
     from trl import DPOTrainer
 
-    n_eval = 0 if evaluation is None else len(evaluation)
-    args = build_dpo_args(config, job_dir, **device_args(plan, n_eval > 0))
-    trainer, events = make_trainer(
-        DPOTrainer, args, config, plan, cancel, n_train=len(train), n_eval=n_eval, model=model,
-        train_dataset=dataset(train), eval_dataset=dataset(evaluation), processing_class=tokenizer,
-        peft_config=peft_config,
-    )  # fmt: skip
     # TRL drops pairs whose prompt alone fills max_length (the answers would be cut away entirely)
-    n_train, n_eval = count_kept(trainer, events, len(train), config, "the prompt fills max_length")
-    trainable, total = count_parameters(trainer.model)
-    log(f"LoRA: {trainable:,} trainable of {total:,} parameters.")
-    return Prepared(trainer, events, n_train, n_eval, trainable)
+    return prepare_pair_trainer(
+        DPOTrainer, build_dpo_args, config, job_dir, cancel, plan=plan, data=data,
+        trainer_kwargs={"model": model, "processing_class": tokenizer, "peft_config": peft_config},
+        why="the prompt fills max_length", trained="LoRA",
+    )  # fmt: skip
 
 
 def drop_reference(model: Any) -> None:

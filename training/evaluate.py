@@ -22,13 +22,13 @@ Loading the versions and batched generation: training/eval_generate.py.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from training import protocol
+from training.atomic_files import write_text_atomic
 from training.cancel import CancelToken
 from training.data import DataError, read_json_lines
 from training.eval_generate import active_adapter, free_memory, generate_batch, load_generator
@@ -196,21 +196,6 @@ def check_inputs(
 # ---------------------------------------------------------------------------------------------- outputs
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    """Write to a temporary file, flush it to disk, then rename: a file with the final name is always whole."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def answer_rows(
     questions: list[Question], versions: list[Version], answers: dict[tuple[str, int], Answer],
     rewards: dict[tuple[str, int], float] | None,
@@ -289,8 +274,8 @@ def run(config: EvaluateJobConfig, job_dir: str | Path, cancel: CancelToken | No
     cancel.deferred = True  # from here the job finishes: a late SIGTERM is ignored
     rows = answer_rows(questions, versions, answers, rewards)
     summary = results(config, questions, rows)
-    _write_atomic(job_dir / ANSWERS_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    path = _write_atomic(job_dir / RESULTS_FILE, json.dumps(summary, indent=2, ensure_ascii=False))
+    write_text_atomic(job_dir / ANSWERS_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    path = write_text_atomic(job_dir / RESULTS_FILE, json.dumps(summary, indent=2, ensure_ascii=False))
     metrics = {
         "n_versions": len(versions),
         "n_questions": len(questions),

@@ -1,5 +1,6 @@
 """What the two programs trained on preference pairs share (dpo and reward): the inputs checked before torch
-loads, the pairs as a ``datasets.Dataset``, and the pairs left after the trainer's length filter."""
+loads, the parent adapter or a fresh LoRA for TRL, the trainer on the pairs and the pairs left after its length
+filter."""
 
 from __future__ import annotations
 
@@ -7,32 +8,43 @@ from pathlib import Path
 from typing import Any
 
 from training.config import SFTJobConfig
-from training.data import DataError, split_note
-from training.lora import check_adapter_folder, check_model_folder
+from training.data import DataError
+from training.lora import count_parameters, lora_config
 from training.pair_data import Pairs, load_pair_data
-from training.runner import log
-
-
-def dataset(pairs: Pairs | None) -> Any:
-    from datasets import Dataset
-
-    return None if pairs is None else Dataset.from_dict(pairs.columns())
+from training.runner import Prepared, check_job_folders, load_training_data, log, make_trainer
 
 
 def check_inputs(config: SFTJobConfig, job_dir: Path) -> tuple[Pairs, Pairs | None]:
     """The cheap checks, before torch loads: output free, model and parent folders, every pair line."""
-    final_dir = job_dir / config.output_name
-    if final_dir.exists():
-        raise FileExistsError(f"{final_dir} already exists; refusing to overwrite an earlier adapter.")
-    check_model_folder(config.base_model)
+    check_job_folders(config, job_dir)
+    return load_training_data(config, job_dir, load_pair_data, "pairs")
+
+
+def parent_or_fresh_lora(model: Any, config: SFTJobConfig, task_type: str = "CAUSAL_LM") -> tuple[Any, Any]:
+    """(model, peft_config) for TRL: ``parent_adapter`` loaded trainable on the base (no peft_config), or the
+    plain base with a fresh LoRA's config, which TRL wraps it in ("SEQ_CLS": with a score head)."""
     if config.parent_adapter:
-        check_adapter_folder(config.parent_adapter)
-    train, evaluation = load_pair_data(job_dir, config.eval_fraction, config.seed)
-    n_eval = 0 if evaluation is None else len(evaluation)
-    log(f"{len(train)} training pairs, {n_eval} evaluation pairs.")
-    if note := split_note(len(train), config.eval_fraction, n_eval, "pairs"):
-        log(note)
-    return train, evaluation
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, config.parent_adapter, is_trainable=True), None
+    return model, lora_config(config, task_type)
+
+
+def prepare_pair_trainer(
+    trainer_class: Any, build_args: Any, config: SFTJobConfig, job_dir: Path, cancel: Any, *, plan: Any,
+    data: tuple[Pairs, Pairs | None], trainer_kwargs: dict[str, Any], why: str, trained: str,
+) -> Prepared:  # fmt: skip
+    """The trainer on the pairs (``data``: train, eval or None), the pairs it kept after its length filter
+    (``why`` it drops one) and the parameter count of the ``trained`` part logged."""
+    train, evaluation = data
+    trainer, events = make_trainer(
+        trainer_class, build_args, config, job_dir, plan, cancel, train=train, evaluation=evaluation,
+        **trainer_kwargs,
+    )  # fmt: skip
+    n_train, n_eval = count_kept(trainer, events, len(train), config, why)
+    trainable, total = count_parameters(trainer.model)
+    log(f"{trained}: {trainable:,} trainable of {total:,} parameters.")
+    return Prepared(trainer, events, n_train, n_eval, trainable)
 
 
 def count_kept(trainer: Any, events: Any, n_given: int, config: SFTJobConfig, why: str) -> tuple[int, int]:

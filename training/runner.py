@@ -1,4 +1,5 @@
-"""What every trainer program shares (sft, hitl, dpo, reward; score, evaluate and ppo use its log and result):
+"""What every trainer program shares (sft, hitl, dpo, reward; ppo its input checks and training_info.json;
+score and evaluate its log and result): the cheap checks before torch loads, the seeded base model,
 TrainingArguments from a job config, the trainer with the event, checkpoint and early-stopping callbacks, the
 run itself (resume, train, save the adapter atomically, result.json) and the log line.
 
@@ -8,7 +9,6 @@ The programs import this module and never each other; training/kinds.py maps a k
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from training import protocol
+from training.atomic_files import save_folder_atomically, write_json_atomic
 from training.cancel import CancelToken
 from training.checkpoints import CHECKPOINTS_DIR, CheckpointInfo, find_best_and_last, list_checkpoints
 from training.config import SFTJobConfig
-from training.data import DataError
+from training.data import DataError, split_note
 from training.job_folder import RESULT_FILE, JobResult, finished_result
+from training.lora import check_adapter_folder, check_model_folder, keep_trainable_in_compute_dtype
 
 # Earlier versions' trainer folder; the trainer's output_dir is DIR/checkpoints now. Removed if found.
 TRAINER_DIR = "trainer-scratch"
@@ -79,32 +81,80 @@ def trainer_arguments(config: SFTJobConfig, job_dir: Path, on_cpu: bool, bf16: b
     )
 
 
+def check_job_folders(config: Any, job_dir: Path) -> None:
+    """The cheap checks of every adapter-training program, before torch loads: the output folder is free, the
+    base model folder and the parent adapter (when given) can be loaded."""
+    final_dir = job_dir / config.output_name
+    if final_dir.exists():
+        raise FileExistsError(f"{final_dir} already exists; refusing to overwrite an earlier adapter.")
+    check_model_folder(config.base_model)
+    if config.parent_adapter:
+        check_adapter_folder(config.parent_adapter)
+
+
+def load_training_data(config: SFTJobConfig, job_dir: Path, load: Callable[..., Any], noun: str) -> Any:
+    """(train, eval or None) from ``load(job_dir, eval_fraction, seed)``, their sizes logged (``noun``: what
+    they hold) and why there is no evaluation slice when there is none."""
+    train, evaluation = load(job_dir, config.eval_fraction, config.seed)
+    n_eval = 0 if evaluation is None else len(evaluation)
+    log(f"{len(train)} training {noun}, {n_eval} evaluation {noun}.")
+    if note := split_note(len(train), config.eval_fraction, n_eval, noun):
+        log(note)
+    return train, evaluation
+
+
+def load_base(config: SFTJobConfig, cancel: CancelToken, scorer: bool = False) -> tuple[Any, Any, Any]:
+    """(device plan, tokenizer, base model). Python, NumPy and torch are seeded before the model is built: a fresh
+    LoRA's (and score head's) random start is then the same in every run of a config (the trainer seeds again,
+    for the data order, at train()). ``scorer``: the base with a score head, read at the last non-pad token."""
+    from transformers import set_seed
+
+    from training.lora import choose_device, load_base_model, load_tokenizer
+
+    plan = choose_device(config.device, config.quantization)
+    set_seed(config.seed)
+    log(f"Loading {config.base_model}{' with a score head' if scorer else ''} on {plan.describe()}.")
+    tokenizer = load_tokenizer(config.base_model)
+    model = load_base_model(config.base_model, plan, config.gradient_checkpointing, scorer=scorer)
+    if scorer:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    cancel.check()
+    return plan, tokenizer, model
+
+
 def make_trainer(
     trainer_class: Any,
-    args: Any,
+    build_args: Callable[..., Any],
     config: SFTJobConfig,
+    job_dir: Path,
     plan: Any,
     cancel: CancelToken,
     *,
-    n_train: int,
-    n_eval: int,
+    train: Any,
+    evaluation: Any,
     **trainer_kwargs: Any,
 ) -> tuple[Any, Any]:
-    """A TRL trainer reporting through the event protocol, keeping the contract's checkpoints and stopping
-    early when asked: (trainer, its EventCallback), console output removed."""
+    """A TRL trainer on ``train`` and ``evaluation`` (or None), with the arguments of ``build_args(config,
+    job_dir, on_cpu, bf16, has_eval)``, reporting through the event protocol, keeping the contract's checkpoints
+    and stopping early when asked: (trainer, its EventCallback), console output removed."""
+    from datasets import Dataset
+
     from training.callbacks import CheckpointCallback, EarlyStopping, EventCallback, remove_console_callbacks
 
-    events = EventCallback(config.kind, n_train, n_eval, plan.describe(), cancel=cancel)
+    def dataset(data: Any) -> Any:  # Examples (training/data.py) or Pairs (training/pair_data.py), or None
+        return None if data is None else Dataset.from_dict(data.columns())
+
+    n_eval = 0 if evaluation is None else len(evaluation)
+    on_cpu, bf16 = plan.device == "cpu", plan.device == "cuda" and plan.dtype == "bfloat16"
+    args = build_args(config, job_dir, on_cpu=on_cpu, bf16=bf16, has_eval=n_eval > 0)
+    events = EventCallback(config.kind, len(train), n_eval, plan.describe(), cancel=cancel)
     callbacks = [events, CheckpointCallback()]
     if config.early_stopping_patience > 0:
         callbacks.append(EarlyStopping(config.early_stopping_patience, config.early_stopping_threshold, log))
+    trainer_kwargs.update(train_dataset=dataset(train), eval_dataset=dataset(evaluation))
     trainer = trainer_class(args=args, callbacks=callbacks, **trainer_kwargs)
     remove_console_callbacks(trainer)
-    from training.lora import keep_trainable_in_compute_dtype
-
-    keep_trainable_in_compute_dtype(
-        trainer, plan
-    )  # a 4-bit base without bf16 autocast (the CPU) trains in fp32
+    keep_trainable_in_compute_dtype(trainer, plan)  # a 4-bit base without bf16 autocast (CPU) trains in fp32
     return trainer, events
 
 
@@ -115,33 +165,9 @@ def early_stopping(trainer: Any) -> Any:
     return next((c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStopping)), None)
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch before the model is built: a fresh LoRA's (and score head's) random start
-    is then the same in every run of a config (the trainer seeds again, for the data order, at train())."""
-    from transformers import set_seed
-
-    set_seed(seed)
-
-
-def device_args(plan: Any, has_eval: bool) -> dict[str, bool]:
-    """The device keywords of the build_*_args functions, from the device plan."""
-    return {
-        "on_cpu": plan.device == "cpu",
-        "bf16": plan.device == "cuda" and plan.dtype == "bfloat16",
-        "has_eval": has_eval,
-    }
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_result(job_dir: Path, data: JobResult) -> Path:
     path = job_dir / RESULT_FILE
-    _write_json_atomic(path, data)
-    return path
+    return write_json_atomic(path, data)
 
 
 @dataclass
@@ -313,29 +339,23 @@ def run_program(
     return {"adapter_path": str(adapter_path), "metrics": metrics, "duration_s": metrics["duration_s"]}
 
 
+def write_training_info(folder: Path, config: Any, **extra: Any) -> None:
+    """``folder/training_info.json``: what an adapter was trained as, from and on (plus ``extra``)."""
+    info = {"kind": config.kind, "base_model": config.base_model, "parent_adapter": config.parent_adapter}
+    write_json_atomic(folder / "training_info.json", {**info, **extra})
+
+
 def save_adapter(trainer: Any, final_dir: Path, cancel: Any, config: SFTJobConfig) -> Path:
     """Write the adapter to a temporary folder and rename it into place only when it is complete."""
     accelerator = trainer.accelerator
+
+    def write(folder: Path) -> None:
+        accelerator.unwrap_model(trainer.model).save_pretrained(str(folder), safe_serialization=True)
+        write_training_info(folder, config)
+
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        tmp = final_dir.with_name(f"{final_dir.name}.tmp-{os.getpid()}")
-        try:
-            model = accelerator.unwrap_model(trainer.model)
-            model.save_pretrained(str(tmp), safe_serialization=True)
-            _write_json_atomic(
-                tmp / "training_info.json",
-                {
-                    "kind": config.kind,
-                    "base_model": config.base_model,
-                    "parent_adapter": config.parent_adapter,
-                },
-            )
-            cancel.check()  # last chance: after the rename the job counts as finished
-            cancel.deferred = True
-            os.rename(tmp, final_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        save_folder_atomically(final_dir, cancel, write)
     accelerator.wait_for_everyone()
     return final_dir
 

@@ -17,13 +17,13 @@ registered in training/config.py's CONFIG_CLASSES.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from training import protocol
+from training.atomic_files import write_text_atomic
 from training.cancel import CancelToken
 from training.data import DataError, parse_messages, read_json_lines
 from training.job_folder import SCORE_INPUT_FILE, SCORES_FILE, finished_result
@@ -65,18 +65,10 @@ def _token_count(tokenizer: Any, messages: list[dict[str, str]]) -> int:
 
 def write_scores(path: Path, scores: list[tuple[int, float]]) -> Path:
     """``scores.jsonl`` written to a temporary file, flushed to disk, then renamed into place."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            for generation_id, score in scores:
-                handle.write(json.dumps({"generation_id": generation_id, "score": score}) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    lines = (
+        json.dumps({"generation_id": generation_id, "score": score}) + "\n" for generation_id, score in scores
+    )
+    return write_text_atomic(path, "".join(lines))
 
 
 def run(config: ScoreJobConfig, job_dir: str | Path, cancel: CancelToken | None = None) -> dict[str, Any]:

@@ -19,15 +19,15 @@ from typing import Any
 
 from training.cancel import CancelToken
 from training.config import SFTJobConfig
-from training.data import DataError, Examples, load_job_data, split_note
-from training.lora import check_adapter_folder, check_model_folder
+from training.data import DataError, load_job_data
 from training.runner import (
     Prepared,
-    device_args,
+    check_job_folders,
+    load_base,
+    load_training_data,
     log,
     make_trainer,
     run_program,
-    seed_everything,
     trainer_arguments,
 )
 
@@ -43,38 +43,16 @@ def build_sft_args(config: SFTJobConfig, job_dir: Path, on_cpu: bool, bf16: bool
     )
 
 
-def _dataset(examples: Examples | None) -> Any:
-    from datasets import Dataset
-
-    return None if examples is None else Dataset.from_dict(examples.columns())
-
-
 def prepare(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | None = None) -> Prepared:
     """Check inputs, load data, base model and LoRA, and build the SFTTrainer (nothing trained yet)."""
     job_dir = Path(job_dir)
     cancel = cancel or CancelToken()
-    final_dir = job_dir / config.output_name
-    if final_dir.exists():
-        raise FileExistsError(f"{final_dir} already exists; refusing to overwrite an earlier adapter.")
+    check_job_folders(config, job_dir)  # fail fast on cheap checks, before torch loads
+    train, evaluation = load_training_data(config, job_dir, load_job_data, "examples")
 
-    # Fail fast on cheap checks, before torch loads.
-    check_model_folder(config.base_model)
-    if config.parent_adapter:
-        check_adapter_folder(config.parent_adapter)
-    train, evaluation = load_job_data(job_dir, config.eval_fraction, config.seed)
-    n_eval = 0 if evaluation is None else len(evaluation)
-    log(f"{len(train)} training examples, {n_eval} evaluation examples.")
-    if note := split_note(len(train), config.eval_fraction, n_eval):
-        log(note)
+    from training.lora import add_lora, count_parameters
 
-    from training.lora import add_lora, choose_device, count_parameters, load_base_model, load_tokenizer
-
-    plan = choose_device(config.device, config.quantization)
-    seed_everything(config.seed)  # the fresh LoRA (and score head) start the same in every run
-    log(f"Loading {config.base_model} on {plan.describe()}.")
-    tokenizer = load_tokenizer(config.base_model)
-    model = load_base_model(config.base_model, plan, config.gradient_checkpointing)
-    cancel.check()
+    plan, tokenizer, model = load_base(config, cancel)
     model = add_lora(model, config)
     trainable, total = count_parameters(model)
     origin = f"continuing from {config.parent_adapter}" if config.parent_adapter else "fresh LoRA"
@@ -82,10 +60,9 @@ def prepare(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | Non
 
     from trl import SFTTrainer
 
-    args = build_sft_args(config, job_dir, **device_args(plan, n_eval > 0))
     trainer, events = make_trainer(
-        SFTTrainer, args, config, plan, cancel, n_train=len(train), n_eval=n_eval, model=model,
-        train_dataset=_dataset(train), eval_dataset=_dataset(evaluation), processing_class=tokenizer,
+        SFTTrainer, build_sft_args, config, job_dir, plan, cancel, train=train, evaluation=evaluation,
+        model=model, processing_class=tokenizer,
     )  # fmt: skip
     kept = len(trainer.train_dataset)  # TRL drops examples whose answer was cut away entirely by max_length
     if kept == 0:
@@ -96,8 +73,8 @@ def prepare(config: SFTJobConfig, job_dir: str | Path, cancel: CancelToken | Non
     if kept < len(train):
         log(f"Dropped {len(train) - kept} of {len(train)} examples: the prompt fills max_length.", "warning")
     events.n_train = kept  # what `started` reports: the examples actually trained on
-    if trainer.eval_dataset is not None:
-        n_eval = events.n_eval = len(trainer.eval_dataset)
+    n_eval = 0 if trainer.eval_dataset is None else len(trainer.eval_dataset)
+    events.n_eval = n_eval
     return Prepared(trainer, events, kept, n_eval, trainable)
 
 

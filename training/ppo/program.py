@@ -17,9 +17,7 @@ checkpoint with the optimiser, RNGs, prompt order and KL coefficient restored (t
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -27,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from training import protocol
+from training.atomic_files import save_folder_atomically
 from training.cancel import CancelToken
 from training.checkpoints import CheckpointInfo, find_best_and_last
 from training.data import DataError
 from training.job_folder import EVAL_PROMPTS_FILE, finished_result
-from training.lora import ModelError, check_adapter_folder, check_model_folder
+from training.lora import ModelError, check_adapter_folder
 from training.ppo.config import PPOJobConfig
-from training.runner import log, write_result
+from training.runner import check_job_folders, log, write_result, write_training_info
 
 RawPrompts = list[tuple[str, list[dict[str, str]]]]
 
@@ -46,12 +45,7 @@ def check_inputs(config: PPOJobConfig, job_dir: Path) -> tuple[RawPrompts, RawPr
         raise ModelError(
             "The ppo program runs in one process on one device: start it with python -m training."
         )
-    final_dir = job_dir / config.output_name
-    if final_dir.exists():
-        raise FileExistsError(f"{final_dir} already exists; refusing to overwrite an earlier adapter.")
-    check_model_folder(config.base_model)
-    if config.parent_adapter:
-        check_adapter_folder(config.parent_adapter)
+    check_job_folders(config, job_dir)
     check_adapter_folder(config.reward_adapter, "Reward adapter")
     has_eval_file = (job_dir / EVAL_PROMPTS_FILE).is_file()
     return read_prompts(job_dir), read_prompts(job_dir, EVAL_PROMPTS_FILE) if has_eval_file else None
@@ -263,20 +257,9 @@ def summarise(state: Any, started: float) -> dict[str, Any]:
 
 def save_final(models: Any, final_dir: Path, cancel: CancelToken, config: PPOJobConfig) -> Path:
     """The policy adapter to a temporary folder, renamed into place only when complete."""
-    tmp = final_dir.with_name(f"{final_dir.name}.tmp-{os.getpid()}")
-    try:
-        models.save_policy(tmp)
-        info = {
-            "kind": config.kind,
-            "base_model": config.base_model,
-            "parent_adapter": config.parent_adapter,
-            "reward_adapter": config.reward_adapter,
-        }
-        (tmp / "training_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-        cancel.check()  # last chance: after the rename the job counts as finished
-        cancel.deferred = True
-        os.rename(tmp, final_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final_dir
+
+    def write(folder: Path) -> None:
+        models.save_policy(folder)
+        write_training_info(folder, config, reward_adapter=config.reward_adapter)
+
+    return save_folder_atomically(final_dir, cancel, write)
