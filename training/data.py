@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
@@ -161,11 +161,18 @@ def split_note(n_train: int, fraction: float, n_eval: int, noun: str = "examples
     )
 
 
-def load_job_data(job_dir: str | Path, eval_fraction: float, seed: int) -> tuple[Examples, Examples | None]:
-    """(train, eval or None) of a job folder: ``data/eval.jsonl`` when present, else a held-out fraction
-    (none below MIN_EVAL_SPLIT examples)."""
+def load_train_and_eval(
+    job_dir: str | Path, load: Callable[[Path], S], eval_fraction: float, seed: int
+) -> tuple[S, S | None]:
+    """(train, eval or None) of a job folder, each file read with ``load``: ``data/eval.jsonl`` when present,
+    else a held-out fraction of the training file (none below MIN_EVAL_SPLIT lines)."""
     job_dir = Path(job_dir)
-    train = load_examples(job_dir / TRAIN_FILE)
+    train = load(job_dir / TRAIN_FILE)
     if (job_dir / EVAL_FILE).exists():
-        return train, load_examples(job_dir / EVAL_FILE)
+        return train, load(job_dir / EVAL_FILE)
     return split_eval(train, eval_fraction, seed, MIN_EVAL_SPLIT)
+
+
+def load_job_data(job_dir: str | Path, eval_fraction: float, seed: int) -> tuple[Examples, Examples | None]:
+    """(train, eval or None) examples of a job folder (load_train_and_eval)."""
+    return load_train_and_eval(job_dir, load_examples, eval_fraction, seed)

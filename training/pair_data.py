@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.data import MIN_EVAL_SPLIT, ROLES, DataError, parse_messages, read_json_lines, split_eval
-from training.job_folder import EVAL_FILE, TRAIN_FILE
+from training.data import ROLES, DataError, load_train_and_eval, parse_messages, read_json_lines
 
 Messages = list[dict[str, str]]
 
@@ -91,13 +90,8 @@ def load_pairs(path: str | Path) -> Pairs:
 
 
 def load_pair_data(job_dir: str | Path, eval_fraction: float, seed: int) -> tuple[Pairs, Pairs | None]:
-    """(train, eval or None) of a job folder: ``data/eval.jsonl`` when present, else a held-out fraction
-    (none below MIN_EVAL_SPLIT pairs)."""
-    job_dir = Path(job_dir)
-    train = load_pairs(job_dir / TRAIN_FILE)
-    if (job_dir / EVAL_FILE).exists():
-        return train, load_pairs(job_dir / EVAL_FILE)
-    return split_eval(train, eval_fraction, seed, MIN_EVAL_SPLIT)
+    """(train, eval or None) pairs of a job folder (training/data.py's load_train_and_eval)."""
+    return load_train_and_eval(job_dir, load_pairs, eval_fraction, seed)
 
 
 def pair_line(prompt: Messages, chosen: str, rejected: str, pair_id: str | None = None) -> str:
