@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from training.config_base import DEVICES, LORA_TARGET_MODULES, QUANTIZATIONS, ConfigError
+from training.config_base import DEVICES, LORA_TARGET_MODULES, QUANTIZATIONS, ConfigError, JobConfigChecks
 from training.evaluate_config import EvaluateJobConfig
 from training.job_folder import CONFIG_FILE
 from training.ppo.config import PPOJobConfig
@@ -27,7 +27,7 @@ from training.score_config import ScoreJobConfig
 
 
 @dataclass
-class SFTJobConfig:
+class SFTJobConfig(JobConfigChecks):
     """Supervised LoRA fine-tuning (model A) on an imported instruction set."""
 
     # -- what to train (written by the app) --
@@ -79,24 +79,11 @@ class SFTJobConfig:
     # continue from the last complete checkpoint in DIR/checkpoints (training/checkpoints.py)
     resume: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     def validate(self) -> None:
         """Check values (types are checked when reading); raises ConfigError naming the field."""
-
-        def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"config field '{name}' {why} (got {getattr(self, name)!r}).")
-
-        if not self.base_model:
-            raise bad("base_model", "must name the base model folder")
-        if (
-            not self.output_name
-            or any(c in self.output_name for c in "/\\")
-            or self.output_name in (".", "..")
-        ):
-            raise bad("output_name", "must be a plain folder name")
-        for name in (
+        self.check_base_model()
+        self.check_folder_name("output_name")
+        self.check_positive(
             "learning_rate",
             "lora_r",
             "lora_alpha",
@@ -105,27 +92,23 @@ class SFTJobConfig:
             "gradient_accumulation_steps",
             "max_length",
             "logging_steps",
-        ):
-            if getattr(self, name) <= 0:
-                raise bad(name, "must be greater than 0")
+        )
         if self.num_train_epochs <= 0 and self.max_steps <= 0:
-            raise bad("num_train_epochs", "must be greater than 0 unless max_steps is set")
+            raise self.bad("num_train_epochs", "must be greater than 0 unless max_steps is set")
         if self.max_steps == 0 or self.max_steps < -1:
-            raise bad("max_steps", "must be -1 (use num_train_epochs) or greater than 0")
+            raise self.bad("max_steps", "must be -1 (use num_train_epochs) or greater than 0")
         for name in ("warmup_ratio", "lora_dropout", "eval_fraction"):
             if not 0 <= getattr(self, name) < 1:
-                raise bad(name, "must be at least 0 and below 1")
+                raise self.bad(name, "must be at least 0 and below 1")
         if self.eval_steps <= 0 or (self.eval_steps >= 1 and self.eval_steps != int(self.eval_steps)):
-            raise bad("eval_steps", "must be a share of the steps below 1, or a whole number of steps")
+            raise self.bad("eval_steps", "must be a share of the steps below 1, or a whole number of steps")
         for name in ("early_stopping_patience", "early_stopping_threshold"):
             if getattr(self, name) < 0:
-                raise bad(name, "must be at least 0")
-        if self.device not in DEVICES:
-            raise bad("device", f"must be one of {', '.join(DEVICES)}")
-        if self.quantization not in QUANTIZATIONS:
-            raise bad("quantization", f"must be one of {', '.join(QUANTIZATIONS)}")
+                raise self.bad(name, "must be at least 0")
+        self.check_choice("device", DEVICES)
+        self.check_choice("quantization", QUANTIZATIONS)
         if not self.lora_target_modules:
-            raise bad("lora_target_modules", "must name at least one module")
+            raise self.bad("lora_target_modules", "must name at least one module")
 
 
 @dataclass
@@ -188,12 +171,8 @@ class DPOJobConfig(SFTJobConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.beta <= 0:
-            raise ConfigError(f"config field 'beta' must be greater than 0 (got {self.beta!r}).")
-        if self.loss_type not in DPO_LOSS_TYPES:
-            raise ConfigError(
-                f"config field 'loss_type' must be one of {', '.join(DPO_LOSS_TYPES)} (got {self.loss_type!r})."
-            )
+        self.check_positive("beta")
+        self.check_choice("loss_type", DPO_LOSS_TYPES)
 
 
 @dataclass

@@ -5,22 +5,15 @@ Standard library only (training/config.py registers it; the app builds it).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
-from training.config_base import ConfigError
-
-_DEVICES = ("auto", "cpu", "cuda")
-
-
-_QUANTIZATIONS = ("auto", "none", "4bit")
-
+from training.config_base import DEVICES, QUANTIZATIONS, ConfigError, JobConfigChecks
 
 _VERSION_KEYS = ("name", "adapter_path")
 
 
 @dataclass
-class EvaluateJobConfig:
+class EvaluateJobConfig(JobConfigChecks):
     """Evaluate model versions on held-out questions with fixed greedy settings."""
 
     kind: str = "evaluate"
@@ -35,20 +28,13 @@ class EvaluateJobConfig:
     quantization: str = "auto"  # "auto": 4-bit NF4 on CUDA with bitsandbytes; "none"; "4bit"
     seed: int = 0  # greedy decoding does not sample; recorded with the settings
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     def version_list(self) -> list[Version]:
         return [Version(v["name"], v.get("adapter_path")) for v in self.versions]
 
     def validate(self) -> None:
-        def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"config field '{name}' {why} (got {getattr(self, name)!r}).")
-
-        if not self.base_model:
-            raise bad("base_model", "must name the base model folder")
+        self.check_base_model()
         if not self.versions:
-            raise bad("versions", "must list at least one model version")
+            raise self.bad("versions", "must list at least one model version")
         seen: set[str] = set()
         for i, version in enumerate(self.versions):
             where = f"config field 'versions' item {i + 1}"
@@ -64,14 +50,10 @@ class EvaluateJobConfig:
             if path is not None and (not isinstance(path, str) or not path):
                 raise ConfigError(f"{where}: 'adapter_path' must be a folder or null (got {path!r}).")
         if self.reward_adapter == "":
-            raise bad("reward_adapter", "must name a folder or be null")
-        for name in ("max_new_tokens", "batch_size"):
-            if getattr(self, name) <= 0:
-                raise bad(name, "must be greater than 0")
-        if self.device not in _DEVICES:
-            raise bad("device", f"must be one of {', '.join(_DEVICES)}")
-        if self.quantization not in _QUANTIZATIONS:
-            raise bad("quantization", f"must be one of {', '.join(_QUANTIZATIONS)}")
+            raise self.bad("reward_adapter", "must name a folder or be null")
+        self.check_positive("max_new_tokens", "batch_size")
+        self.check_choice("device", DEVICES)
+        self.check_choice("quantization", QUANTIZATIONS)
 
 
 @dataclass(frozen=True)

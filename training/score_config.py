@@ -5,16 +5,13 @@ Standard library only (training/config.py registers it; the app builds it).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
-from training.config_base import ConfigError
-
-_DEVICES = ("auto", "cpu", "cuda")
+from training.config_base import DEVICES, JobConfigChecks
 
 
 @dataclass
-class ScoreJobConfig:
+class ScoreJobConfig(JobConfigChecks):
     """Score answers with a reward model: the base as a one-output classifier plus the reward adapter."""
 
     kind: str = "score"
@@ -24,19 +21,9 @@ class ScoreJobConfig:
     device: str = "auto"  # "auto" (CUDA when available), "cpu" or "cuda"
     max_length: int = 2048  # tokens of prompt + answer; longer answers are left unscored
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     def validate(self) -> None:
-        def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"config field '{name}' {why} (got {getattr(self, name)!r}).")
-
-        if not self.base_model:
-            raise bad("base_model", "must name the base model folder")
+        self.check_base_model()
         if not self.reward_adapter:
-            raise bad("reward_adapter", "must name the reward adapter folder")
-        for name in ("batch_size", "max_length"):
-            if getattr(self, name) <= 0:
-                raise bad(name, "must be greater than 0")
-        if self.device not in _DEVICES:
-            raise bad("device", f"must be one of {', '.join(_DEVICES)}")
+            raise self.bad("reward_adapter", "must name the reward adapter folder")
+        self.check_positive("batch_size", "max_length")
+        self.check_choice("device", DEVICES)

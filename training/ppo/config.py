@@ -11,10 +11,9 @@ target KL of 6 nats per answer over a horizon of 10,000 rollouts.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
-from training.config_base import DEVICES, LORA_TARGET_MODULES, QUANTIZATIONS, ConfigError
+from training.config_base import DEVICES, LORA_TARGET_MODULES, QUANTIZATIONS, JobConfigChecks
 
 KL_ESTIMATORS = ("k1", "k3")  # k1: logp - ref_logp (TRL's default); k3: (r - 1) - log r, r = ref_p / p
 
@@ -24,7 +23,7 @@ def _lora_targets() -> list[str]:
 
 
 @dataclass
-class PPOJobConfig:
+class PPOJobConfig(JobConfigChecks):
     """PPO of the policy adapter against a reward adapter, with a per-token KL penalty to the reference."""
 
     # -- what to train (written by the app) --
@@ -88,28 +87,16 @@ class PPOJobConfig:
     lora_dropout: float = 0.0
     lora_target_modules: list[str] = field(default_factory=_lora_targets)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     @property
     def max_prompt_length(self) -> int:
         return self.max_length - self.max_new_tokens
 
     def validate(self) -> None:
         """Check values (types are checked when reading); raises ConfigError naming the field."""
-
-        def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"config field '{name}' {why} (got {getattr(self, name)!r}).")
-
         for name in ("base_model", "reward_adapter"):
             if not getattr(self, name):
-                raise bad(name, "must name a folder")
-        if (
-            not self.output_name
-            or any(c in self.output_name for c in "/\\")
-            or self.output_name in (".", "..")
-        ):
-            raise bad("output_name", "must be a plain folder name")
+                raise self.bad(name, "must name a folder")
+        self.check_folder_name("output_name")
         positive = (
             "max_steps",
             "batch_size",
@@ -120,30 +107,29 @@ class PPOJobConfig:
         )
         positive += ("clip_range", "clip_range_value", "max_new_tokens", "temperature", "max_length")
         positive += ("forward_batch_size", "checkpoint_every", "kl_horizon", "lora_r", "lora_alpha")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise bad(name, "must be greater than 0")
+        self.check_positive(*positive)
         for name in ("vf_coef", "init_kl_coef", "eval_prompts", "eval_every", "early_stopping_patience"):
             if getattr(self, name) < 0:
-                raise bad(name, "must be 0 or more")
+                raise self.bad(name, "must be 0 or more")
         for name in ("gamma", "lam"):
             if not 0 <= getattr(self, name) <= 1:
-                raise bad(name, "must be between 0 and 1")
+                raise self.bad(name, "must be between 0 and 1")
         if not 0 <= self.lora_dropout < 1:
-            raise bad("lora_dropout", "must be at least 0 and below 1")
+            raise self.bad("lora_dropout", "must be at least 0 and below 1")
         if self.early_stopping_patience and not self.eval_every:
-            raise bad("early_stopping_patience", "needs evaluation: set eval_every above 0, or patience 0")
+            raise self.bad(
+                "early_stopping_patience", "needs evaluation: set eval_every above 0, or patience 0"
+            )
         if self.kl_target is not None and self.kl_target <= 0:
-            raise bad("kl_target", "must be greater than 0, or null for a fixed KL coefficient")
+            raise self.bad("kl_target", "must be greater than 0, or null for a fixed KL coefficient")
         if self.mini_batch_size > self.batch_size:
-            raise bad("mini_batch_size", f"must be at most batch_size ({self.batch_size})")
+            raise self.bad("mini_batch_size", f"must be at most batch_size ({self.batch_size})")
         if self.max_new_tokens >= self.max_length:
-            raise bad("max_new_tokens", f"must leave room for the prompt in max_length ({self.max_length})")
-        if self.kl_estimator not in KL_ESTIMATORS:
-            raise bad("kl_estimator", f"must be one of {', '.join(KL_ESTIMATORS)}")
-        if self.device not in DEVICES:
-            raise bad("device", f"must be one of {', '.join(DEVICES)}")
-        if self.quantization not in QUANTIZATIONS:
-            raise bad("quantization", f"must be one of {', '.join(QUANTIZATIONS)}")
+            raise self.bad(
+                "max_new_tokens", f"must leave room for the prompt in max_length ({self.max_length})"
+            )
+        self.check_choice("kl_estimator", KL_ESTIMATORS)
+        self.check_choice("device", DEVICES)
+        self.check_choice("quantization", QUANTIZATIONS)
         if not self.lora_target_modules:
-            raise bad("lora_target_modules", "must name at least one module")
+            raise self.bad("lora_target_modules", "must name at least one module")
