@@ -127,6 +127,21 @@ class HITLJobConfig(SFTJobConfig):
     eval_fraction: float = 0.1
 
 
+@dataclass
+class PairJobConfig(SFTJobConfig):
+    """The defaults the two programs trained on preference pairs (dpo, reward) share: 2 pairs (4 sequences)
+    per device with 2 accumulation steps, 1 epoch, a tenth held back for the evaluation (registered only
+    as those two kinds)."""
+
+    num_train_epochs: float = 1.0
+    per_device_train_batch_size: int = 2
+    per_device_eval_batch_size: int = 2
+    gradient_accumulation_steps: int = 2
+    # prompt + the longer answer: DPO cuts longer pairs at the end (TRL's keep_start), reward leaves them out
+    max_length: int = 1024
+    eval_fraction: float = 0.1
+
+
 DPO_LOSS_TYPES = (
     "sigmoid",
     "ipo",
@@ -141,7 +156,7 @@ DPO_LOSS_TYPES = (
 
 
 @dataclass
-class DPOJobConfig(SFTJobConfig):
+class DPOJobConfig(PairJobConfig):
     """Direct preference optimisation (model D) on preference pairs, with TRL's DPOTrainer and peft.
 
     ``parent_adapter`` (the active SFT / HITL version) is both the starting point and the frozen reference:
@@ -160,12 +175,6 @@ class DPOJobConfig(SFTJobConfig):
 
     kind: str = "dpo"
     learning_rate: float = 5e-6
-    num_train_epochs: float = 1.0
-    per_device_train_batch_size: int = 2
-    per_device_eval_batch_size: int = 2
-    gradient_accumulation_steps: int = 2
-    max_length: int = 1024  # prompt + the longer answer; longer pairs are cut at the end (TRL's keep_start)
-    eval_fraction: float = 0.1
     beta: float = 0.1  # strength of the pull towards the reference (higher: stay closer)
     loss_type: str = "sigmoid"  # TRL's loss_type: "sigmoid" is the DPO paper's loss
 
@@ -176,7 +185,7 @@ class DPOJobConfig(SFTJobConfig):
 
 
 @dataclass
-class RewardJobConfig(SFTJobConfig):
+class RewardJobConfig(PairJobConfig):
     """Reward model (first half of model C): a LoRA plus a scalar score head on the same base, trained with
     TRL's RewardTrainer on preference pairs (Bradley-Terry loss: score(chosen) > score(rejected)).
 
@@ -188,12 +197,6 @@ class RewardJobConfig(SFTJobConfig):
 
     kind: str = "reward"
     learning_rate: float = 1e-5
-    num_train_epochs: float = 1.0
-    per_device_train_batch_size: int = 2
-    per_device_eval_batch_size: int = 2
-    gradient_accumulation_steps: int = 2
-    max_length: int = 1024
-    eval_fraction: float = 0.1
 
 
 # Kinds with a config; training/__main__.py maps each kind to its program.
