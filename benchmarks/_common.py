@@ -1,4 +1,5 @@
-"""What the benchmarks share: a quiet offline environment, the model choice, the sample text.
+"""What the benchmarks share: a quiet offline environment, the model choice and the scratch folder of the training
+benchmarks (their parser, the machine line), the sample text.
 
 Each benchmark is a script (``python benchmarks/NAME.py``); this module sits beside them on ``sys.path``.
 """
@@ -7,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,8 +41,28 @@ def quiet_offline(*, qt: bool = False) -> None:
         sys.path.insert(0, str(REPO))
 
 
-def add_model_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="smollm2", help="smollm2, tiny or a model folder")
+def training_parser(doc: str | None, default_model: str = "smollm2") -> argparse.ArgumentParser:
+    """The parser of a benchmark that trains a model: its module docstring as the help, ``--model`` and
+    ``--max-length`` (tokens of prompt + answer)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=default_model, help="smollm2, tiny or a model folder")
+    parser.add_argument("--max-length", type=int, default=256)
+    return parser
+
+
+@contextmanager
+def scratch_with_model(prefix: str, option: str) -> Iterator[tuple[Path, Path]]:
+    """(a scratch folder, the model folder ``--model`` names, see choose_model), the scratch folder removed
+    when the block ends."""
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield scratch, choose_model(option, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def print_machine(model: str) -> None:
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; model {model}")
 
 
 def choose_model(option: str, scratch: Path) -> Path:

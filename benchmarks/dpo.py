@@ -16,21 +16,17 @@ Last line: one JSON object (../shared/DESIGN.md).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import add_model_argument, choose_model  # noqa: E402
+from _common import print_machine, scratch_with_model, training_parser  # noqa: E402
 from training_speed import ANSWER, QUESTION  # noqa: E402
 
 from training.pair_data import pair_line  # noqa: E402
@@ -110,29 +106,19 @@ def run_job(kind: str, job: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_model_argument(parser)
+    parser = training_parser(__doc__)
     parser.add_argument("--pairs", type=int, default=16, help="N examples (hitl) and N pairs (dpo)")
     parser.add_argument("--steps", type=int, default=4, help="optimiser steps per job (the first is warm-up)")
-    parser.add_argument("--max-length", type=int, default=256)
     options = parser.parse_args()
 
-    scratch = Path(tempfile.mkdtemp(prefix="dpo-bench-"))
-    try:
-        model = choose_model(options.model, scratch)
+    with scratch_with_model("dpo-bench-", options.model) as (scratch, model):
         parent = make_parent(model, scratch / "parent-adapter")
         jobs = write_jobs(scratch, model, options.pairs, options.steps, options.max_length, parent)
         hitl = run_job("hitl", jobs["hitl"])
         dpo = run_job("dpo", jobs["dpo"])
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
     ratio = dpo["rss_mb"] / hitl["rss_mb"]
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; model {options.model}"
-    )
+    print_machine(options.model)
     print(f"peak RSS: dpo {dpo['rss_mb']:.0f} MB / hitl {hitl['rss_mb']:.0f} MB = {ratio:.3f}")
     result = {
         "benchmark": "dpo",

@@ -18,19 +18,14 @@ Last line: one JSON object (../shared/DESIGN.md).
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import add_model_argument, choose_model  # noqa: E402
+from _common import print_machine, scratch_with_model, training_parser  # noqa: E402
 from dpo import WORSE, make_parent, prompt, run_job  # noqa: E402
 from training_speed import ANSWER  # noqa: E402
 
@@ -68,22 +63,16 @@ def write_job(root: Path, kind: str, config: dict, lines: list[str]) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_model_argument(parser)
+    parser = training_parser(__doc__)
     parser.add_argument("--prompts", type=int, default=16, help="N questions (N pairs for dpo)")
     parser.add_argument("--steps", type=int, default=2, help="PPO steps; DPO runs 4 optimiser steps")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--mini-batch-size", type=int, default=1)
     parser.add_argument("--ppo-epochs", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--max-length", type=int, default=256)
     options = parser.parse_args()
 
-    scratch = Path(tempfile.mkdtemp(prefix="ppo-bench-"))
-    try:
-        model = choose_model(options.model, scratch)
+    with scratch_with_model("ppo-bench-", options.model) as (scratch, model):
         common = {"base_model": str(model), "device": "cpu", "max_length": options.max_length}
         common["parent_adapter"] = str(make_parent(model, scratch / "parent-adapter"))
         reward = make_reward_adapter(model, scratch / "reward-adapter")
@@ -108,14 +97,10 @@ def main() -> None:
         except SystemExit as exc:  # the dpo program missing or broken: report PPO alone
             print(f"dpo: {exc}", file=sys.stderr)
             dpo = None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
     per_phase = {f"ppo_{p}_s_per_step": round(ppo_metrics[f"{p}_s_per_step"], 3) for p in PHASES}
     ratio = ppo["rss_mb"] / dpo["rss_mb"] if dpo else None
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; model {options.model}"
-    )
+    print_machine(options.model)
     print(
         f"peak RSS: ppo {ppo['rss_mb']:.0f} MB"
         + (f" / dpo {dpo['rss_mb']:.0f} MB = {ratio:.3f}" if dpo else "")

@@ -14,20 +14,15 @@ is the demo model converted into the tests' cache. Last line: one JSON object (.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
-import os
-import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import choose_model, quiet_offline  # noqa: E402
+from _common import print_machine, quiet_offline, scratch_with_model, training_parser  # noqa: E402
 
 quiet_offline()
 
@@ -116,19 +111,13 @@ def bare(job_dir: Path) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default="tiny", help="tiny, smollm2 or a model folder")
+    parser = training_parser(__doc__, default_model="tiny")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=6, help="optimiser steps per run (the first is warm-up)")
-    parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch", type=int, default=2)
     options = parser.parse_args()
 
-    scratch = Path(tempfile.mkdtemp(prefix="training-speed-"))
-    try:
-        model = choose_model(options.model, scratch)
+    with scratch_with_model("training-speed-", options.model) as (scratch, model):
         ours_steps: list[float] = []
         bare_steps: list[float] = []
         tokens_per_s: list[float] = []
@@ -143,14 +132,10 @@ def main() -> None:
             bare_steps += bare(job)[1:]
             print(f"round {round_ + 1}: ours {statistics.median(steps[1:]):.3f} s/step, "
                   f"bare {statistics.median(bare_steps[-(options.steps - 1):]):.3f} s/step", file=sys.stderr)  # fmt: skip
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
     ours_s, bare_s = statistics.median(ours_steps), statistics.median(bare_steps)
     ratio = ours_s / bare_s
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; model {options.model}"
-    )
+    print_machine(options.model)
     print(f"ours {ours_s:.3f} s/step, bare TRL {bare_s:.3f} s/step, ratio {ratio:.3f}")
     result = {
         "benchmark": "training_speed",
