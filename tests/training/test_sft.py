@@ -101,7 +101,7 @@ def test_hitl_end_to_end_saves_a_complete_adapter(make_job, monkeypatch):
         renames.append((str(src), str(dst)))
         real_rename(src, dst)
 
-    monkeypatch.setattr("training.runner.os.rename", checking_rename)
+    monkeypatch.setattr("training.atomic_files.os.rename", checking_rename)
     code, events = run_main(job_dir)
     assert code == protocol.EXIT_OK, events
     kinds = [e.EVENT for e in events if isinstance(e, protocol.Event)]
