@@ -34,12 +34,9 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     if result.failed:
         tell(f"The study stopped at {result.failed}. Run it again to continue from there.")
         return EXIT_STEP_FAILED
-    from medalign_desktop.report import write_report
-    from medalign_desktop.store import Store
+    from medalign_desktop.cli.versions import write_report_file
 
-    report = db.parent / study.report
-    with Store.open(db, create=False) as store:
-        write_report(store, report)
+    report = write_report_file(db, db.parent / study.report)
     tell(f"Done: {', '.join(result.versions.values())}; the report is {report}")
     return 0
 

@@ -97,27 +97,30 @@ def cmd_versions(args: argparse.Namespace) -> int:
         return command(args, store)
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """HTML is written by report/ (no Qt); PDF needs Qt's text layout, offscreen (no display needed)."""
+def write_report_file(db: Path, dest: Path) -> Path:
+    """The comparison report of ``db``'s versions as HTML (report/, no Qt) or PDF (Qt's text layout,
+    offscreen: no display needed), chosen by ``dest``'s suffix."""
     import os
 
     from medalign_desktop.report import render_html, report_data, write_report
     from medalign_desktop.store import Store
 
-    dest = Path(args.dest).expanduser()
     if dest.suffix.lower() not in (".html", ".htm", ".pdf"):
         raise ValueError(f"{dest}: the report is written as .html or .pdf")
-    with Store.open(existing_db(args), create=False) as store:
+    with Store.open(db, create=False) as store:
         if dest.suffix.lower() != ".pdf":
-            write_report(store, dest)
-        else:
-            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-            from PySide6.QtGui import QGuiApplication
+            return write_report(store, dest)
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        from PySide6.QtGui import QGuiApplication
 
-            from medalign_desktop.ui.compare.report_pdf import write_pdf
+        from medalign_desktop.ui.compare.report_pdf import write_pdf
 
-            _app = QGuiApplication.instance() or QGuiApplication(["medalign"])
-            write_pdf(render_html(report_data(store)), dest)
+        _app = QGuiApplication.instance() or QGuiApplication(["medalign"])
+        return write_pdf(render_html(report_data(store)), dest)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    dest = write_report_file(existing_db(args), Path(args.dest).expanduser())
     say(f"Wrote the report to {dest}")
     return 0
 
