@@ -347,12 +347,15 @@ def write_training_info(folder: Path, config: Any, **extra: Any) -> None:
 
 def save_adapter(trainer: Any, final_dir: Path, cancel: Any, config: SFTJobConfig) -> Path:
     """Write the adapter to a temporary folder and rename it into place only when it is complete."""
+    from training.distributed import check_same_adapter
+
     accelerator = trainer.accelerator
 
     def write(folder: Path) -> None:
         accelerator.unwrap_model(trainer.model).save_pretrained(str(folder), safe_serialization=True)
         write_training_info(folder, config)
 
+    check_same_adapter(accelerator, accelerator.unwrap_model(trainer.model), log)  # torchrun: ranks agree
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         save_folder_atomically(final_dir, cancel, write)

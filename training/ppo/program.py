@@ -30,7 +30,7 @@ from training.cancel import CancelToken
 from training.checkpoints import CheckpointInfo, find_best_and_last
 from training.data import DataError
 from training.job_folder import EVAL_PROMPTS_FILE, finished_result
-from training.lora import ModelError, check_adapter_folder
+from training.lora import check_adapter_folder
 from training.ppo.config import PPOJobConfig
 from training.runner import check_job_folders, log, write_result, write_training_info
 
@@ -41,9 +41,14 @@ def check_inputs(config: PPOJobConfig, job_dir: Path) -> tuple[RawPrompts, RawPr
     """Cheap checks that fail fast, before torch loads; returns the prompts and data/eval_prompts.jsonl's."""
     from training.ppo.rollout import read_prompts
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ModelError(
-            "The ppo program runs in one process on one device: start it with python -m training."
+    world_size = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world_size > 1:  # the hand-written loop neither all-reduces gradients nor shards rollouts
+        raise DataError(
+            f"The ppo program runs in one process on one device, and this launch started {world_size} "
+            f"(WORLD_SIZE={world_size}): its PPO loop does not share gradients or rollouts between processes, "
+            "so each would train its own copy.",
+            advice="Start ppo jobs with the plain launcher, python -m training (torchrun / accelerate launch "
+            "are for sft, hitl, dpo and reward).",
         )
     check_job_folders(config, job_dir)
     check_adapter_folder(config.reward_adapter, "Reward adapter")
