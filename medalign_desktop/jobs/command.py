@@ -1,8 +1,11 @@
 """The command line and environment of a training job. Pure functions, unit-tested exactly.
 
 The launcher is a setting: by default the app's own interpreter runs ``-m training``; on a multi-GPU node
-it can be ``accelerate launch --multi_gpu -m training``. The training program's arguments are always
-``<kind> --job-dir DIR``, plus ``--resume`` to continue a stopped job from its last checkpoint.
+it can be ``torchrun --nproc_per_node 2 -m training``, ``python -m torch.distributed.run --nproc_per_node 2
+-m training`` (torchrun under the app's own interpreter) or ``accelerate launch --multi_gpu -m training``
+(sft, hitl, dpo and reward train data-parallel; ppo refuses more than one process). The training program's
+arguments are always ``<kind> --job-dir DIR``, plus ``--resume`` to continue a stopped job from its last
+checkpoint.
 
 In the desktop bundle (PyInstaller, ``sys.frozen``) there is no ``python`` to run: ``sys.executable`` is the
 app itself, which runs the training programs when its first argument is ``--run-training`` (app.py).

@@ -72,6 +72,30 @@ def test_accelerate_launcher_for_several_gpus():
     assert argv == ["accelerate", "launch", "--multi_gpu", "-m", "training", "sft", "--job-dir", "/jobs/8"]
 
 
+def test_torchrun_launcher_for_several_processes():
+    argv = build_command(
+        "dpo", "/jobs/my job", launcher="torchrun --nproc_per_node 2 -m training", resume=True
+    )
+    assert argv == [
+        "torchrun", "--nproc_per_node", "2", "-m", "training", "dpo", "--job-dir", "/jobs/my job", "--resume",
+    ]  # fmt: skip
+    argv = build_command("sft", "/j", launcher="torchrun --nnodes 2 --node_rank 0 --master_addr 10.0.0.1 "
+                         "--master_port 29500 --nproc_per_node 4 -m training", frozen=True)  # fmt: skip
+    assert argv[:11] == ["torchrun", "--nnodes", "2", "--node_rank", "0", "--master_addr", "10.0.0.1",
+                         "--master_port", "29500", "--nproc_per_node", "4"]  # fmt: skip
+    assert argv[11:] == ["-m", "training", "sft", "--job-dir", "/j"]
+
+
+def test_torchrun_module_runs_under_the_apps_interpreter_but_not_in_the_bundle():
+    launcher = "python -m torch.distributed.run --nproc_per_node 2 -m training"
+    assert build_command("hitl", "/j", launcher=launcher, python="/venv/bin/python", frozen=False) == [
+        "/venv/bin/python", "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "training",
+        "hitl", "--job-dir", "/j",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="needs a Python interpreter"):
+        build_command("hitl", "/j", launcher=launcher, python="app", frozen=True)
+
+
 def test_job_dir_with_spaces_stays_one_argument():
     argv = build_command("dpo", "/data/my jobs/9", launcher="python3 -m training", python="py")
     assert argv == ["py", "-m", "training", "dpo", "--job-dir", "/data/my jobs/9"]
