@@ -15,6 +15,20 @@ import hashlib
 from typing import Any
 
 
+def describe_processes(accelerator: Any, config: Any) -> str | None:
+    """The log line of a data-parallel run (None in one process): how many processes and the global batch,
+    so a launcher that started one process only (``accelerate launch --cpu`` does) is visible at once."""
+    n = accelerator.num_processes
+    if n <= 1:
+        return None
+    per_device_batch, accumulation = config.per_device_train_batch_size, config.gradient_accumulation_steps
+    return (
+        f"Data-parallel over {n} processes ({accelerator.distributed_type}, backend "
+        f"{getattr(accelerator.state, 'backend', None)}): a step is {per_device_batch} examples x {n} processes "
+        f"x {accumulation} accumulation steps = {per_device_batch * n * accumulation}."
+    )
+
+
 def state_digest(state: dict[str, Any]) -> str:
     """SHA-256 over the tensors of a state dict (sorted names, dtype, shape and raw bytes): equal exactly
     when every weight is bit-for-bit equal. Works on a model's peft state dict and on a loaded

@@ -22,6 +22,7 @@ from training.cancel import CancelToken
 from training.checkpoints import CHECKPOINTS_DIR, CheckpointInfo, find_best_and_last, list_checkpoints
 from training.config import SFTJobConfig
 from training.data import DataError, split_note
+from training.distributed import check_same_adapter, describe_processes
 from training.job_folder import RESULT_FILE, JobResult, finished_result
 from training.lora import check_adapter_folder, check_model_folder, keep_trainable_in_compute_dtype
 
@@ -300,6 +301,8 @@ def run_program(
     started = time.monotonic()
     resume_from = checkpoint_to_resume(config, job_dir)  # before the model loads: fail fast
     job = prepare_job(config, job_dir, cancel)
+    if line := describe_processes(job.trainer.accelerator, config):  # torchrun / accelerate launch
+        log(line)
     if config.early_stopping_patience and not job.n_eval:
         log("early_stopping_patience is set but there is no evaluation set: no early stopping.", "warning")
     if resume_from is not None:
@@ -347,8 +350,6 @@ def write_training_info(folder: Path, config: Any, **extra: Any) -> None:
 
 def save_adapter(trainer: Any, final_dir: Path, cancel: Any, config: SFTJobConfig) -> Path:
     """Write the adapter to a temporary folder and rename it into place only when it is complete."""
-    from training.distributed import check_same_adapter
-
     accelerator = trainer.accelerator
 
     def write(folder: Path) -> None:

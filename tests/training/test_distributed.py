@@ -96,6 +96,10 @@ def test_two_processes_train_like_one_with_the_same_global_batch(
     assert written == ["adapter"]  # no second copy, no leftover temporary folder
     assert json.loads((ddp_dir / "result.json").read_text())["status"] == "finished"
 
+    assert any(
+        "Data-parallel over 2 processes" in e.message and "= 4." in e.message
+        for e in of(events, protocol.Log)
+    )
     # Every process's adapter hashed the same (the program checks and logs it); the saved one is that adapter.
     agreed = [e.message for e in of(events, protocol.Log) if "processes hold the same adapter" in e.message]
     assert len(agreed) == 1 and agreed[0].startswith("All 2 processes"), agreed
