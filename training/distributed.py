@@ -22,8 +22,9 @@ def describe_processes(accelerator: Any, config: Any) -> str | None:
     if n <= 1:
         return None
     per_device_batch, accumulation = config.per_device_train_batch_size, config.gradient_accumulation_steps
+    kind = getattr(accelerator.distributed_type, "value", accelerator.distributed_type)  # MULTI_GPU, ...
     return (
-        f"Data-parallel over {n} processes ({accelerator.distributed_type}, backend "
+        f"Data-parallel over {n} processes ({kind}, backend "
         f"{getattr(accelerator.state, 'backend', None)}): a step is {per_device_batch} examples x {n} processes "
         f"x {accumulation} accumulation steps = {per_device_batch * n * accumulation}."
     )
