@@ -9,7 +9,9 @@ batches of the shuffled order out in turn, rank 0 the first). Checked:
 - one adapter folder, no temporary ones, one result.json: only rank 0 writes;
 - both processes end with the same adapter: the program gathers every process's SHA-256 of its adapter
   weights before saving (training/distributed.py) and logs it; the saved file hashes to that value;
-- the loss of every step equals the single-process run's within LOSS_RTOL (relative), and the adapter's
+- the same checkpoints (only rank 0 writes them);
+- the loss of every step, and the eval_loss of both evaluations (4 held-back examples, 2 per process), equal
+  the single-process run's within LOSS_RTOL (relative), and the adapter's
   weights equal within WEIGHT_ATOL: the two runs add the same numbers in another order (a gloo all-reduce
   of two halves against one batch), nothing more. LoRA dropout is off here: its random masks are drawn per
   process and would differ between the two layouts.
@@ -73,12 +75,18 @@ def losses(events: list) -> list[float]:
     return [m.loss for m in of(events, protocol.Metric) if m.loss is not None]
 
 
+def eval_losses(events: list) -> list[float]:
+    return [m.eval_loss for m in of(events, protocol.Metric) if m.eval_loss is not None]
+
+
 @pytest.mark.parametrize("kind", ["sft", "hitl", "dpo", "reward"])
 def test_two_processes_train_like_one_with_the_same_global_batch(
     kind, make_job, make_pair_job, tiny_adapters
 ):
     make = make_job if kind in ("sft", "hitl") else make_pair_job
+    held_back = {"eval_examples": 4} if kind in ("sft", "hitl") else {"eval_pairs": 4}  # 2 per process
     settings = {"kind": kind, "max_steps": 3, "lora_dropout": 0.0, "device": "cpu", "quantization": "none"}
+    settings |= held_back | {"eval_steps": 2}  # evaluations (and checkpoints) at steps 2 and 3
     if kind == "hitl":  # continues a parent adapter (peft's default dropout there: 0)
         settings["parent_adapter"] = str(tiny_adapters[0])
     ddp_dir = make(name="ddp", per_device_train_batch_size=2, **settings)
@@ -111,15 +119,22 @@ def test_two_processes_train_like_one_with_the_same_global_batch(
     ddp_losses, one_losses = losses(events), losses(reference)
     assert len(ddp_losses) == len(one_losses) == 3
     assert ddp_losses == pytest.approx(one_losses, rel=LOSS_RTOL)
+    ddp_eval, one_eval = eval_losses(events), eval_losses(reference)
+    assert len(ddp_eval) == len(one_eval) == 2 and ddp_eval == pytest.approx(one_eval, rel=LOSS_RTOL)
+    checkpoints = [a.path.replace(str(ddp_dir), "") for a in of(events, protocol.Artifact)]
+    assert checkpoints == [a.path.replace(str(one_dir), "") for a in of(reference, protocol.Artifact)]
     one = load_file(str(one_dir / "adapter" / "adapter_model.safetensors"))
     assert saved.keys() == one.keys()
     if kind != "hitl":  # a fresh LoRA's B starts at zero: the comparison is of trained weights
         assert any(t.abs().max() > 0 for k, t in saved.items() if "lora_B" in k)
     worst = max((saved[k] - one[k]).abs().max().item() for k in one)
     assert worst <= WEIGHT_ATOL, worst
+
+    def gap(a, b):
+        return max(abs(x - y) for x, y in zip(a, b, strict=True))
+
     print(
-        f"{kind}: max |loss diff| {max(abs(a - b) for a, b in zip(ddp_losses, one_losses, strict=True)):.3g}, "
-        f"max |weight diff| {worst:.3g}"
+        f"{kind}: loss {gap(ddp_losses, one_losses):.3g}, eval_loss {gap(ddp_eval, one_eval):.3g}, weights {worst:.3g}"
     )
 
 
