@@ -59,6 +59,7 @@ class HeadlessWorkspace:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._store: Store | None = None
         self._on_interrupt: Callable[[], Awaitable[None]] | None = None
+        self._main: asyncio.Task | None = None
 
     async def store_call(self, fn: Callable[[Store], T]) -> T:
         """Run ``fn(store)`` on the store thread (the JobManager's StoreCall)."""
@@ -81,7 +82,11 @@ class HeadlessWorkspace:
         ticker.start()
         previous = signal.signal(signal.SIGINT, lambda *_: loop.call_soon_threadsafe(self._interrupt))
         try:
-            return loop.run_until_complete(self._guarded(main))
+            self._main = loop.create_task(self._guarded(main))
+            try:
+                return loop.run_until_complete(self._main)
+            except asyncio.CancelledError:
+                raise KeyboardInterrupt from None  # Ctrl+C between jobs: the command stops as any does
         finally:
             signal.signal(signal.SIGINT, previous)
             ticker.stop()
@@ -97,8 +102,10 @@ class HeadlessWorkspace:
             await self.jobs.shutdown(grace_ms=5000)  # nothing outlives the command
 
     def _interrupt(self) -> None:
-        if self._on_interrupt is None:
-            raise KeyboardInterrupt  # nothing to cancel cleanly: stop as any command does
+        if self._on_interrupt is None:  # no job runs (a snapshot, a study between steps): stop the command
+            if self._main is not None:
+                self._main.cancel()
+            return
         asyncio.ensure_future(self._on_interrupt())
 
     async def recover(self) -> list[int]:
