@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tarfile
 import tempfile
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medalign_desktop.jobs.job_files import jobs_folder, private_dir
+from medalign_desktop.jobs.job_files import DIR_MODE, FILE_MODE, jobs_folder, private_dir
 from medalign_desktop.store import Store
 from training.job_folder import SNAPSHOT_FILE
 
@@ -188,11 +189,18 @@ def import_bundle(
             raise BundleError(f"{target} exists already; move it away or import under another --name.")
         private_dir(target.parent)
         shutil.copytree(folder, target)
+        _make_private(target)  # a bundle's own modes may be 0644: clinical provenance stays the user's
     try:
         return _register(store, manifest, name, target, str(base_model))
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)  # nothing registered: leave nothing behind
         raise
+
+
+def _make_private(folder: Path) -> None:
+    os.chmod(folder, DIR_MODE)
+    for path in folder.rglob("*"):
+        os.chmod(path, DIR_MODE if path.is_dir() else FILE_MODE)
 
 
 def _register(

@@ -115,6 +115,8 @@ def test_a_bundle_answers_the_same_in_another_workspace(trained, workspace, tiny
         (source,) = a.list_model_versions()
         (copy,) = b.list_model_versions()
     assert copy.name == "B-iter-1" and copy.kind == "hitl" and copy.adapter_path != source.adapter_path
+    installed = Path(copy.adapter_path).parent
+    assert all((p.stat().st_mode & 0o077) == 0 for p in [installed, *installed.rglob("*")])  # private
 
     def greedy(adapter: str) -> str:
         engine = Engine()
